@@ -1,0 +1,34 @@
+# Every target creates .venv (Python 3.11) and installs the project into it first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.raydog-installed
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test bench docs lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/python -m raydog.demo
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: venv
+	$(BIN)/python -m bench
+
+docs: venv
+	$(BIN)/python -m pytest tests/unit/test_docs.py
+
+lint: venv
+	$(BIN)/python -m ruff check provider tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info provider/*.egg-info

@@ -1,0 +1,54 @@
+"""The `raydog` command.
+
+Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
+``run(args) -> int``. To add one, add a line to ``SUBCOMMANDS``; the module is imported
+only when that subcommand runs, so one missing optional dependency never breaks the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module providing add_arguments/run, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "sandbox": ("raydog.sandbox.server", "run a local YellowDog-compatible platform (API + scheduler + nodes)"),
+    "install": ("raydog.install", "lay the provider into a Terraform filesystem mirror"),
+}
+# Subcommands that take the rest of the command line as it is.
+PASSTHROUGH: dict[str, tuple[str, str]] = {
+    "terraform": ("raydog.terraform", "run terraform (the one on PATH, else the embedded one) with the given arguments"),
+}
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the selected subcommand's module is imported to add its options."""
+    parser = argparse.ArgumentParser(prog="raydog", description="Ray clusters on YellowDog, managed by Terraform.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        if name == selected:
+            importlib.import_module(module_name).add_arguments(sub)
+    for name, (_, help_text) in PASSTHROUGH.items():
+        subparsers.add_parser(name, help=help_text, description=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `raydog` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASSTHROUGH:
+        return int(importlib.import_module(PASSTHROUGH[argv[0]][0]).main(argv[1:]))
+    selected = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(selected if selected in SUBCOMMANDS else None)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""raydog_node_script: render a node start-up script so the plan shows exactly what a node runs."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from tf import types
+from tf.iface import Config, DataSource, ReadDataContext, State
+from tf.schema import Attribute, Schema
+from tf.types import Unknown
+from tf.utils import Diagnostics
+
+from raydog import scripts
+
+
+class NodeScriptDataSource(DataSource):
+    def __init__(self, provider) -> None:
+        self.provider = provider
+
+    @classmethod
+    def get_name(cls) -> str:
+        return "node_script"
+
+    @classmethod
+    def get_schema(cls) -> Schema:
+        builtins = ", ".join(f"`{name}`" for name in scripts.BUILTIN_TEMPLATES)
+        return Schema(
+            version=0,
+            description="Renders a built-in node script template, or your own Jinja text, with variables.",
+            attributes=[
+                Attribute("template", types.String(), description=f"Built-in template to render: {builtins}.", optional=True),
+                Attribute("source", types.String(), description="Your own Jinja template text (instead of `template`).", optional=True),
+                Attribute("vars", types.Map(types.String()), description="Template variables.", optional=True),
+                Attribute("content", types.String(), description="The rendered script.", computed=True),
+                Attribute("sha256", types.String(), description="SHA-256 of `content`, hex.", computed=True),
+            ],
+        )
+
+    def validate(self, diags: Diagnostics, type_name: str, config: Config) -> None:
+        super().validate(diags, type_name, config)
+        template, source = config.get("template"), config.get("source")
+        if template is None and source is None:
+            diags.add_error("Missing template or source", "Set `template` (a built-in script) or `source` (your Jinja text).")
+            return
+        if template is not None and source is not None:
+            diags.add_error("Conflicting template and source", "Set only one of `template` and `source`.", path=["source"])
+            return
+        if template is not None and template is not Unknown and template not in scripts.BUILTIN_TEMPLATES:
+            diags.add_error(
+                f'Unknown template "{template}"',
+                f"Built-in templates are: {', '.join(scripts.BUILTIN_TEMPLATES)}.",
+                path=["template"],
+            )
+            return
+        variables = config.get("vars")
+        if _known(template) and _known(source) and _known(variables):
+            render(diags, config)
+
+    def read(self, ctx: ReadDataContext, config: Config) -> Optional[State]:
+        content = render(ctx.diagnostics, config)
+        if content is None:
+            return None
+        return {**config, "content": content, "sha256": scripts.sha256_hex(content)}
+
+
+def _known(value) -> bool:
+    if value is Unknown:
+        return False
+    if isinstance(value, dict):
+        return all(v is not Unknown for v in value.values())
+    return True
+
+
+def render(diags: Diagnostics, config: Config) -> Optional[str]:
+    variables = dict(config.get("vars") or {})
+    try:
+        if config.get("template") is not None:
+            return scripts.render_builtin(config["template"], variables)
+        return scripts.render_text(config["source"], variables)
+    except scripts.ScriptError as exc:
+        path = ["template"] if config.get("template") is not None else ["source"]
+        diags.add_error("Cannot render the node script", str(exc), path=path)
+        return None

@@ -1,0 +1,70 @@
+"""The one place that says what things are called on YellowDog.
+
+Every name the provider gives YellowDog derives from the cluster's name, so one cluster's
+objects are recognisable on the platform and in RayDog's tools:
+
+| object | name |
+|---|---|
+| work requirement | ``<cluster>`` |
+| head / observability worker pool (and compute requirement) | ``<cluster>-head`` / ``<cluster>-obs`` |
+| worker pool (and compute requirement) | ``<cluster>-<pool>`` |
+| task group | ``<role>-<8 random hex>`` (new for every create, so a re-created pool never collides) |
+| task | ``head``, ``observability``, ``node-<n>`` |
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+# YellowDog's naming rule (namespaces, tags, work requirements, task groups, tasks, pools).
+NAME_PATTERN = r"^[a-z](?:[a-z0-9_-]{0,58}[a-z0-9])?$"
+NAME_RE = re.compile(NAME_PATTERN)
+MAX_NAME_LENGTH = 60
+
+HEAD_SUFFIX = "head"
+OBSERVABILITY_SUFFIX = "obs"
+RESERVED_POOL_NAMES = frozenset({HEAD_SUFFIX, OBSERVABILITY_SUFFIX})
+
+HEAD_GROUP_ROLE = "head"
+OBSERVABILITY_GROUP_ROLE = "observability"
+HEAD_TASK = "head"
+OBSERVABILITY_TASK = "observability"
+
+
+def name_problem(value: str) -> str | None:
+    """Why ``value`` breaks YellowDog's naming rule, or None when it is valid."""
+    if not value:
+        return "must not be empty"
+    if len(value) > MAX_NAME_LENGTH:
+        return f"is {len(value)} characters long; YellowDog allows at most {MAX_NAME_LENGTH}"
+    if not NAME_RE.match(value):
+        return (
+            "must start with a lowercase letter, end with a letter or digit, and contain only "
+            "lowercase letters, digits, '-' and '_'"
+        )
+    return None
+
+
+def pool_name(cluster: str, suffix: str) -> str:
+    """The YellowDog worker pool (and compute requirement) name of one of a cluster's pools."""
+    return f"{cluster}-{suffix}"
+
+
+def task_group_name(role: str) -> str:
+    """A fresh task group name for one create of a pool.
+
+    Groups can't be deleted or renamed, and a finished group keeps its name, so every create
+    (including a re-create that adopts a live pool of the same name) appends a new group.
+    The name is fixed once per create call, so retries inside that call stay idempotent.
+    """
+    return f"{role}-{secrets.token_hex(4)}"
+
+
+def worker_task_name(index: int) -> str:
+    return f"node-{index}"
+
+
+def worker_task_index(name: str | None) -> int | None:
+    match = re.fullmatch(r"node-(\d+)", name or "")
+    return int(match.group(1)) if match else None

@@ -1,0 +1,206 @@
+"""What the ``tf`` framework (1.2.0) lacks, added in one place.
+
+Each addition is small and has a test in tests/unit/test_tfcompat.py:
+
+- ``SingleNestedBlock``: a ``timeouts { create = "10m" }`` block, decoded to a dict or None.
+- ``RaydogServicer``: the framework's ProviderServicer, plus
+  * a plan on create (``Resource.plan_create(ctx, proposed, planned)``) so computed
+    values known from the configuration appear in the plan;
+  * ``UpgradeResourceState`` that fills keys added to a schema and drops removed ones,
+    with no "Using default upgrade" warning;
+  * ``ReadDataSource`` that encodes values through the schema's types (the framework
+    returns raw Python values);
+  * import, create and read results completed to every schema key (Terraform rejects
+    partial objects).
+- A graceful StopProvider: the framework stops the gRPC server at once, which cancels
+  in-flight calls so nothing of a half-done create reaches state. Here StopProvider only
+  sets ``STOP``; long waits poll it and return partial state with an error, so Terraform
+  records the object as tainted.
+- ``run``: logging to stderr in the levels Terraform understands, then the server.
+
+A create that returns state together with an error diagnostic is stored by Terraform as
+tainted; the framework already passes that through, so resources rely on it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from typing import Any, Optional
+
+from tf.blocks import NestedBlock
+from tf.schema import Block, NestMode, Schema
+from tf.types import Unknown
+from tf.utils import Diagnostics
+
+# Set when Terraform asks the provider to stop (Ctrl-C). Long operations poll it.
+STOP = threading.Event()
+
+
+class SingleNestedBlock(NestedBlock):
+    """A block that appears at most once, held in Python as a dict (or None when absent)."""
+
+    def __init__(self, type_name: str, block: Block):
+        super().__init__(type_name, NestMode.Single, block)
+
+    def encode(self, value: Any) -> Any:
+        from tf.provider import _encode_state_d
+
+        if value is None or value is Unknown:
+            return value
+        return _encode_state_d(self._amap(), self._bmap(), value, None)
+
+    def decode(self, value: Any) -> Any:
+        from tf.provider import _decode_state
+
+        if value is None or value is Unknown:
+            return value
+        return _decode_state(Diagnostics(), self._amap(), self._bmap(), value)[1]
+
+    def semantically_equal(self, a_decoded, b_decoded) -> bool:
+        if a_decoded is None or b_decoded is None:
+            return a_decoded is b_decoded
+        names = [a.name for a in self.block.attributes]
+        return all(a_decoded.get(n) == b_decoded.get(n) for n in names)
+
+
+def empty_block_value(block: NestedBlock) -> Any:
+    """The value Terraform expects for an absent block of this kind."""
+    return None if block.nesting_mode is NestMode.Single else []
+
+
+def complete_state(schema: Schema, state: Optional[dict]) -> Optional[dict]:
+    """Return ``state`` with every attribute and block key of ``schema`` present and no other key."""
+    if state is None:
+        return None
+    full = {a.name: state.get(a.name) for a in schema.attributes}
+    for b in schema.block_types:
+        full[b.type_name] = state.get(b.type_name, empty_block_value(b))
+    return full
+
+
+def _make_servicer_class():
+    """Build the servicer subclass lazily: importing grpc costs ~100 ms we only pay when serving."""
+    from tf.gen import tfplugin_pb2 as pb
+    from tf.iface import PlanContext
+    from tf.provider import ProviderServicer, _decode_state, _encode_state
+    from tf.utils import to_dynamic_value
+
+    class RaydogServicer(ProviderServicer):
+        def PlanResourceChange(self, request, context):
+            response = super().PlanResourceChange(request, context)
+            klass = self._get_res_cls(request.type_name)
+            plan_create = getattr(klass, "plan_create", None)
+            prior = request.prior_state
+            if plan_create is None or response.diagnostics or not _is_null(prior):
+                return response
+            diags = Diagnostics()
+            attrs = self._get_res_attrs(request.type_name)
+            blocks = self._get_res_blocks(request.type_name)
+            planned_enc, planned = _decode_state(diags, attrs, blocks, response.planned_state)
+            if planned is None:
+                return response
+            _, proposed = _decode_state(diags, attrs, blocks, request.proposed_new_state)
+            inst = self.app.new_resource(klass)
+            planned = inst.plan_create(PlanContext(diags, request.type_name, changed_fields=set()), proposed, planned)
+            if diags.has_errors() or planned is None:
+                return pb.PlanResourceChange.Response(diagnostics=diags.to_pb())
+            return pb.PlanResourceChange.Response(
+                planned_state=_encode_state(attrs, blocks, planned, planned_enc),
+                diagnostics=diags.to_pb(),
+            )
+
+        def UpgradeResourceState(self, request, context):
+            diags = Diagnostics()
+            if len(request.raw_state.flatmap) != 0:
+                diags.add_error("Legacy flatmap state is not supported", "Re-import the resource.")
+                return pb.UpgradeResourceState.Response(diagnostics=diags.to_pb())
+            klass = self._get_res_cls(request.type_name)
+            state = json.loads(request.raw_state.json)
+            state = complete_state(klass.get_schema(), state)
+            return pb.UpgradeResourceState.Response(upgraded_state=to_dynamic_value(state), diagnostics=diags.to_pb())
+
+        def ReadDataSource(self, request, context):
+            from tf.utils import read_dynamic_value
+
+            klass = self._get_ds_cls(request.type_name)
+            schema = klass.get_schema()
+            attrs = {a.name: a for a in schema.attributes}
+            blocks = {b.type_name: b for b in schema.block_types}
+            diags = Diagnostics()
+            _, config = _decode_state(diags, attrs, blocks, read_dynamic_value(request.config))
+            if diags.has_errors():
+                return pb.ReadDataSource.Response(diagnostics=diags.to_pb())
+            inst = self.app.new_data_source(klass)
+            from tf.iface import ReadDataContext
+
+            state = complete_state(schema, inst.read(ReadDataContext(diags, request.type_name), config))
+            return pb.ReadDataSource.Response(
+                diagnostics=diags.to_pb(), state=_encode_state(attrs, blocks, state, None)
+            )
+
+        def StopProvider(self, request, context):
+            logging.getLogger("raydog").warning("Terraform asked the provider to stop; ending waits early")
+            STOP.set()
+            return pb.StopProvider.Response()
+
+    return RaydogServicer
+
+
+def _is_null(dynamic_value) -> bool:
+    from tf.utils import read_dynamic_value
+
+    return read_dynamic_value(dynamic_value) is None
+
+
+class _TerraformLogFormatter(logging.Formatter):
+    """Prefix lines with the level names Terraform's log reader recognises."""
+
+    _levels = {"WARNING": "WARN", "CRITICAL": "ERROR"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = self._levels.get(record.levelname, record.levelname)
+        return f"[{level}] {record.name}: {record.getMessage()}"
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_TerraformLogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    # urllib3 logs full URLs at DEBUG only; keep it quiet.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def run(provider, argv: Optional[list[str]] = None) -> None:
+    """Serve ``provider`` to Terraform with the additions above."""
+    import tf.provider
+    import tf.runner
+
+    configure_logging()
+    tf.provider.ProviderServicer = _make_servicer_class()
+    tf.runner._ShutdownInterceptor = _GracefulShutdownInterceptor
+    tf.runner.run_provider(provider, argv)
+
+
+class _GracefulShutdownInterceptor:
+    """Like the framework's, except that StopProvider no longer kills in-flight calls.
+
+    Terraform sends StopProvider on Ctrl-C and expects the provider to finish its calls
+    promptly; GRPCController.Shutdown still ends the process when Terraform is done.
+    """
+
+    def __init__(self):
+        self.stopped = False
+        self.server = None
+
+    def intercept_service(self, continuation, handler_call_details):
+        result = continuation(handler_call_details)
+        if handler_call_details.method == "/plugin.GRPCController/Shutdown":
+            self.stopped = True
+            if self.server:
+                self.server.stop(grace=0)
+        return result

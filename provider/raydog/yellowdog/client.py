@@ -1,0 +1,70 @@
+"""``Platform``: the provider's one connection to YellowDog, built once per provider process.
+
+It wraps the SDK's ``PlatformClient`` with the provider's retry policy, maps every SDK
+error to a ``PlatformError``, and offers the idempotent operations of work.py, pools.py
+and waits.py as its methods. It is safe to share between threads: the SDK's session is,
+and read-modify-write updates of a work requirement are serialised per requirement.
+"""
+
+from __future__ import annotations
+
+from yellowdog_client import PlatformClient
+from yellowdog_client.model import ApiKey, ServicesSchema, SliceReference, WorkRequirementSearch
+
+from . import retry
+from .core import PlatformCore, log, record_response_status
+from .errors import NotAuthorisedError, PlatformError
+from .pools import PoolOps
+from .waits import WaitOps
+
+
+class Platform(WaitOps, PoolOps, PlatformCore):
+    """Idempotent, retried, verified YellowDog operations for the Terraform resources."""
+
+    @classmethod
+    def connect(cls, api_url: str, key_id: str, key_secret: str) -> "Platform":
+        """Build the client (no request is made; see ``check_credentials``)."""
+        if not api_url or not api_url.startswith(("http://", "https://")):
+            raise PlatformError("connect", f"the API URL {api_url!r} must start with http:// or https://")
+        if not key_id or not key_secret:
+            raise NotAuthorisedError("connect", "an application key id and secret are both required")
+        url = api_url.rstrip("/")
+        schema = ServicesSchema(defaultUrl=url, retry=retry.retry_properties(),
+                                connectionTimeout=retry.CONNECT_TIMEOUT, readTimeout=retry.READ_TIMEOUT)
+        sdk = PlatformClient.create(schema, ApiKey(key_id, key_secret))
+        _install_transport_policy(sdk)
+        log.info("platform client for %s with application key %s", url, key_id)
+        return cls(sdk, url)
+
+    def check_credentials(self) -> None:
+        """Make one cheap authenticated call: NotAuthorisedError on a wrong key,
+        PlatformError when the URL cannot be reached or does not answer like YellowDog."""
+        search = WorkRequirementSearch()
+        try:
+            self._call("check credentials", self.api_url, lambda: (
+                self._sdk.work_client.get_work_requirements(search).slice(SliceReference(size=1))))
+        except NotAuthorisedError as err:
+            raise NotAuthorisedError("check credentials", f"the application key was not accepted by "
+                                     f"{self.api_url}: {err.message}", status=err.status,
+                                     error_type=err.error_type) from err
+        except PlatformError as err:
+            if err.no_reply:
+                raise PlatformError("check credentials", f"cannot reach the YellowDog API at {self.api_url}: "
+                                    f"{err.message}") from err
+            raise
+
+
+def _install_transport_policy(sdk: PlatformClient) -> None:
+    """Put the bounded retry and the status-recording hook into the SDK's session.
+
+    ServicesSchema.retry only sets the SDK's counts and intervals; the time budget, the
+    Retry-After cap and "never re-send a POST that may have committed" need our own
+    urllib3 Retry on the session's adapters. The SDK keeps its session private, so this
+    is the one place that reaches into it (the SDK version is pinned).
+    """
+    session = getattr(sdk, "_PlatformClient__session", None)
+    if session is None:
+        raise RuntimeError("yellowdog-sdk changed: PlatformClient has no session to configure")
+    for prefix in ("https://", "http://"):
+        session.get_adapter(prefix).max_retries = retry.BoundedRetry.policy()
+    session.hooks["response"].append(record_response_status)

@@ -1,0 +1,314 @@
+"""Provisioned worker pools, their compute requirements and nodes.
+
+A node resource owns one worker pool provisioned from a compute requirement template.
+Provisioning is idempotent by the pool's unique name; removal terminates the compute
+requirement first, then shuts the pool down (see ``remove_pool``).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from yellowdog_client.model import (
+    AutoShutdown,
+    ComputeRequirement,
+    ComputeRequirementStatus,
+    ComputeRequirementTemplateUsage,
+    InstanceSearch,
+    Node,
+    NodeWorkerTarget,
+    ProvisionedWorkerPoolProperties,
+    WorkerPool,
+    WorkerPoolSearch,
+    WorkerPoolStatus,
+)
+
+from .core import PlatformCore, log
+from .errors import PlatformError
+from .models import NodeAddress, PoolInfo, PoolSpec
+from .retry import create_or_adopt, lookup_patiently
+from .waits import poll_until
+
+MAX_POOL_NODES = 10_000  # the platform's limit of nodes per pool
+LIVE_POOL_STATUSES = [status for status in WorkerPoolStatus if not status.finished]
+GONE_CR_STATUSES = (ComputeRequirementStatus.TERMINATING, ComputeRequirementStatus.TERMINATED)
+INSTANCE_PAGE = 20
+
+
+class PoolOps(PlatformCore):
+    """Worker pool, compute requirement and node operations of ``Platform``."""
+
+    def provision_pool(self, spec: PoolSpec) -> PoolInfo:
+        """Provision the pool ``spec.namespace/spec.name``, or adopt the live pool of that name."""
+        label = f"{spec.namespace}/{spec.name}"
+        existing = self.find_pool(spec.namespace, spec.name)
+        if existing is not None and existing.live:
+            _check_adoptable(existing, spec)
+            log.warning("worker pool %s already exists as %s (%s): adopting it",
+                        label, existing.id, existing.status)
+            return existing
+
+        def create() -> PoolInfo:
+            usage, properties = _provision_request(spec)
+            pool = self._call("provision worker pool", label, lambda: (
+                self._sdk.worker_pool_client.provision_worker_pool(usage, properties)))
+            log.info("provisioned worker pool %s as %s (compute requirement %s, %d node(s))",
+                     label, pool.id, getattr(pool, "computeRequirementId", None), spec.node_count)
+            return self._read_back(pool)
+
+        def find_live() -> PoolInfo | None:
+            found = self.find_pool(spec.namespace, spec.name)
+            if found is None or not found.live:
+                return None
+            _check_adoptable(found, spec)
+            return found
+
+        return create_or_adopt(f"provision worker pool {label}", create, find_live)
+
+    def get_pool(self, pool_id: str) -> PoolInfo | None:
+        """The pool (finished ones with live=False), or None if the platform has no such id."""
+        pool = self._read_pool(pool_id)
+        if pool is None:
+            return None
+        cr_id = getattr(pool, "computeRequirementId", None)
+        return self._pool_info(pool, self._read_cr(cr_id) if cr_id else None)
+
+    def find_pool(self, namespace: str, name: str) -> PoolInfo | None:
+        """The pool of that name: the live one if there is one, else the last finished one."""
+        label = f"{namespace}/{name}"
+        pools = self._sdk.worker_pool_client
+        pool = self._get_or_none("read worker pool", label,
+                                 lambda: pools.get_worker_pool_by_name(namespace, name))
+        if pool is None:
+            return None
+        if pool.status is not None and pool.status.finished:
+            search = WorkerPoolSearch(namespaces=[namespace], name=name, statuses=LIVE_POOL_STATUSES)
+            for summary in self._all_pages("search worker pools", label, lambda ref: (
+                    self._sdk.worker_pool_client.get_worker_pools(search).slice(ref))):
+                if summary.name == name and summary.namespace == namespace and summary.id != pool.id:
+                    found = self.get_pool(summary.id)
+                    if found is not None:
+                        return found
+        cr_id = getattr(pool, "computeRequirementId", None)
+        return self._pool_info(pool, self._read_cr(cr_id) if cr_id else None)
+
+    def resize_pool(self, pool_id: str, node_count: int) -> PoolInfo:
+        """Set the pool's target node count (idempotent)."""
+        if node_count < 0:
+            raise ValueError("resize_pool: node_count must not be negative")
+        log.info("resizing worker pool %s to %d node(s)", pool_id, node_count)
+        pool = self._call("resize worker pool", pool_id,
+                          lambda: self._sdk.worker_pool_client.resize_worker_pool_by_id(pool_id, node_count))
+        return self._read_back(pool)
+
+    def shutdown_node(self, node_id: str) -> None:
+        """Shut one node down gracefully. A node already gone or missing is success."""
+        node = self._read_node(node_id)
+        if node is None or (node.status is not None and node.status.gone):
+            return
+        log.info("shutting down node %s", node_id)
+        try:
+            self._call("shut down node", node_id,
+                       lambda: self._sdk.worker_pool_client.shutdown_node_by_id(node_id))
+        except PlatformError:
+            current = lookup_patiently(lambda: self._read_node(node_id))
+            if current is not None and not (current.status is not None and current.status.gone):
+                raise
+
+    def remove_pool(self, pool_id: str, compute_requirement_id: str | None = None,
+                    timeout_seconds: float = 300.0, stop_event: threading.Event | None = None) -> None:
+        """Terminate the pool's compute requirement, shut the pool down, and wait until both are done.
+
+        The compute requirement goes first: terminating it stops the instances (what runs
+        and costs) at once, and a requirement once TERMINATED cannot be brought back, so if
+        this is interrupted halfway nothing is left running - only a pool record with no
+        nodes, which a retried delete shuts down. Anything already gone is success.
+        ``timeout_seconds=0`` returns without waiting.
+        """
+        pool = self._read_pool(pool_id)
+        cr_id = compute_requirement_id or (getattr(pool, "computeRequirementId", None) if pool else None)
+        if cr_id:
+            self._terminate_compute_requirement(cr_id)
+        if pool is not None and not (pool.status is not None and pool.status.finished):
+            self._shutdown_pool(pool_id)
+        if timeout_seconds > 0:
+            poll_until(f"worker pool {pool_id} removed", pool_id, lambda: self._removal_state(pool_id, cr_id),
+                       timeout_seconds, stop_event, operation="remove worker pool")
+
+    def node_address(self, node_or_worker_id: str, compute_requirement_id: str | None = None) -> NodeAddress:
+        """The private IP (from the node) and public IP (from its instance) of a node.
+
+        Takes a node id or a worker id (``ydid:wrkr:...``, as a task reports it). The
+        public IP comes from one instance search filtered by the compute requirement and
+        the node's private IP, so its cost does not grow with the pool's size.
+        """
+        node = self._node_of(node_or_worker_id)
+        details = node.details
+        private_ip = details.privateIpAddress if details else None
+        cr_id = compute_requirement_id or self._cr_of_pool(node.workerPoolId)
+        public_ip = None
+        if details is not None and cr_id:
+            public_ip = self._instance_public_ip(cr_id, details.instanceId, private_ip)
+        if public_ip is None and details is not None:
+            public_ip = details.publicIpAddress
+        return NodeAddress(node_id=node.id, private_ip=private_ip, public_ip=public_ip)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _read_back(self, pool: WorkerPool) -> PoolInfo:
+        """The pool with its compute requirement's details; the change is made, so a failed
+        read must not hide the pool's id from the caller: fall back to the answer we have."""
+        try:
+            return lookup_patiently(lambda: self.get_pool(pool.id)) or self._pool_info(pool, None)
+        except PlatformError as err:
+            log.warning("worker pool %s: could not read it back (%s)", pool.id, err)
+            return self._pool_info(pool, None)
+
+    def _terminate_compute_requirement(self, cr_id: str) -> None:
+        cr = self._read_cr(cr_id)
+        if cr is None or _cr_gone(cr):
+            return
+        log.info("terminating compute requirement %s", cr_id)
+        try:
+            self._call("terminate compute requirement", cr_id,
+                       lambda: self._sdk.compute_client.terminate_compute_requirement_by_id(cr_id))
+        except PlatformError:
+            current = lookup_patiently(lambda: self._read_cr(cr_id))
+            if current is not None and not _cr_gone(current):
+                raise
+
+    def _shutdown_pool(self, pool_id: str) -> None:
+        log.info("shutting down worker pool %s", pool_id)
+        try:
+            self._call("shut down worker pool", pool_id,
+                       lambda: self._sdk.worker_pool_client.shutdown_worker_pool_by_id(pool_id))
+        except PlatformError:
+            current = lookup_patiently(lambda: self._read_pool(pool_id))
+            if current is not None and not (current.status is not None and current.status.finished):
+                raise
+
+    def _removal_state(self, pool_id: str, cr_id: str | None) -> tuple[bool, str]:
+        pool = self._read_pool(pool_id)
+        cr = self._read_cr(cr_id) if cr_id else None
+        pool_done = pool is None or (pool.status is not None and pool.status.finished)
+        cr_done = cr is None or cr.status == ComputeRequirementStatus.TERMINATED
+        status = f"pool {pool.status if pool else 'gone'}, compute requirement {cr.status if cr else 'gone'}"
+        return pool_done and cr_done, status
+
+    def _node_of(self, node_or_worker_id: str) -> Node:
+        if node_or_worker_id.startswith("ydid:wrkr:"):
+            return self._call("read node of worker", node_or_worker_id, lambda: (
+                self._sdk.worker_pool_client.get_node_by_worker_id(node_or_worker_id)))
+        return self._call("read node", node_or_worker_id,
+                          lambda: self._sdk.worker_pool_client.get_node_by_id(node_or_worker_id))
+
+    def _cr_of_pool(self, pool_id: str | None) -> str | None:
+        pool = self._read_pool(pool_id) if pool_id else None
+        return getattr(pool, "computeRequirementId", None) if pool else None
+
+    def _instance_public_ip(self, cr_id: str, instance_id: str, private_ip: str | None) -> str | None:
+        search = InstanceSearch(computeRequirementId=cr_id, privateIpAddress=private_ip)
+        for instance in self._all_pages("search instances", cr_id, lambda ref: (
+                self._sdk.compute_client.get_instances(search).slice(ref)), page_size=INSTANCE_PAGE):
+            if instance.id is not None and instance.id.instanceId == instance_id:
+                return instance.publicIpAddress
+        return None
+
+    def _read_pool(self, pool_id: str) -> WorkerPool | None:
+        return self._get_or_none("read worker pool", pool_id,
+                                 lambda: self._sdk.worker_pool_client.get_worker_pool_by_id(pool_id))
+
+    def _read_cr(self, cr_id: str) -> ComputeRequirement | None:
+        return self._get_or_none("read compute requirement", cr_id,
+                                 lambda: self._sdk.compute_client.get_compute_requirement_by_id(cr_id))
+
+    def _read_node(self, node_id: str) -> Node | None:
+        return self._get_or_none("read node", node_id,
+                                 lambda: self._sdk.worker_pool_client.get_node_by_id(node_id))
+
+    @staticmethod
+    def _pool_info(pool: WorkerPool, cr: ComputeRequirement | None) -> PoolInfo:
+        properties = getattr(pool, "properties", None)
+        target = cr.targetInstanceCount if cr is not None else getattr(pool, "expectedNodeCount", 0)
+        return PoolInfo(
+            id=pool.id,
+            namespace=pool.namespace,
+            name=pool.name,
+            status=None if pool.status is None else pool.status.name,
+            live=not (pool.status is not None and pool.status.finished),
+            compute_requirement_id=getattr(pool, "computeRequirementId", None),
+            target_node_count=target or 0,
+            template_id=cr.createdFromId if cr is not None else None,
+            images_id=None,
+            instance_tags=_instance_tags(cr),
+            metrics_enabled=getattr(properties, "metricsEnabled", None),
+            worker_tag=getattr(properties, "workerTag", None),
+            compute_requirement_status=None if cr is None or cr.status is None else cr.status.name,
+            tag=cr.tag if cr is not None else None,
+            idle_node_shutdown=_timeout_of(getattr(properties, "idleNodeShutdown", None)),
+            idle_pool_shutdown=_timeout_of(getattr(properties, "idlePoolShutdown", None)),
+            node_boot_timeout=getattr(properties, "nodeBootTimeout", None),
+        )
+
+
+def _provision_request(
+        spec: PoolSpec) -> tuple[ComputeRequirementTemplateUsage, ProvisionedWorkerPoolProperties]:
+    usage = ComputeRequirementTemplateUsage(
+        templateId=spec.template_id,
+        requirementNamespace=spec.namespace,
+        requirementName=spec.name,
+        requirementTag=spec.tag,
+        targetInstanceCount=spec.node_count,
+        imagesId=spec.images_id,
+        userData=spec.userdata,
+        instanceTags=dict(spec.instance_tags) or None,
+        maintainInstanceCount=False,  # required for worker pools
+    )
+    properties = ProvisionedWorkerPoolProperties(
+        createNodeWorkers=NodeWorkerTarget.per_node(1),  # one worker per node: one Ray node task per node
+        minNodes=0,
+        maxNodes=spec.max_nodes or MAX_POOL_NODES,
+        workerTag=spec.worker_tag,
+        metricsEnabled=spec.metrics_enabled,
+        idleNodeShutdown=_auto_shutdown(spec.idle_node_shutdown),
+        idlePoolShutdown=_auto_shutdown(spec.idle_pool_shutdown),
+        nodeBootTimeout=spec.node_boot_timeout,
+    )
+    return usage, properties
+
+
+def _auto_shutdown(timeout: timedelta | None) -> AutoShutdown:
+    return AutoShutdown(enabled=False) if timeout is None else AutoShutdown(enabled=True, timeout=timeout)
+
+
+def _timeout_of(shutdown: AutoShutdown | None) -> timedelta | None:
+    return shutdown.timeout if shutdown is not None and shutdown.enabled else None
+
+
+def _instance_tags(cr: ComputeRequirement | None) -> dict[str, str] | None:
+    sources = getattr(getattr(cr, "provisionStrategy", None), "sources", None) if cr is not None else None
+    if not sources:
+        return None
+    tags: dict[str, str] = {}
+    for source in sources:
+        tags.update(getattr(source, "instanceTags", None) or {})
+    return tags
+
+
+def _cr_gone(cr: ComputeRequirement) -> bool:
+    return cr.status in GONE_CR_STATUSES or cr.nextStatus == ComputeRequirementStatus.TERMINATED
+
+
+def _check_adoptable(pool: PoolInfo, spec: PoolSpec) -> None:
+    """Refuse to adopt a same-named pool that is plainly not the one asked for."""
+    clashes = []
+    if pool.worker_tag is not None and pool.worker_tag != spec.worker_tag:
+        clashes.append(f"worker tag {pool.worker_tag!r}, not {spec.worker_tag!r}")
+    # A template given by name (namespace/name) cannot be compared with the id read back.
+    if pool.template_id and spec.template_id.startswith("ydid:") and pool.template_id != spec.template_id:
+        clashes.append(f"template {pool.template_id}, not {spec.template_id}")
+    if clashes:
+        raise PlatformError("provision worker pool", f"a live worker pool of this name already exists "
+                            f"({pool.id}) with {' and '.join(clashes)}; remove it or choose another name",
+                            object_id=f"{spec.namespace}/{spec.name}")

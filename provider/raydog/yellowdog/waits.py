@@ -1,0 +1,126 @@
+"""Waiting for the platform: brisk polling, bounded by a timeout, stoppable.
+
+Polls start at 0.2 s and back off to 2 s. A transient error during a wait (no answer,
+429, 5xx) is logged and the wait goes on until its deadline; anything else ends it.
+``stop_event`` (set when Terraform asks the provider to stop) ends a wait at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from yellowdog_client.model import TaskSearch, TaskStatus
+
+from .core import log
+from .errors import PlatformError, StoppedError, TaskFailedError, WaitTimeoutError
+from .models import TaskInfo
+from .retry import backoff
+from .work import WorkOps, _task_info
+
+ProgressCallback = Callable[[list[TaskInfo]], None]
+
+
+def poll_until(what: str, object_id: str, check: Callable[[], tuple[bool, str | None]],
+               timeout_seconds: float, stop_event: threading.Event | None = None,
+               operation: str = "wait") -> None:
+    """Call ``check`` (returning (done, status)) until done, the timeout, or a stop."""
+    started = time.monotonic()
+    deadline = started + timeout_seconds
+    delays = backoff()
+    last_status: str | None = None
+    while True:
+        _raise_if_stopped(stop_event, operation, object_id)
+        try:
+            done, last_status = check()
+        except PlatformError as err:
+            if not err.transient:
+                raise
+            log.warning("%s: %s; still waiting", what, err)
+        else:
+            if done:
+                return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise WaitTimeoutError(object_id, time.monotonic() - started, last_status, operation=operation)
+        _pause(min(next(delays), remaining), stop_event)
+        _raise_if_stopped(stop_event, operation, object_id)
+
+
+class WaitOps(WorkOps):
+    """Waits of ``Platform`` on tasks."""
+
+    def wait_until_executing(self, task_ids: Sequence[str], timeout_seconds: float,
+                             stop_event: threading.Event | None = None,
+                             on_progress: ProgressCallback | None = None,
+                             task_group_id: str | None = None) -> list[TaskInfo]:
+        """Wait until every task has reached EXECUTING; returns them as last seen, in order.
+
+        Raises TaskFailedError as soon as one ends (any terminal status, with the exit code
+        and the platform's error text), WaitTimeoutError after ``timeout_seconds``, and
+        StoppedError when ``stop_event`` is set. Each round costs one task search per task
+        group (pass ``task_group_id`` to skip learning it) rather than one read per task.
+        ``on_progress`` is called with every task's latest info when any status changes.
+        """
+        ids = list(dict.fromkeys(task_ids))
+        latest: dict[str, TaskInfo] = {}
+        executing: set[str] = set()
+        groups: set[str] = {task_group_id} if task_group_id else set()
+        operation = "wait for task to execute"
+
+        def check() -> tuple[bool, str | None]:
+            pending = [task_id for task_id in ids if task_id not in executing]
+            seen = self._poll_tasks(pending, groups)
+            changed = False
+            for task_id in pending:
+                info = seen[task_id]
+                changed |= latest.get(task_id) != info
+                latest[task_id] = info
+                if info.task_group_id:
+                    groups.add(info.task_group_id)
+                if info.status == TaskStatus.EXECUTING.name:
+                    executing.add(task_id)
+                elif info.finished:
+                    raise TaskFailedError(task_id, info.status or "UNKNOWN", info.exit_code,
+                                          info.error_detail or "", operation=operation)
+            if changed and on_progress is not None:
+                on_progress([latest[task_id] for task_id in ids if task_id in latest])
+            waiting = [task_id for task_id in ids if task_id not in executing]
+            if not waiting:
+                return True, TaskStatus.EXECUTING.name
+            first = latest.get(waiting[0])
+            return False, (first.status if first else None)
+
+        if ids:
+            object_id = ids[0] if len(ids) == 1 else f"{ids[0]} (+{len(ids) - 1} more)"
+            poll_until(f"waiting for {len(ids)} task(s) to execute", object_id, check,
+                       timeout_seconds, stop_event, operation=operation)
+        return [latest[task_id] for task_id in ids]
+
+    def _poll_tasks(self, task_ids: list[str], groups: Iterable[str]) -> dict[str, TaskInfo]:
+        """The current info of each task: one search per known group, reads for the rest."""
+        found: dict[str, TaskInfo] = {}
+        wanted = set(task_ids)
+        if len(wanted) > 1:
+            for group_id in sorted(groups):
+                for task in self._search_tasks(TaskSearch(taskGroupId=group_id), group_id):
+                    if task.id in wanted:
+                        found[task.id] = _task_info(task)
+        for task_id in task_ids:
+            if task_id not in found:
+                task = self._call("read task", task_id, lambda: self._sdk.work_client.get_task_by_id(task_id))
+                found[task_id] = _task_info(task)
+        return found
+
+
+def _raise_if_stopped(stop_event: threading.Event | None, operation: str, object_id: str) -> None:
+    if stop_event is not None and stop_event.is_set():
+        raise StoppedError(operation, object_id)
+
+
+def _pause(seconds: float, stop_event: threading.Event | None) -> None:
+    if stop_event is None:
+        time.sleep(seconds)
+    else:
+        stop_event.wait(seconds)  # returns at once when the provider is told to stop

@@ -1,0 +1,368 @@
+"""Work requirements, task groups and tasks: idempotent, verified operations.
+
+A cluster is one work requirement; each node resource appends one task group to it and
+adds one bash task per node. Creates are idempotent by unique name (see
+``retry.create_or_adopt``); the task-group append is a read-modify-write of the whole
+work requirement, serialised per work requirement in this process and verified by
+reading it back.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from yellowdog_client.model import (
+    RunSpecification,
+    Task,
+    TaskGroup,
+    TaskSearch,
+    TaskStatus,
+    WorkRequirement,
+    WorkRequirementSearch,
+    WorkRequirementStatus,
+)
+
+from .core import PlatformCore, log
+from .errors import PlatformError
+from .models import TaskGroupInfo, TaskGroupSpec, TaskInfo, TaskSpec, WorkRequirementInfo
+from .retry import create_or_adopt, lookup_patiently
+
+TASK_TYPE = "bash"
+GROUP_APPEND_ATTEMPTS = 5
+TASK_ADD_ATTEMPTS = 3
+LIVE_WR_STATUSES = [status for status in WorkRequirementStatus if not status.finished]
+UNFINISHED_TASK_STATUSES = [status for status in TaskStatus if not status.finished]
+
+
+class WorkOps(PlatformCore):
+    """Work requirement, task group and task operations of ``Platform``."""
+
+    # -- work requirements -------------------------------------------------------------
+
+    def create_work_requirement(self, namespace: str, name: str, tag: str | None = None,
+                                priority: float = 0.0) -> WorkRequirementInfo:
+        """Create the work requirement ``namespace/name``, or adopt the live one of that name."""
+        label = f"{namespace}/{name}"
+        existing = self.find_work_requirement(namespace, name)
+        if existing is not None and not existing.finished:
+            log.warning("work requirement %s already exists as %s (%s): adopting it",
+                        label, existing.id, existing.status)
+            return existing if existing.tag == tag else self.set_work_requirement_tag(existing.id, tag)
+
+        def create() -> WorkRequirementInfo:
+            body = WorkRequirement(namespace=namespace, name=name, tag=tag, priority=priority, taskGroups=[])
+            created = self._call("create work requirement", label,
+                                 lambda: self._sdk.work_client.add_work_requirement(body))
+            log.info("created work requirement %s as %s", label, created.id)
+            return _wr_info(created)
+
+        def find_live() -> WorkRequirementInfo | None:
+            found = self.find_work_requirement(namespace, name)
+            return found if found is not None and not found.finished else None
+
+        try:
+            return create_or_adopt(f"create work requirement {label}", create, find_live)
+        except PlatformError as err:
+            if err.name_taken:
+                raise PlatformError(
+                    "create work requirement", f"the name is taken by a finished work requirement and "
+                    f"YellowDog keeps names unique in a namespace; choose another name ({err.message})",
+                    status=err.status, object_id=label, error_type=err.error_type) from err
+            raise
+
+    def get_work_requirement(self, wr_id: str) -> WorkRequirementInfo | None:
+        """The work requirement, or None if the platform has no such id."""
+        wr = self._read_wr(wr_id)
+        return None if wr is None else _wr_info(wr)
+
+    def find_work_requirement(self, namespace: str, name: str) -> WorkRequirementInfo | None:
+        """The work requirement of that name: the live one if there is one, else the last finished one."""
+        label = f"{namespace}/{name}"
+        wr = self._get_or_none("read work requirement", label,
+                               lambda: self._sdk.work_client.get_work_requirement_by_name(namespace, name))
+        if wr is None:
+            return None
+        if wr.status is not None and wr.status.finished:
+            # Should the platform ever keep a finished requirement beside a live one of the same name.
+            search = WorkRequirementSearch(namespaces=[namespace], name=name, statuses=LIVE_WR_STATUSES)
+            for summary in self._all_pages("search work requirements", label, lambda ref: (
+                    self._sdk.work_client.get_work_requirements(search).slice(ref))):
+                if summary.name == name and summary.namespace == namespace and summary.id != wr.id:
+                    return self.get_work_requirement(summary.id) or _wr_info(wr)
+        return _wr_info(wr)
+
+    def set_work_requirement_tag(self, wr_id: str, tag: str | None) -> WorkRequirementInfo:
+        """Change the work requirement's tag (a read-modify-write, so under its lock)."""
+        with self._wr_locks.hold(wr_id):
+            wr = self._require_wr(wr_id)
+            if wr.tag == tag:
+                return _wr_info(wr)
+            wr.tag = tag
+            log.info("setting the tag of work requirement %s", wr_id)
+            updated = self._call("update work requirement", wr_id,
+                                 lambda: self._sdk.work_client.update_work_requirement(wr))
+            return _wr_info(updated)
+
+    def cancel_work_requirement(self, wr_id: str) -> WorkRequirementInfo | None:
+        """Cancel with abort, so running tasks get SIGTERM. Finished or missing is success.
+
+        A requirement already CANCELLING is cancelled again with abort, as the YellowDog
+        CLI does, so tasks left running by a cancel without abort are aborted too.
+        """
+        with self._wr_locks.hold(wr_id):
+            wr = self._read_wr(wr_id)
+            if wr is None or (wr.status is not None and wr.status.finished):
+                return None if wr is None else _wr_info(wr)
+            log.info("cancelling work requirement %s (abort)", wr_id)
+            try:
+                cancelled = self._call("cancel work requirement", wr_id, lambda: (
+                    self._sdk.work_client.cancel_work_requirement_by_id(wr_id, abort=True)))
+                return _wr_info(cancelled)
+            except PlatformError as err:
+                current = lookup_patiently(lambda: self._read_wr(wr_id))
+                if current is None or current.status is WorkRequirementStatus.CANCELLING or (
+                        current.status is not None and current.status.finished):
+                    log.info("work requirement %s is %s: cancel done (%s)", wr_id,
+                             current.status if current else "gone", err)
+                    return None if current is None else _wr_info(current)
+                raise
+
+    # -- task groups ---------------------------------------------------------------------
+
+    def ensure_task_group(self, wr_id: str, spec: TaskGroupSpec) -> TaskGroupInfo:
+        """The task group ``spec.name`` of the work requirement, appended if it is not there.
+
+        A live group of that name is adopted; a finished one is an error (names are unique
+        in a work requirement, so the caller must pick a new one). The append replaces the
+        whole group list, so it runs under the work requirement's lock and is verified by
+        reading the requirement back; a group lost to another client's concurrent update is
+        appended again, at most ``GROUP_APPEND_ATTEMPTS`` times.
+        """
+        with self._wr_locks.hold(wr_id):
+            for attempt in range(1, GROUP_APPEND_ATTEMPTS + 1):
+                wr = self._require_wr(wr_id)
+                if wr.status is not None and wr.status.finished:
+                    raise PlatformError("add task group", f"the work requirement is {wr.status}; "
+                                        f"no task group can be added to it", object_id=wr_id)
+                existing = _group_named(wr, spec.name)
+                if existing is not None:
+                    return _adoptable_group(wr_id, existing, spec)
+                if self._append_group(wr, spec, attempt):
+                    added = _group_named(lookup_patiently(lambda: self._require_wr(wr_id)), spec.name)
+                    if added is not None and added.id:
+                        return _tg_info(added)
+                    log.warning("task group %s vanished from %s after the update (a concurrent update "
+                                "replaced the group list); appending it again", spec.name, wr_id)
+        raise PlatformError("add task group", f"task group {spec.name!r} was not kept after "
+                            f"{GROUP_APPEND_ATTEMPTS} attempts: another client keeps replacing the work "
+                            f"requirement's task groups", object_id=wr_id)
+
+    def _append_group(self, wr: WorkRequirement, spec: TaskGroupSpec, attempt: int) -> bool:
+        """PUT the requirement with the group appended; False if the answer was lost or refused
+        as a duplicate (the caller reads the requirement again to find out what happened)."""
+        wr.taskGroups = list(wr.taskGroups or []) + [_new_group(spec)]
+        log.info("adding task group %s to work requirement %s (attempt %d)", spec.name, wr.id, attempt)
+        try:
+            self._call("add task group", wr.id, lambda: self._sdk.work_client.update_work_requirement(wr))
+            return True
+        except PlatformError as err:
+            if not (err.no_answer or err.name_taken):
+                raise
+            log.warning("add task group %s to %s: %s; reading the requirement back", spec.name, wr.id, err)
+            return False
+
+    def find_pool_group(self, namespace: str, worker_tag: str,
+                        wr_id: str | None = None) -> tuple[WorkRequirementInfo, TaskGroupInfo, timedelta | None] | None:
+        """The live work requirement and unfinished task group whose tasks run on ``worker_tag``,
+        with the group's task timeout. Used by import, which starts from a worker pool id.
+
+        Searches the namespace's live work requirements unless ``wr_id`` names the one to look in.
+        """
+        if wr_id is not None:
+            candidates = [wr_id]
+        else:
+            search = WorkRequirementSearch(namespaces=[namespace], statuses=LIVE_WR_STATUSES)
+            candidates = [summary.id for summary in self._all_pages("search work requirements", namespace, lambda ref: (
+                self._sdk.work_client.get_work_requirements(search).slice(ref)))]
+        for candidate in candidates:
+            wr = self._read_wr(candidate)
+            if wr is None or (wr.status is not None and wr.status.finished):
+                continue
+            for group in reversed(wr.taskGroups or []):
+                spec = group.runSpecification
+                if spec and worker_tag in (spec.workerTags or []) and not (group.status and group.status.terminated):
+                    return _wr_info(wr), _tg_info(group), spec.taskTimeout
+        return None
+
+    def get_task_group(self, wr_id: str, task_group_id: str) -> TaskGroupInfo | None:
+        """The task group, or None if it or its work requirement is gone."""
+        wr = self._read_wr(wr_id)
+        group = next((g for g in (wr.taskGroups or []) if g.id == task_group_id), None) if wr else None
+        return None if group is None else _tg_info(group)
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def add_tasks(self, task_group_id: str, tasks: list[TaskSpec]) -> list[TaskInfo]:
+        """Add bash tasks to the group; returns them in the order given.
+
+        Idempotent by task name: if the add gets no answer or is refused because a name is
+        taken, the group's tasks are listed and only the missing names are added again.
+        Tasks that already existed are returned as they are (possibly finished).
+        """
+        names = [task.name for task in tasks]
+        if len(set(names)) != len(names) or not all(names):
+            raise ValueError("add_tasks: every task needs a name, unique within the call")
+        done: dict[str, TaskInfo] = {}
+        pending = list(tasks)
+        last_error: PlatformError | None = None
+        for _ in range(TASK_ADD_ATTEMPTS):
+            if not pending:
+                break
+            log.info("adding %d task(s) to task group %s: %s", len(pending), task_group_id,
+                     ", ".join(task.name for task in pending))
+            body = [_new_task(task) for task in pending]
+            try:
+                created = self._call("add tasks", task_group_id, lambda: (
+                    self._sdk.work_client.add_tasks_to_task_group_by_id(task_group_id, body)))
+                done.update((info.name, info) for info in map(_task_info, created) if info.name)
+                pending = [task for task in pending if task.name not in done]
+                continue
+            except PlatformError as err:
+                if not (err.no_answer or err.name_taken):
+                    raise
+                last_error = err
+                log.warning("add tasks to %s: %s; listing the group to add only what is missing",
+                            task_group_id, err)
+            wanted = {task.name for task in pending}
+            listed = lookup_patiently(lambda: self.list_tasks(task_group_id, include_finished=True))
+            done.update((info.name, info) for info in listed if info.name in wanted)
+            still = [task for task in pending if task.name not in done]
+            if last_error.name_taken and len(still) == len(pending):
+                raise last_error
+            pending = still
+        if pending:
+            raise last_error or PlatformError("add tasks", "the platform did not add every task",
+                                              object_id=task_group_id)
+        return [done[name] for name in names]
+
+    def list_tasks(self, task_group_id: str, include_finished: bool = False) -> list[TaskInfo]:
+        """The group's tasks (unfinished only unless ``include_finished``), every page."""
+        search = TaskSearch(taskGroupId=task_group_id,
+                            statuses=None if include_finished else UNFINISHED_TASK_STATUSES)
+        return [_task_info(task) for task in self._search_tasks(search, task_group_id)]
+
+    def get_task(self, task_id: str) -> TaskInfo | None:
+        """The task, or None if the platform has no such id."""
+        task = self._read_task(task_id)
+        return None if task is None else _task_info(task)
+
+    def cancel_task(self, task_id: str, abort: bool = True) -> TaskInfo | None:
+        """Cancel a task (abort: SIGTERM it if it runs). Finished or missing is success."""
+        task = self._read_task(task_id)
+        if task is None or (task.status is not None and task.status.finished):
+            return None if task is None else _task_info(task)
+        log.info("cancelling task %s (abort=%s)", task_id, abort)
+        try:
+            return _task_info(self._call("cancel task", task_id,
+                                         lambda: self._sdk.work_client.cancel_task_by_id(task_id, abort)))
+        except PlatformError:
+            current = lookup_patiently(lambda: self._read_task(task_id))
+            if current is None or (current.status is not None and current.status.finished):
+                return None if current is None else _task_info(current)
+            raise
+
+    # -- reads shared with waits -------------------------------------------------------------
+
+    def _require_wr(self, wr_id: str) -> WorkRequirement:
+        return self._call("read work requirement", wr_id,
+                          lambda: self._sdk.work_client.get_work_requirement_by_id(wr_id))
+
+    def _read_wr(self, wr_id: str) -> WorkRequirement | None:
+        return self._get_or_none("read work requirement", wr_id,
+                                 lambda: self._sdk.work_client.get_work_requirement_by_id(wr_id))
+
+    def _read_task(self, task_id: str) -> Task | None:
+        return self._get_or_none("read task", task_id, lambda: self._sdk.work_client.get_task_by_id(task_id))
+
+    def _search_tasks(self, search: TaskSearch, object_id: str):
+        return self._all_pages("search tasks", object_id,
+                               lambda ref: self._sdk.work_client.find_tasks_slice(search, ref))
+
+
+def _group_named(wr: WorkRequirement, name: str) -> TaskGroup | None:
+    return next((group for group in (wr.taskGroups or []) if group.name == name), None)
+
+
+def _adoptable_group(wr_id: str, group: TaskGroup, spec: TaskGroupSpec) -> TaskGroupInfo:
+    info = _tg_info(group)
+    if info.finished:
+        raise PlatformError("add task group", f"the name {spec.name!r} is taken by a task group that "
+                            f"is {info.status}; use a new group name", object_id=wr_id)
+    tags = group.runSpecification.workerTags if group.runSpecification else None
+    if tags and spec.worker_tag not in tags:
+        raise PlatformError("add task group", f"task group {spec.name!r} already exists for worker "
+                            f"tag(s) {', '.join(tags)}, not {spec.worker_tag}", object_id=wr_id)
+    log.info("task group %s already in work requirement %s as %s: adopting it", spec.name, wr_id, info.id)
+    return info
+
+
+def _new_group(spec: TaskGroupSpec) -> TaskGroup:
+    return TaskGroup(
+        name=spec.name,
+        tag=spec.tag,
+        priority=spec.priority,
+        finishIfAnyTaskFailed=spec.finish_if_any_task_failed,
+        finishIfAllTasksFinished=spec.finish_if_all_tasks_finished,
+        runSpecification=RunSpecification(
+            taskTypes=[TASK_TYPE],
+            workerTags=[spec.worker_tag],
+            namespaces=[spec.namespace],
+            taskTimeout=spec.task_timeout,
+        ),
+    )
+
+
+def _new_task(spec: TaskSpec) -> Task:
+    # The agent runs the task type's command with the arguments: "/bin/bash taskdata.txt".
+    return Task(name=spec.name, tag=spec.tag, taskType=TASK_TYPE, taskData=spec.task_data,
+                arguments=["taskdata.txt"], environment=dict(spec.environment) or None, timeout=spec.timeout)
+
+
+def _wr_info(wr: WorkRequirement) -> WorkRequirementInfo:
+    return WorkRequirementInfo(
+        id=wr.id,
+        namespace=wr.namespace,
+        name=wr.name,
+        tag=wr.tag,
+        status=_name(wr.status),
+        finished=bool(wr.status is not None and wr.status.finished),
+        task_groups=tuple(_tg_info(group) for group in wr.taskGroups or []),
+    )
+
+
+def _tg_info(group: TaskGroup) -> TaskGroupInfo:
+    return TaskGroupInfo(id=group.id, name=group.name, status=_name(group.status),
+                         finished=bool(group.status is not None and group.status.terminated))
+
+
+def _task_info(task: Task) -> TaskInfo:
+    errors = task.errors or []
+    exit_codes = [error.processExitCode for error in errors if error.processExitCode is not None]
+    detail = "\n".join(error.error for error in errors if error.error)
+    return TaskInfo(
+        id=task.id,
+        name=task.name,
+        status=_name(task.status),
+        finished=bool(task.status is not None and task.status.finished),
+        task_group_id=task.taskGroupId,
+        node_id=task.nodeId,
+        worker_id=task.workerId,
+        exit_code=exit_codes[-1] if exit_codes else None,
+        error_detail=detail or None,
+        environment=dict(task.environment or {}),
+        task_data=task.taskData,
+    )
+
+
+def _name(status) -> str | None:
+    return None if status is None else status.name

@@ -1,0 +1,39 @@
+"""Shared pytest fixtures.
+
+Sandbox: ``sandbox`` is a fresh in-process ``raydog sandbox`` (simulate mode, no delays)
+for one test, stopped afterwards; options come from ``@pytest.mark.sandbox(**kwargs)``
+(any keyword of ``raydog.sandbox.server.start_sandbox``). ``sandbox_factory(**kwargs)``
+starts more; every sandbox it started is stopped at teardown. A sandbox has ``.url``,
+``.key_id`` and ``.key_secret`` for the SDK or the provider, and ``.state()``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from raydog.sandbox.server import RunningSandbox, start_sandbox
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sandbox(**kwargs): start_sandbox options for the sandbox fixture")
+
+
+@pytest.fixture
+def sandbox_factory():
+    """Start sandboxes with start_sandbox(**kwargs); all are stopped at teardown."""
+    started: list[RunningSandbox] = []
+
+    def start(**kwargs) -> RunningSandbox:
+        running = start_sandbox(**kwargs)
+        started.append(running)
+        return running
+
+    yield start
+    for running in reversed(started):
+        running.stop()
+
+
+@pytest.fixture
+def sandbox(request: pytest.FixtureRequest, sandbox_factory) -> RunningSandbox:
+    """A fresh sandbox for this test; @pytest.mark.sandbox(...) passes options."""
+    marker = request.node.get_closest_marker("sandbox")
+    return sandbox_factory(**(marker.kwargs if marker else {}))

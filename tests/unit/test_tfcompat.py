@@ -1,0 +1,89 @@
+"""The tf framework additions, tested at the protocol boundary (real gRPC messages, no Terraform)."""
+
+import json
+import threading
+
+from tf import types
+from tf.gen import tfplugin_pb2 as pb
+from tf.schema import Attribute, Block, Schema
+from tf.utils import read_dynamic_value, to_dynamic_value
+
+from raydog import tfcompat
+from raydog.provider import RaydogProvider
+
+
+def timeouts():
+    return tfcompat.SingleNestedBlock("timeouts", Block(attributes=[Attribute("create", types.String(), optional=True)]))
+
+
+def test_single_nested_block_round_trips_a_dict_and_absence():
+    block = timeouts()
+    assert block.decode(block.encode({"create": "10m"})) == {"create": "10m"}
+    assert block.encode(None) is None and block.decode(None) is None
+    assert block.to_pb().nesting == pb.Schema.NestedBlock.NestingMode.SINGLE
+
+
+def test_single_nested_block_equality_compares_members():
+    block = timeouts()
+    assert block.semantically_equal({"create": "1m"}, {"create": "1m"})
+    assert not block.semantically_equal({"create": "1m"}, {"create": "2m"})
+    assert not block.semantically_equal(None, {"create": "2m"})
+    assert block.semantically_equal(None, None)
+
+
+def test_complete_state_fills_missing_keys_and_drops_unknown_ones():
+    schema = Schema(attributes=[Attribute("a", types.String()), Attribute("b", types.Number())], block_types=[timeouts()])
+    assert tfcompat.complete_state(schema, {"a": "x", "gone": 1}) == {"a": "x", "b": None, "timeouts": None}
+    assert tfcompat.complete_state(schema, None) is None
+
+
+def servicer():
+    return tfcompat._make_servicer_class()(RaydogProvider())
+
+
+def test_upgrade_fills_new_attributes_without_a_warning():
+    request = pb.UpgradeResourceState.Request(
+        type_name="raydog_cluster", version=0, raw_state=pb.RawState(json=json.dumps({"id": "x", "name": "c"}).encode())
+    )
+    response = servicer().UpgradeResourceState(request, None)
+    assert list(response.diagnostics) == []
+    state = read_dynamic_value(response.upgraded_state)
+    assert state["id"] == "x" and state["namespace"] is None and "timeouts" in state
+
+
+def test_stop_provider_only_signals_long_operations():
+    tfcompat.STOP.clear()
+    try:
+        servicer().StopProvider(pb.StopProvider.Request(), None)
+        assert tfcompat.STOP.is_set()
+    finally:
+        tfcompat.STOP.clear()
+
+
+def test_graceful_interceptor_keeps_serving_after_stop_provider():
+    stopped = threading.Event()
+
+    class Server:
+        def stop(self, grace):
+            stopped.set()
+
+    interceptor = tfcompat._GracefulShutdownInterceptor()
+    interceptor.server = Server()
+
+    class Call:
+        method = "/tfplugin6.Provider/StopProvider"
+
+    interceptor.intercept_service(lambda details: "handler", Call())
+    assert not stopped.is_set()
+    Call.method = "/plugin.GRPCController/Shutdown"
+    interceptor.intercept_service(lambda details: "handler", Call())
+    assert stopped.is_set()
+
+
+def test_data_source_results_are_encoded_through_the_schema():
+    config = {"template": None, "source": "echo {{ who }}", "vars": {"who": "ray"}, "content": None, "sha256": None}
+    request = pb.ReadDataSource.Request(type_name="raydog_node_script", config=to_dynamic_value(config))
+    response = servicer().ReadDataSource(request, None)
+    assert list(response.diagnostics) == []
+    state = read_dynamic_value(response.state)
+    assert state["content"] == "echo ray" and len(state["sha256"]) == 64
