@@ -5,12 +5,19 @@ for one test, stopped afterwards; options come from ``@pytest.mark.sandbox(**kwa
 (any keyword of ``raydog.sandbox.server.start_sandbox``). ``sandbox_factory(**kwargs)``
 starts more; every sandbox it started is stopped at teardown. A sandbox has ``.url``,
 ``.key_id`` and ``.key_secret`` for the SDK or the provider, and ``.state()``.
+
+Terraform: ``terraform`` is a working directory wired to this test's sandbox, with the
+provider installed by ``raydog install`` into a session-wide filesystem mirror;
+``terraform_factory(name, sandbox=...)`` makes more.
 """
 
 from __future__ import annotations
 
 import pytest
 from raydog.sandbox.server import RunningSandbox, start_sandbox
+
+# Real Terraform against the installed provider (see tests/harness/).
+from harness.fixtures import provider_mirror, terraform, terraform_env, terraform_factory  # noqa: F401
 
 
 def pytest_configure(config: pytest.Config) -> None:

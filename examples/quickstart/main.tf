@@ -1,8 +1,10 @@
-# Quickstart: a Ray cluster (head + two worker pools of one node each) on the local
-# YellowDog sandbox. `make demo` runs this end to end; see README.md here to run it by hand.
+# Quickstart: a Ray cluster (a head and two worker pools of one node each) on the local
+# YellowDog sandbox, built with the raydog module. `make demo` runs it end to end against
+# the sandbox in exec mode; README.md here says how to run it by hand.
 
 terraform {
-  required_version = ">= 1.5"
+  required_version = ">= 1.9"
+
   required_providers {
     raydog = {
       source  = "yellowdog/raydog"
@@ -11,7 +13,7 @@ terraform {
   }
 }
 
-# Credentials and URL come from YD_API_URL, YD_API_KEY_ID and YD_API_KEY_SECRET.
+# URL and credentials come from YD_API_URL, YD_API_KEY_ID and YD_API_KEY_SECRET.
 provider "raydog" {}
 
 variable "cluster_name" {
@@ -26,62 +28,59 @@ variable "namespace" {
   default     = "raydog-demo"
 }
 
-data "raydog_node_script" "head" {
-  template = "head"
-}
+module "ray" {
+  source = "../../terraform/modules/raydog"
 
-data "raydog_node_script" "worker" {
-  template = "worker"
-  vars = {
-    num_cpus = "1"
-  }
-}
-
-resource "raydog_cluster" "this" {
   name      = var.cluster_name
   namespace = var.namespace
-}
 
-resource "raydog_head" "this" {
-  cluster_id                      = raydog_cluster.this.id
-  cluster_name                    = raydog_cluster.this.name
-  compute_requirement_template_id = "sandbox/ray-head"
-  ray_start_script                = data.raydog_node_script.head.content
-
-  timeouts {
-    create = "5m"
+  head = {
+    template_id    = "sandbox/ray-head"
+    create_timeout = "5m"
   }
-}
 
-resource "raydog_worker_pool" "pool" {
-  for_each = toset(["alpha", "beta"])
-
-  cluster_id                      = raydog_cluster.this.id
-  cluster_name                    = raydog_cluster.this.name
-  name                            = each.key
-  compute_requirement_template_id = "sandbox/ray-worker"
-  head_private_ip                 = raydog_head.this.private_ip
-  task_script                     = data.raydog_node_script.worker.content
-  node_count                      = 1
-  wait_for_nodes                  = true
+  worker_pools = {
+    alpha = {
+      template_id    = "sandbox/ray-worker"
+      node_count     = 1
+      script_vars    = { num_cpus = "1" }
+      wait_for_nodes = true
+    }
+    beta = {
+      template_id    = "sandbox/ray-worker"
+      node_count     = 1
+      script_vars    = { num_cpus = "1" }
+      wait_for_nodes = true
+    }
+  }
 }
 
 output "ray_address" {
   description = "Ray GCS address of the head (for `ray start --address`)."
-  value       = raydog_head.this.ray_address
+  value       = module.ray.ray_address
 }
 
 output "client_address" {
   description = "Ray client address (`ray.init(address=...)`)."
-  value       = raydog_head.this.client_address
+  value       = module.ray.client_address
 }
 
 output "dashboard_url" {
   description = "Ray dashboard URL."
-  value       = raydog_head.this.dashboard_url
+  value       = module.ray.dashboard_url
 }
 
 output "worker_pool_ids" {
   description = "Worker pool ids by pool name."
-  value       = { for name, pool in raydog_worker_pool.pool : name => pool.id }
+  value       = module.ray.worker_pool_ids
+}
+
+output "head_private_ip" {
+  description = "Private IP address of the head node."
+  value       = module.ray.head_private_ip
+}
+
+output "head_public_ip" {
+  description = "Public IP address of the head node."
+  value       = module.ray.head_public_ip
 }

@@ -71,13 +71,17 @@ class RaydogProvider(Provider):
         from raydog.yellowdog import NotAuthorisedError, Platform, PlatformError
 
         settings = resolve_settings(config, os.environ)
-        for attribute in ("application_key_id", "application_key_secret"):
-            if not settings[attribute]:
-                diags.add_error(
-                    f"Missing {attribute}",
-                    f"Set {attribute} in the provider block or the {ENV_FALLBACKS[attribute]} environment variable.",
-                    path=[attribute],
-                )
+        missing = [a for a in ("application_key_id", "application_key_secret") if not settings[a]]
+        if missing:
+            # One error for the key, however much of it is missing: it is one thing to fix.
+            attributes = " and ".join(missing)
+            variables = " and ".join(ENV_FALLBACKS[a] for a in missing)
+            diags.add_error(
+                "Missing YellowDog application key",
+                f"Set {attributes} in the provider block, or the {variables} environment "
+                f"variable{'s' if len(missing) > 1 else ''}.",
+                path=[missing[0]],
+            )
         for path, message in specs.problems(specs.ProviderSpec, settings):
             diags.add_error(f"Invalid {path[0]}", f"{message} (from the provider block or {ENV_FALLBACKS[path[0]]})", path=path)
         if diags.has_errors():

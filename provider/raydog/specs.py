@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any, Iterable, Optional
+from typing import Annotated, Any, Iterable, Optional
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from raydog import names
 
@@ -69,25 +69,26 @@ def _check_derived(cluster: Optional[str], suffix: Optional[str], what: str) -> 
         raise ValueError(f'the YellowDog name of this {what}, "{derived}" (<cluster_name>-{suffix}), {problem}')
 
 
-def _check_string_map(value: Optional[dict], what: str) -> Optional[dict]:
-    if value is None:
-        return value
-    for key in value:
-        if not key:
-            raise ValueError(f"{what} keys must not be empty")
-    return value
+def _check_tag_key(key: str) -> str:
+    if not key:
+        raise ValueError("instance tag keys must not be empty")
+    return key
 
 
-def _check_env_map(value: Optional[dict]) -> Optional[dict]:
-    if value is None:
-        return value
-    for key in value:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key or ""):
-            raise ValueError(f'environment variable name "{key}" is not valid in bash')
-        if key in PROVIDER_SET_VARIABLES:
-            raise ValueError(f'environment variable "{key}" is set by the provider; use the matching attribute instead')
-    return value
+def _check_env_name(key: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise ValueError(
+            f'environment variable name "{key}" is not valid in bash; use letters, digits and "_", '
+            "not starting with a digit"
+        )
+    if key in PROVIDER_SET_VARIABLES:
+        raise ValueError(f'environment variable "{key}" is set by the provider; use the matching attribute instead')
+    return key
 
+
+# Map keys validated one by one, so each error points at its key (loc: attribute, key, "[key]").
+TagKey = Annotated[str, AfterValidator(_check_tag_key)]
+EnvName = Annotated[str, AfterValidator(_check_env_name)]
 
 # Task environment variables the provider sets itself from resource attributes.
 PROVIDER_SET_VARIABLES = frozenset({"RAY_HEAD_IP", "RAY_HEAD_NODE_PRIVATE_IP", "OBSERVABILITY_HOST"})
@@ -164,9 +165,9 @@ class NodeSpec(_Spec):
     compute_requirement_template_id: Optional[str] = None
     images_id: Optional[str] = None
     userdata: Optional[str] = None
-    instance_tags: Optional[dict[str, str]] = None
+    instance_tags: Optional[dict[TagKey, str]] = None
     metrics_enabled: Optional[bool] = None
-    environment: Optional[dict[str, str]] = None
+    environment: Optional[dict[EnvName, str]] = None
     lifetime: Optional[str] = None
     timeouts: Optional[TimeoutsSpec] = None
 
@@ -188,16 +189,6 @@ class NodeSpec(_Spec):
         if v is not None and not v.strip():
             raise ValueError("must not be empty")
         return v
-
-    @field_validator("instance_tags")
-    @classmethod
-    def _tags(cls, v):
-        return _check_string_map(v, "instance tag")
-
-    @field_validator("environment")
-    @classmethod
-    def _env(cls, v):
-        return _check_env_map(v)
 
     @field_validator("lifetime")
     @classmethod
@@ -300,7 +291,7 @@ _BLOCKS = frozenset({"timeouts"})
 
 
 def _path(loc: Iterable) -> list:
-    steps = list(loc)
+    steps = [s for s in loc if s != "[key]"]
     if not steps:
         return []
     if steps[0] in _BLOCKS:

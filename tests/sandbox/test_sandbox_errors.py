@@ -55,12 +55,16 @@ def test_unknown_ids_are_404_http_errors(sandbox, call):
     assert "NotFoundException" in str(raised.value)
 
 
-def test_duplicate_work_requirement_name_is_refused(sandbox):
+def test_duplicate_live_work_requirement_name_is_refused_but_a_finished_ones_is_reused(sandbox):
     client = make_client(sandbox)
-    client.work_client.add_work_requirement(WorkRequirement(namespace=NAMESPACE, name="cluster"))
+    first = client.work_client.add_work_requirement(WorkRequirement(namespace=NAMESPACE, name="cluster"))
     with pytest.raises(InvalidRequestException, match="already exists"):
         client.work_client.add_work_requirement(WorkRequirement(namespace=NAMESPACE, name="cluster"))
     client.work_client.add_work_requirement(WorkRequirement(namespace="other", name="cluster"))
+    client.work_client.cancel_work_requirement_by_id(first.id, abort=True)
+    second = client.work_client.add_work_requirement(WorkRequirement(namespace=NAMESPACE, name="cluster"))
+    assert second.id != first.id
+    assert client.work_client.get_work_requirement_by_name(NAMESPACE, "cluster").id == second.id
 
 
 def test_duplicate_task_group_name_is_refused_on_submit_and_update(sandbox):

@@ -70,7 +70,7 @@ def test_timeouts_errors_point_into_the_block():
 
 def test_environment_may_not_set_provider_variables():
     found = paths(specs.WorkerPoolSpec, {"environment": {"RAY_HEAD_IP": "1.2.3.4"}})
-    assert "set by the provider" in found[("environment",)]
+    assert "set by the provider" in found[("environment", "('RAY_HEAD_IP',)")]
 
 
 def test_api_url_must_be_http():

@@ -53,8 +53,12 @@ class NodeScriptDataSource(DataSource):
             )
             return
         variables = config.get("vars")
-        if _known(template) and _known(source) and _known(variables):
+        if not (_known(template) and _known(source)) or variables is Unknown:
+            return
+        if _known(variables):
             render(diags, config)
+        else:
+            check_variable_names(diags, config)
 
     def read(self, ctx: ReadDataContext, config: Config) -> Optional[State]:
         content = render(ctx.diagnostics, config)
@@ -78,6 +82,45 @@ def render(diags: Diagnostics, config: Config) -> Optional[str]:
             return scripts.render_builtin(config["template"], variables)
         return scripts.render_text(config["source"], variables)
     except scripts.ScriptError as exc:
-        path = ["template"] if config.get("template") is not None else ["source"]
-        diags.add_error("Cannot render the node script", str(exc), path=path)
+        diags.add_error("Cannot render the node script", str(exc), path=_error_path(config, exc))
         return None
+
+
+def check_variable_names(diags: Diagnostics, config: Config) -> None:
+    """With some ``vars`` values still unknown, report what their names alone show wrong.
+
+    A built-in template takes only its documented variables. A user's template is rendered
+    twice with the unknown values stood in by "" and by "1"; a variable undefined in both
+    renders is needed whatever the values turn out to be, so the plan can say so now.
+    Any other failure waits for the real values."""
+    variables = dict(config.get("vars") or {})
+    if config.get("template") is not None:
+        known = scripts.builtin_variables(config["template"])
+        for key in variables:
+            if key not in known:
+                diags.add_error(
+                    "Cannot render the node script",
+                    f"unknown variable {key!r} for the built-in template {config['template']!r}; "
+                    f"it takes: {', '.join(known)}",
+                    path=["vars", (key,)],
+                )
+        return
+    failures = []
+    for stand_in in ("", "1"):
+        values = {k: (stand_in if v is Unknown else v) for k, v in variables.items()}
+        try:
+            scripts.render_text(config["source"], values)
+            return
+        except scripts.ScriptError as exc:
+            if exc.variable is None or exc.variable in variables:
+                return
+            failures.append(exc)
+    if len({exc.variable for exc in failures}) == 1:
+        diags.add_error("Cannot render the node script", str(failures[0]), path=["source"])
+
+
+def _error_path(config: Config, exc: scripts.ScriptError) -> list:
+    """The variable's entry in ``vars`` when the error is about one given there, else the template."""
+    if exc.variable is not None and exc.variable in (config.get("vars") or {}):
+        return ["vars", (exc.variable,)]
+    return ["template"] if config.get("template") is not None else ["source"]

@@ -267,6 +267,7 @@ def render_compute_requirement(cr: ComputeRequirementRec) -> ComputeRequirement:
         maintainInstanceCount=cr.usage.maintainInstanceCount, nextStatus=cr.next_status,
         autoShutdown=cr.usage.autoShutdown)
     rendered.id = cr.id
+    rendered.createdFromId = cr.template.id
     rendered.createdTime = cr.created
     rendered.statusChangedTime = cr.status_changed
     rendered.status = cr.status

@@ -362,7 +362,10 @@ class Platform:
             check_name("namespace", body.namespace)
             check_name("name", body.name)
             check_name("tag", body.tag, required=False)
-            if (body.namespace, body.name) in self.wr_by_name:
+            # Unique among live work requirements (like pools): a finished cluster's name can be
+            # used again, so destroy-then-apply works. GET by name returns the newest.
+            previous = self.wr_by_name.get((body.namespace, body.name))
+            if previous is not None and not previous.status.finished:
                 raise InvalidRequest(
                     f"work requirement '{body.namespace}/{body.name}' already exists in namespace '{body.namespace}'")
             groups = body.taskGroups or []

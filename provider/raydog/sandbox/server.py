@@ -180,7 +180,7 @@ def build_sandbox(
         raise SandboxError(f"cannot listen on {host}:{port}: {error}") from None
     config = uvicorn.Config(api.app, log_level="warning", access_log=False, lifespan="off",
                             timeout_keep_alive=75, backlog=2048)
-    return api, scheduler, uvicorn.Server(config), sock
+    return api, scheduler, _Server(config), sock
 
 
 def start_sandbox(
@@ -219,6 +219,16 @@ def serve_in_background(api: SandboxApi, scheduler: Scheduler, server: uvicorn.S
             raise SandboxError("the sandbox's HTTP server did not start")
         thread.join(timeout=0.01)
     return running
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, noticing a stop request within 10 ms instead of 100 ms (tests start hundreds)."""
+
+    async def main_loop(self) -> None:
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            await asyncio.sleep(0.01)
 
 
 def _listen(host: str, port: int) -> socket.socket:

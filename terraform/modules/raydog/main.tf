@@ -1,0 +1,138 @@
+# One Ray cluster on YellowDog: the work requirement, an optional observability node, the
+# head, and one raydog_worker_pool per entry of var.worker_pools.
+
+locals {
+  observability_enabled = var.observability != null
+
+  # The built-in templates render through raydog_node_script (so the plan shows the exact
+  # script); a script given as text is used as it is.
+  head_script = var.head.script != null ? var.head.script : data.raydog_node_script.head[0].content
+  observability_script = !local.observability_enabled ? null : (
+    try(var.observability.script, null) != null ? var.observability.script : data.raydog_node_script.observability[0].content
+  )
+  worker_scripts = {
+    for key, pool in var.worker_pools :
+    key => pool.script != null ? pool.script : data.raydog_node_script.worker[key].content
+  }
+
+  observability_host = local.observability_enabled ? raydog_observability.this[0].private_ip : null
+
+  # A pool is replaced create-before-destroy, so its YellowDog name must differ from the
+  # old pool's while both exist: the pool name carries a short hash of every input that
+  # forces replacement. The hash only names the pool; it reveals nothing usable of userdata.
+  worker_pool_hashes = {
+    for key, pool in var.worker_pools :
+    key => substr(nonsensitive(sha256(jsonencode({
+      script             = local.worker_scripts[key]
+      template_id        = pool.template_id
+      images_id          = pool.images_id
+      userdata           = pool.userdata
+      instance_tags      = pool.instance_tags
+      metrics_enabled    = pool.metrics_enabled
+      environment        = pool.environment
+      lifetime           = var.lifetime
+      head_private_ip    = raydog_head.this.private_ip
+      observability_host = local.observability_host
+    }))), 0, 6)
+  }
+  # While a hash is unknown (a new head), the conditional yields a plain unknown name: the
+  # provider cannot yet decode an unknown carrying Terraform's refinements (a template's
+  # known prefix), which "${key}-${hash}" alone would be.
+  worker_pool_names = {
+    for key, hash in local.worker_pool_hashes : key => hash == "" ? null : "${key}-${hash}"
+  }
+}
+
+data "raydog_node_script" "head" {
+  count = var.head.script == null ? 1 : 0
+
+  template = "head"
+  vars     = var.head.script_vars
+}
+
+data "raydog_node_script" "observability" {
+  count = local.observability_enabled && try(var.observability.script == null, false) ? 1 : 0
+
+  template = "observability"
+  vars     = var.observability.script_vars
+}
+
+data "raydog_node_script" "worker" {
+  # Keys only: a sensitive userdata in a pool must not make the for_each value sensitive.
+  for_each = toset([for key in keys(var.worker_pools) : key if var.worker_pools[key].script == null])
+
+  template = "worker"
+  vars     = var.worker_pools[each.key].script_vars
+}
+
+resource "raydog_cluster" "this" {
+  name      = var.name
+  namespace = var.namespace
+  tag       = var.tag
+}
+
+resource "raydog_observability" "this" {
+  count = local.observability_enabled ? 1 : 0
+
+  cluster_id                      = raydog_cluster.this.id
+  cluster_name                    = raydog_cluster.this.name
+  compute_requirement_template_id = var.observability.template_id
+  images_id                       = var.observability.images_id
+  userdata                        = var.observability.userdata
+  instance_tags                   = var.observability.instance_tags
+  metrics_enabled                 = var.observability.metrics_enabled
+  environment                     = var.observability.environment
+  lifetime                        = var.lifetime
+  start_script                    = local.observability_script
+
+  timeouts {
+    create = var.create_timeout
+  }
+}
+
+resource "raydog_head" "this" {
+  cluster_id                      = raydog_cluster.this.id
+  cluster_name                    = raydog_cluster.this.name
+  compute_requirement_template_id = var.head.template_id
+  images_id                       = var.head.images_id
+  userdata                        = var.head.userdata
+  instance_tags                   = var.head.instance_tags
+  metrics_enabled                 = var.head.metrics_enabled
+  environment                     = var.head.environment
+  lifetime                        = var.lifetime
+  ray_start_script                = local.head_script
+  observability_host              = local.observability_host
+
+  timeouts {
+    create = var.head.create_timeout != null ? var.head.create_timeout : var.create_timeout
+  }
+}
+
+resource "raydog_worker_pool" "this" {
+  for_each = toset(keys(var.worker_pools))
+
+  cluster_id                      = raydog_cluster.this.id
+  cluster_name                    = raydog_cluster.this.name
+  name                            = local.worker_pool_names[each.key]
+  compute_requirement_template_id = var.worker_pools[each.key].template_id
+  node_count                      = var.worker_pools[each.key].node_count
+  images_id                       = var.worker_pools[each.key].images_id
+  userdata                        = var.worker_pools[each.key].userdata
+  instance_tags                   = var.worker_pools[each.key].instance_tags
+  metrics_enabled                 = var.worker_pools[each.key].metrics_enabled
+  environment                     = var.worker_pools[each.key].environment
+  wait_for_nodes                  = var.worker_pools[each.key].wait_for_nodes
+  lifetime                        = var.lifetime
+  task_script                     = local.worker_scripts[each.key]
+  head_private_ip                 = raydog_head.this.private_ip
+  observability_host              = local.observability_host
+
+  timeouts {
+    create = var.create_timeout
+    update = var.create_timeout
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}

@@ -1,0 +1,317 @@
+# Plan-only checks of the module's input validation: each run breaks one rule and expects
+# exactly that variable to fail. Needs a reachable API (the provider is configured for the
+# plan): tests/module/test_module.py runs this against the sandbox.
+
+variables {
+  name      = "tftest"
+  namespace = "raydog-tftest"
+  head = {
+    template_id = "sandbox/ray-head"
+  }
+  worker_pools = {
+    alpha = {
+      template_id = "sandbox/ray-worker"
+    }
+  }
+}
+
+run "valid_configuration_plans" {
+  command = plan
+
+  variables {
+    lifetime = "1h30m"
+    tag      = "tftest"
+    observability = {
+      template_id = "sandbox/ray-observability"
+    }
+    worker_pools = {
+      alpha = {
+        template_id = "sandbox/ray-worker"
+        node_count  = 2
+        script_vars = { num_cpus = "1" }
+      }
+      beta = {
+        template_id = "sandbox/ray-worker"
+        script      = "#!/bin/bash\ntrap 'ray stop' EXIT\nray start --address=\"$RAY_HEAD_IP:6379\" --block\n"
+      }
+    }
+  }
+
+  assert {
+    condition     = length(raydog_worker_pool.this) == 2 && length(raydog_observability.this) == 1
+    error_message = "expected two worker pools and an observability node"
+  }
+
+  assert {
+    condition     = raydog_worker_pool.this["alpha"].node_count == 2 && raydog_worker_pool.this["beta"].node_count == 1
+    error_message = "node_count should default to 1 and pass through otherwise"
+  }
+
+  assert {
+    condition     = strcontains(raydog_worker_pool.this["alpha"].task_script, "--num-cpus=1")
+    error_message = "script_vars should render into the built-in worker script"
+  }
+
+  assert {
+    condition     = startswith(raydog_worker_pool.this["beta"].task_script, "#!/bin/bash\ntrap 'ray stop' EXIT")
+    error_message = "a pool's own script should be used as it is"
+  }
+
+  assert {
+    condition     = raydog_head.this.lifetime == "1h30m" && raydog_worker_pool.this["alpha"].lifetime == "1h30m"
+    error_message = "lifetime should reach every node resource"
+  }
+
+  assert {
+    condition     = raydog_head.this.timeouts.create == "20m"
+    error_message = "the head's create timeout should default to var.create_timeout"
+  }
+}
+
+run "name_must_follow_yellowdog_rule" {
+  command = plan
+  variables {
+    name = "Bad_Name"
+  }
+  expect_failures = [var.name]
+}
+
+run "name_leaves_room_for_head_suffix" {
+  command = plan
+  variables {
+    name = "a234567890123456789012345678901234567890123456789012345x"
+  }
+  expect_failures = [var.name]
+}
+
+run "namespace_must_follow_yellowdog_rule" {
+  command = plan
+  variables {
+    namespace = "-raydog"
+  }
+  expect_failures = [var.namespace]
+}
+
+run "tag_must_follow_yellowdog_rule" {
+  command = plan
+  variables {
+    tag = "Team A"
+  }
+  expect_failures = [var.tag]
+}
+
+run "lifetime_must_be_a_duration" {
+  command = plan
+  variables {
+    lifetime = "2 hours"
+  }
+  expect_failures = [var.lifetime]
+}
+
+run "lifetime_must_be_positive" {
+  command = plan
+  variables {
+    lifetime = "0s"
+  }
+  expect_failures = [var.lifetime]
+}
+
+run "create_timeout_must_be_a_duration" {
+  command = plan
+  variables {
+    create_timeout = "ten minutes"
+  }
+  expect_failures = [var.create_timeout]
+}
+
+run "max_nodes_must_be_positive" {
+  command = plan
+  variables {
+    max_nodes = 0
+  }
+  expect_failures = [var.max_nodes, var.worker_pools]
+}
+
+run "head_needs_a_template" {
+  command = plan
+  variables {
+    head = { template_id = " " }
+  }
+  expect_failures = [var.head]
+}
+
+run "head_script_excludes_script_vars" {
+  command = plan
+  variables {
+    head = {
+      template_id = "sandbox/ray-head"
+      script      = "ray start --head --block"
+      script_vars = { num_cpus = "1" }
+    }
+  }
+  expect_failures = [var.head]
+}
+
+run "head_create_timeout_must_be_a_duration" {
+  command = plan
+  variables {
+    head = {
+      template_id    = "sandbox/ray-head"
+      create_timeout = "5 minutes"
+    }
+  }
+  expect_failures = [var.head]
+}
+
+run "head_environment_cannot_set_provider_variables" {
+  command = plan
+  variables {
+    head = {
+      template_id = "sandbox/ray-head"
+      environment = { OBSERVABILITY_HOST = "10.0.0.1" }
+    }
+  }
+  expect_failures = [var.head]
+}
+
+run "observability_needs_a_template" {
+  command = plan
+  variables {
+    observability = { template_id = "" }
+  }
+  expect_failures = [var.observability]
+}
+
+run "observability_script_excludes_script_vars" {
+  command = plan
+  variables {
+    observability = {
+      template_id = "sandbox/ray-observability"
+      script      = "prometheus"
+      script_vars = { grafana_port = "3001" }
+    }
+  }
+  expect_failures = [var.observability]
+}
+
+run "observability_environment_keys_must_be_bash_names" {
+  command = plan
+  variables {
+    observability = {
+      template_id = "sandbox/ray-observability"
+      environment = { "not-a-name" = "x" }
+    }
+  }
+  expect_failures = [var.observability]
+}
+
+run "pool_key_must_follow_yellowdog_rule" {
+  command = plan
+  variables {
+    worker_pools = {
+      Alpha = { template_id = "sandbox/ray-worker" }
+    }
+  }
+  expect_failures = [var.worker_pools]
+}
+
+run "pool_key_cannot_be_reserved" {
+  command = plan
+  variables {
+    worker_pools = {
+      obs = { template_id = "sandbox/ray-worker" }
+    }
+  }
+  expect_failures = [var.worker_pools]
+}
+
+run "pool_key_leaves_room_for_hash" {
+  command = plan
+  variables {
+    name = "t"
+    worker_pools = {
+      a23456789012345678901234567890123456789012345 = { template_id = "sandbox/ray-worker" }
+    }
+  }
+  expect_failures = [var.worker_pools]
+}
+
+run "pool_yellowdog_name_must_fit" {
+  command = plan
+  variables {
+    name = "a2345678901234567890123456789"
+    worker_pools = {
+      a2345678901234567890123 = { template_id = "sandbox/ray-worker" }
+    }
+  }
+  expect_failures = [var.worker_pools]
+}
+
+run "node_count_must_be_at_least_one" {
+  command = plan
+  variables {
+    worker_pools = {
+      alpha = { template_id = "sandbox/ray-worker", node_count = 0 }
+    }
+  }
+  expect_failures = [var.worker_pools]
+}
+
+run "node_count_must_be_whole" {
+  command = plan
+  variables {
+    worker_pools = {
+      alpha = { template_id = "sandbox/ray-worker", node_count = 1.5 }
+    }
+  }
+  expect_failures = [var.worker_pools]
+}
+
+run "total_nodes_are_capped" {
+  command = plan
+  variables {
+    max_nodes = 10
+    worker_pools = {
+      alpha = { template_id = "sandbox/ray-worker", node_count = 5 }
+      beta  = { template_id = "sandbox/ray-worker", node_count = 5 }
+    }
+  }
+  expect_failures = [var.worker_pools]
+}
+
+run "pool_needs_a_template" {
+  command = plan
+  variables {
+    worker_pools = {
+      alpha = { template_id = "" }
+    }
+  }
+  expect_failures = [var.worker_pools]
+}
+
+run "pool_script_excludes_script_vars" {
+  command = plan
+  variables {
+    worker_pools = {
+      alpha = {
+        template_id = "sandbox/ray-worker"
+        script      = "ray start --block"
+        script_vars = { num_cpus = "1" }
+      }
+    }
+  }
+  expect_failures = [var.worker_pools]
+}
+
+run "pool_environment_cannot_set_provider_variables" {
+  command = plan
+  variables {
+    worker_pools = {
+      alpha = {
+        template_id = "sandbox/ray-worker"
+        environment = { RAY_HEAD_IP = "10.0.0.1" }
+      }
+    }
+  }
+  expect_failures = [var.worker_pools]
+}

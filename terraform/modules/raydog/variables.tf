@@ -1,0 +1,239 @@
+# YellowDog's naming rule, and the Terraform-style durations the provider accepts.
+# Terraform allows no shared constants in validations, so each rule is spelt out where used:
+#   name:     ^[a-z](?:[a-z0-9_-]{0,58}[a-z0-9])?$
+#   duration: ^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$ with a non-zero digit
+
+variable "name" {
+  description = "Cluster name: the work requirement's name and the prefix of every pool's YellowDog name (`<name>-head`, `<name>-obs`, `<name>-<pool>-<hash>`). Changing it replaces the cluster."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z](?:[a-z0-9_-]{0,58}[a-z0-9])?$", var.name))
+    error_message = "name must start with a lowercase letter, end with a letter or digit, and contain only lowercase letters, digits, '-' and '_' (YellowDog's naming rule)."
+  }
+
+  validation {
+    condition     = length(var.name) <= 55
+    error_message = "name may be at most 55 characters long, so that the head pool's YellowDog name, <name>-head, fits YellowDog's 60."
+  }
+}
+
+variable "namespace" {
+  description = "YellowDog namespace of the cluster and its pools. Changing it replaces the cluster."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z](?:[a-z0-9_-]{0,58}[a-z0-9])?$", var.namespace))
+    error_message = "namespace must follow YellowDog's naming rule: a lowercase letter first, a letter or digit last, only lowercase letters, digits, '-' and '_' between, at most 60 characters."
+  }
+}
+
+variable "tag" {
+  description = "Tag of the cluster's work requirement (null for none). Updated in place."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.tag == null || can(regex("^[a-z](?:[a-z0-9_-]{0,58}[a-z0-9])?$", var.tag))
+    error_message = "tag must follow YellowDog's naming rule: a lowercase letter first, a letter or digit last, only lowercase letters, digits, '-' and '_' between, at most 60 characters."
+  }
+}
+
+variable "lifetime" {
+  description = "How long the cluster's nodes may run, such as \"2h\" (the task timeout of every node task; RayDog's cluster_lifetime). null: until destroyed. Changing it replaces the nodes."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.lifetime == null || (can(regex("^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$", var.lifetime)) && can(regex("[1-9]", var.lifetime)))
+    error_message = "lifetime must be a duration longer than zero, such as \"90s\", \"45m\", \"2h\" or \"1h30m\"."
+  }
+}
+
+variable "create_timeout" {
+  description = "How long creating a node (head, observability, worker pool) may take, and how long growing a pool that waits for its nodes may take, such as \"20m\"."
+  type        = string
+  default     = "20m"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$", var.create_timeout)) && can(regex("[1-9]", var.create_timeout))
+    error_message = "create_timeout must be a duration longer than zero, such as \"90s\", \"10m\" or \"1h\"."
+  }
+}
+
+variable "max_nodes" {
+  description = "Cap on the cluster's total number of nodes (head + observability + every worker pool's node_count): a guard against a typo that would provision hundreds of instances."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.max_nodes >= 1 && floor(var.max_nodes) == var.max_nodes
+    error_message = "max_nodes must be a whole number, at least 1."
+  }
+}
+
+variable "head" {
+  description = <<-EOT
+    The Ray head node:
+    - template_id: compute requirement template (id or `namespace/name`);
+    - images_id, userdata, instance_tags, metrics_enabled: as on `raydog_head`;
+    - script_vars: variables of the built-in `head` script template (see docs/guides/node-scripts.md);
+    - script: your own head script instead (bash text; exclusive with script_vars);
+    - environment: extra environment variables of the head task;
+    - create_timeout: how long the head may take to start (default: var.create_timeout).
+  EOT
+  type = object({
+    template_id     = string
+    images_id       = optional(string)
+    userdata        = optional(string)
+    instance_tags   = optional(map(string))
+    metrics_enabled = optional(bool)
+    script_vars     = optional(map(string))
+    script          = optional(string)
+    environment     = optional(map(string))
+    create_timeout  = optional(string)
+  })
+
+  validation {
+    condition     = trimspace(var.head.template_id) != ""
+    error_message = "head.template_id must name a compute requirement template, such as \"sandbox/ray-head\"."
+  }
+
+  validation {
+    condition     = var.head.script == null || var.head.script_vars == null
+    error_message = "Set head.script (your own script) or head.script_vars (variables of the built-in template), not both."
+  }
+
+  validation {
+    condition     = var.head.create_timeout == null || (can(regex("^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$", coalesce(var.head.create_timeout, "x"))) && can(regex("[1-9]", coalesce(var.head.create_timeout, "x"))))
+    error_message = "head.create_timeout must be a duration longer than zero, such as \"5m\"."
+  }
+
+  validation {
+    condition = alltrue([
+      for key in keys(coalesce(var.head.environment, {})) :
+      can(regex("^[A-Za-z_][A-Za-z0-9_]*$", key)) && !contains(["RAY_HEAD_IP", "RAY_HEAD_NODE_PRIVATE_IP", "OBSERVABILITY_HOST"], key)
+    ])
+    error_message = "head.environment keys must be bash variable names, and not RAY_HEAD_IP, RAY_HEAD_NODE_PRIVATE_IP or OBSERVABILITY_HOST (the provider sets those)."
+  }
+}
+
+variable "observability" {
+  description = <<-EOT
+    The optional observability node (Prometheus + Grafana; RayDog's enable_observability). null: none.
+    - template_id: compute requirement template (id or `namespace/name`);
+    - images_id, userdata, instance_tags, metrics_enabled: as on `raydog_observability`;
+    - script_vars: variables of the built-in `observability` script template;
+    - script: your own start script instead (exclusive with script_vars);
+    - environment: extra environment variables of its task.
+    When set, the head and every worker get OBSERVABILITY_HOST.
+  EOT
+  type = object({
+    template_id     = string
+    images_id       = optional(string)
+    userdata        = optional(string)
+    instance_tags   = optional(map(string))
+    metrics_enabled = optional(bool)
+    script_vars     = optional(map(string))
+    script          = optional(string)
+    environment     = optional(map(string))
+  })
+  default = null
+
+  validation {
+    condition     = var.observability == null || try(trimspace(var.observability.template_id) != "", false)
+    error_message = "observability.template_id must name a compute requirement template, such as \"sandbox/ray-observability\"."
+  }
+
+  validation {
+    condition     = var.observability == null || try(var.observability.script == null || var.observability.script_vars == null, true)
+    error_message = "Set observability.script or observability.script_vars, not both."
+  }
+
+  validation {
+    condition = var.observability == null || alltrue([
+      for key in keys(try(coalesce(var.observability.environment, {}), {})) :
+      can(regex("^[A-Za-z_][A-Za-z0-9_]*$", key)) && !contains(["RAY_HEAD_IP", "RAY_HEAD_NODE_PRIVATE_IP", "OBSERVABILITY_HOST"], key)
+    ])
+    error_message = "observability.environment keys must be bash variable names, and not RAY_HEAD_IP, RAY_HEAD_NODE_PRIVATE_IP or OBSERVABILITY_HOST."
+  }
+}
+
+variable "worker_pools" {
+  description = <<-EOT
+    Worker pools by internal name (RayDog's worker_pool_internal_name). Adding a key adds a pool,
+    removing one removes it; the others keep running.
+    - template_id: compute requirement template (id or `namespace/name`);
+    - node_count: number of worker nodes (default 1); changed in place;
+    - images_id, userdata, instance_tags, metrics_enabled: as on `raydog_worker_pool`;
+    - script_vars: variables of the built-in `worker` script template;
+    - script: your own worker script instead (exclusive with script_vars);
+    - environment: extra environment variables of the pool's tasks;
+    - wait_for_nodes: whether apply waits until every node's task is executing (default false).
+    A change that replaces a pool (its script, template, image, ...) creates the new pool before
+    the old one is removed, so the cluster keeps its workers through the change.
+  EOT
+  type = map(object({
+    template_id     = string
+    node_count      = optional(number, 1)
+    images_id       = optional(string)
+    userdata        = optional(string)
+    instance_tags   = optional(map(string))
+    metrics_enabled = optional(bool)
+    script_vars     = optional(map(string))
+    script          = optional(string)
+    environment     = optional(map(string))
+    wait_for_nodes  = optional(bool, false)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for key in keys(var.worker_pools) : can(regex("^[a-z](?:[a-z0-9_-]{0,58}[a-z0-9])?$", key))])
+    error_message = "worker_pools keys are pool names: a lowercase letter first, a letter or digit last, only lowercase letters, digits, '-' and '_' between."
+  }
+
+  validation {
+    condition     = alltrue([for key in keys(var.worker_pools) : !contains(["head", "obs"], key)])
+    error_message = "worker_pools keys may not be \"head\" or \"obs\": those names belong to the cluster's own pools."
+  }
+
+  validation {
+    condition     = alltrue([for key in keys(var.worker_pools) : length(key) <= 44])
+    error_message = "worker_pools keys may be at most 44 characters long: the module appends a 7-character hash (<key>-<hash>) and the provider allows pool names of at most 51."
+  }
+
+  validation {
+    condition     = alltrue([for key in keys(var.worker_pools) : length("${var.name}-${key}-000000") <= 60])
+    error_message = "A worker pool's YellowDog name, <name>-<key>-<6 hex>, must fit YellowDog's 60 characters: shorten the cluster name or the pool key."
+  }
+
+  validation {
+    condition     = alltrue([for pool in values(var.worker_pools) : pool.node_count != null && try(pool.node_count >= 1 && floor(pool.node_count) == pool.node_count, false)])
+    error_message = "Every worker pool's node_count must be a whole number, at least 1 (remove the pool to have no nodes)."
+  }
+
+  validation {
+    condition     = sum(concat([1, var.observability == null ? 0 : 1], [for pool in values(var.worker_pools) : coalesce(pool.node_count, 0)])) <= var.max_nodes
+    error_message = "The cluster would have more nodes (head + observability + every pool's node_count) than max_nodes allows; raise max_nodes if you mean it."
+  }
+
+  validation {
+    condition     = alltrue([for pool in values(var.worker_pools) : trimspace(pool.template_id) != ""])
+    error_message = "Every worker pool needs a template_id naming a compute requirement template, such as \"sandbox/ray-worker\"."
+  }
+
+  validation {
+    condition     = alltrue([for pool in values(var.worker_pools) : pool.script == null || pool.script_vars == null])
+    error_message = "Set a worker pool's script or its script_vars, not both."
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      for pool in values(var.worker_pools) : [
+        for key in keys(coalesce(pool.environment, {})) :
+        can(regex("^[A-Za-z_][A-Za-z0-9_]*$", key)) && !contains(["RAY_HEAD_IP", "RAY_HEAD_NODE_PRIVATE_IP", "OBSERVABILITY_HOST"], key)
+      ]
+    ]))
+    error_message = "Worker pool environment keys must be bash variable names, and not RAY_HEAD_IP, RAY_HEAD_NODE_PRIVATE_IP or OBSERVABILITY_HOST (the provider sets those)."
+  }
+}

@@ -1,0 +1,55 @@
+"""Read the sandbox's /sandbox/v1/state the way tests ask questions of it."""
+
+from __future__ import annotations
+
+FINISHED_POOL = {"SHUTDOWN", "TERMINATED"}
+FINISHED_TASK = {"COMPLETED", "FAILED", "ABORTED", "CANCELLED", "DISCARDED", "RESUBMITTED"}
+
+
+class PlatformView:
+    def __init__(self, state: dict) -> None:
+        self.state = state
+
+    @property
+    def live(self) -> dict:
+        return self.state["live"]
+
+    def nothing_live(self) -> bool:
+        return all(count == 0 for count in self.live.values())
+
+    def live_pools(self) -> dict[str, dict]:
+        """Live worker pools by name."""
+        return {p["name"]: p for p in self.state["workerPools"] if p["status"] not in FINISHED_POOL}
+
+    def pool(self, pool_id: str) -> dict:
+        return next(p for p in self.state["workerPools"] if p["id"] == pool_id)
+
+    def live_nodes(self, pool_id: str) -> list[dict]:
+        return [n for n in self.state["nodes"] if n["workerPoolId"] == pool_id and n["status"] in ("RUNNING", "LATE")]
+
+    def work_requirement(self, wr_id: str) -> dict:
+        return next(w for w in self.state["workRequirements"] if w["id"] == wr_id)
+
+    def live_work_requirements(self) -> list[dict]:
+        return [w for w in self.state["workRequirements"] if w["status"] in ("RUNNING", "HELD", "FINISHING", "CANCELLING")]
+
+    def group(self, group_id: str) -> dict:
+        for wr in self.state["workRequirements"]:
+            for group in wr["taskGroups"]:
+                if group["id"] == group_id:
+                    return group
+        raise KeyError(group_id)
+
+    def tasks(self, group_id: str, status: str | None = None) -> list[dict]:
+        tasks = self.group(group_id)["tasks"]
+        return [t for t in tasks if status is None or t["status"] == status]
+
+    def live_tasks(self, group_id: str) -> list[dict]:
+        return [t for t in self.group(group_id)["tasks"] if t["status"] not in FINISHED_TASK]
+
+    def node(self, node_id: str) -> dict:
+        return next(n for n in self.state["nodes"] if n["id"] == node_id)
+
+
+def view(sandbox) -> PlatformView:
+    return PlatformView(sandbox.state())

@@ -1,0 +1,285 @@
+"""A Ray cluster's life through real Terraform against the sandbox (simulate mode).
+
+Each test reads like an acceptance story: apply, check the platform, change one thing,
+check the plan's actions, check the platform again, destroy, check nothing is left.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.platform_view import view
+from harness.terraform import changes
+
+CLUSTER = "lc"
+
+
+def config(pools: dict[str, int], *, observability: bool = True, head_timeout: str = "2m",
+           templates: dict[str, str] | None = None, cluster: str = CLUSTER) -> str:
+    """Cluster + (observability) + head + one raydog_worker_pool per entry of ``pools``."""
+    t = {"head": "sandbox/ray-head", "worker": "sandbox/ray-worker", "obs": "sandbox/ray-observability",
+         **(templates or {})}
+    obs = f"""
+resource "raydog_observability" "obs" {{
+  cluster_id                      = raydog_cluster.c.id
+  cluster_name                    = raydog_cluster.c.name
+  compute_requirement_template_id = "{t['obs']}"
+}}
+""" if observability else ""
+    obs_host = "observability_host = raydog_observability.obs.private_ip" if observability else ""
+    pool_blocks = "".join(
+        f"""
+resource "raydog_worker_pool" "{name}" {{
+  cluster_id                      = raydog_cluster.c.id
+  cluster_name                    = raydog_cluster.c.name
+  name                            = "{name}"
+  compute_requirement_template_id = "{t['worker']}"
+  head_private_ip                 = raydog_head.h.private_ip
+  {obs_host}
+  node_count                      = {count}
+  wait_for_nodes                  = true
+}}
+"""
+        for name, count in pools.items()
+    )
+    return f"""
+provider "raydog" {{}}
+
+resource "raydog_cluster" "c" {{
+  name      = "{cluster}"
+  namespace = "tests"
+}}
+{obs}
+resource "raydog_head" "h" {{
+  cluster_id                      = raydog_cluster.c.id
+  cluster_name                    = raydog_cluster.c.name
+  compute_requirement_template_id = "{t['head']}"
+  {obs_host}
+  timeouts {{
+    create = "{head_timeout}"
+  }}
+}}
+{pool_blocks}
+output "head" {{
+  value = {{
+    private_ip     = raydog_head.h.private_ip
+    public_ip      = raydog_head.h.public_ip
+    ray_address    = raydog_head.h.ray_address
+    client_address = raydog_head.h.client_address
+    dashboard_url  = raydog_head.h.dashboard_url
+  }}
+}}
+"""
+
+
+def assert_no_changes(tf, *extra):
+    result = tf.plan_exitcode(*extra)
+    assert result.returncode == 0, f"expected an empty plan{' ' + ' '.join(extra) if extra else ''}:\n{result.output}"
+
+
+def test_cluster_with_observability_head_and_two_pools_builds_and_destroys(terraform, sandbox):
+    terraform.write(config({"alpha": 2, "beta": 2}))
+    terraform.init()
+    terraform.apply()
+
+    resources = terraform.resources()
+    head, obs = resources["raydog_head.h"], resources["raydog_observability.obs"]
+    platform = view(sandbox)
+    pools = platform.live_pools()
+    assert set(pools) == {f"{CLUSTER}-head", f"{CLUSTER}-obs", f"{CLUSTER}-alpha", f"{CLUSTER}-beta"}
+    assert all(p["status"] == "RUNNING" for p in pools.values())
+
+    head_node = platform.node(head["node_id"])
+    assert (head["private_ip"], head["public_ip"]) == (head_node["privateIp"], head_node["publicIp"])
+    assert terraform.outputs()["head"] == {
+        "private_ip": head_node["privateIp"],
+        "public_ip": head_node["publicIp"],
+        "ray_address": f"{head_node['privateIp']}:6379",
+        "client_address": f"ray://{head_node['privateIp']}:10001",
+        "dashboard_url": f"http://{head_node['privateIp']}:8265",
+    }
+
+    wr = platform.work_requirement(resources["raydog_cluster.c"]["id"])
+    assert len(wr["taskGroups"]) == 4
+    assert [t["status"] for t in platform.tasks(head["task_group_id"])] == ["EXECUTING"]
+    assert [t["status"] for t in platform.tasks(obs["task_group_id"])] == ["EXECUTING"]
+    assert platform.tasks(head["task_group_id"])[0]["environment"]["OBSERVABILITY_HOST"] == obs["private_ip"]
+    for name in ("alpha", "beta"):
+        tasks = platform.tasks(resources[f"raydog_worker_pool.{name}"]["task_group_id"])
+        assert [t["status"] for t in tasks] == ["EXECUTING", "EXECUTING"]
+        for task in tasks:
+            assert task["environment"]["RAY_HEAD_IP"] == head_node["privateIp"]
+            assert task["environment"]["RAY_HEAD_NODE_PRIVATE_IP"] == head_node["privateIp"]
+            assert task["environment"]["OBSERVABILITY_HOST"] == obs["private_ip"]
+
+    assert_no_changes(terraform)
+    assert_no_changes(terraform, "-refresh=false")
+
+    terraform.destroy()
+    assert view(sandbox).nothing_live(), view(sandbox).live
+
+
+def test_node_count_changes_are_updates_in_place(terraform, sandbox):
+    terraform.write(config({"alpha": 2}, observability=False))
+    terraform.init()
+    terraform.apply()
+    pool_id = terraform.resources()["raydog_worker_pool.alpha"]["id"]
+
+    for count in (4, 1):
+        terraform.write(config({"alpha": count}, observability=False))
+        plan = terraform.plan_json()
+        assert changes(plan) == {"raydog_worker_pool.alpha": ["update"]}
+        terraform.apply()
+        pool = terraform.resources()["raydog_worker_pool.alpha"]
+        assert pool["id"] == pool_id and pool["node_count"] == count and len(pool["task_ids"]) == count
+        platform = view(sandbox)
+        assert len(platform.live_nodes(pool_id)) == count
+        assert len(platform.tasks(pool["task_group_id"], "EXECUTING")) == count
+        assert platform.pool(pool_id)["targetNodeCount"] == count
+        assert_no_changes(terraform)
+
+
+def test_adding_and_removing_a_pool_touches_only_that_pool(terraform, sandbox):
+    terraform.write(config({"alpha": 1, "beta": 1}, observability=False))
+    terraform.init()
+    terraform.apply()
+    before = terraform.resources()
+
+    terraform.write(config({"alpha": 1, "beta": 1, "gamma": 1}, observability=False))
+    assert changes(terraform.plan_json()) == {"raydog_worker_pool.gamma": ["create"]}
+    terraform.apply()
+
+    terraform.write(config({"beta": 1, "gamma": 1}, observability=False))
+    assert changes(terraform.plan_json()) == {"raydog_worker_pool.alpha": ["delete"]}
+    terraform.apply()
+
+    after = terraform.resources()
+    for address in ("raydog_cluster.c", "raydog_head.h", "raydog_worker_pool.beta"):
+        assert after[address]["id"] == before[address]["id"]
+    platform = view(sandbox)
+    assert set(platform.live_pools()) == {f"{CLUSTER}-head", f"{CLUSTER}-beta", f"{CLUSTER}-gamma"}
+    assert platform.work_requirement(after["raydog_cluster.c"]["id"])["status"] == "RUNNING"
+    alpha_group = before["raydog_worker_pool.alpha"]["task_group_id"]
+    assert platform.live_tasks(alpha_group) == []
+    assert [t["status"] for t in platform.tasks(after["raydog_head.h"]["task_group_id"])] == ["EXECUTING"]
+    assert_no_changes(terraform)
+
+
+@pytest.mark.sandbox(provision_delay=3.0)
+def test_head_that_misses_its_create_timeout_fails_cleanly_and_a_longer_timeout_succeeds(terraform, sandbox):
+    terraform.write(config({}, observability=False, head_timeout="1s"))
+    terraform.init()
+    result = terraform.apply(check=False)
+    assert result.returncode == 1
+    assert "The head node did not start" in result.output and "timed out after" in result.output
+    assert f"{CLUSTER}-head" not in view(sandbox).live_pools()
+    state = terraform.resources()
+    assert "raydog_head.h" not in state
+
+    terraform.write(config({}, observability=False, head_timeout="1m"))
+    terraform.apply()
+    assert f"{CLUSTER}-head" in view(sandbox).live_pools()
+    assert_no_changes(terraform)
+
+
+def test_head_whose_task_fails_reports_the_exit_code_and_leaves_nothing(terraform, sandbox):
+    hcl = config({}, observability=False).replace(
+        'compute_requirement_template_id = "sandbox/ray-head"',
+        'compute_requirement_template_id = "sandbox/ray-head"\n  environment = { SANDBOX_EXIT_CODE = "7" }',
+    )
+    terraform.write(hcl)
+    terraform.init()
+    result = terraform.apply(check=False)
+    assert result.returncode == 1
+    assert "head node failed" in result.output and "7" in result.output
+    assert f"{CLUSTER}-head" not in view(sandbox).live_pools()
+    assert "raydog_head.h" not in terraform.resources()
+
+
+def test_every_resource_imports_by_id_and_the_next_plan_is_empty(terraform, terraform_factory, sandbox):
+    templates = {t["name"]: t["id"] for t in _templates(sandbox)}
+    ids = {"head": templates["sandbox/ray-head"], "worker": templates["sandbox/ray-worker"],
+           "obs": templates["sandbox/ray-observability"]}
+    hcl = config({"alpha": 2}, templates=ids)
+    terraform.write(hcl)
+    terraform.init()
+    terraform.apply()
+    built = terraform.resources()
+
+    imported = terraform_factory("imported", sandbox=sandbox)
+    import_blocks = "".join(
+        f'\nimport {{\n  to = {address}\n  id = "{values["id"]}"\n}}\n' for address, values in built.items()
+    )
+    imported.write(hcl + import_blocks)
+    imported.init()
+    plan = imported.plan_json()
+    for rc in plan["resource_changes"]:
+        assert rc["change"]["importing"]["id"] == built[rc["address"]]["id"]
+        before, after = rc["change"]["before"], rc["change"]["after"]
+        differing = {k for k in after if before.get(k) != after.get(k)}
+        # Only settings Terraform keeps for itself (not on the platform) may differ after import.
+        assert rc["change"]["actions"] in (["no-op"], ["update"]) and differing <= {"timeouts", "wait_for_nodes"}, (
+            rc["address"], rc["change"]["actions"], differing)
+    imported.apply()
+    after = imported.resources()
+    for address, values in built.items():
+        differing = {k for k, v in values.items() if after[address].get(k) != v and k != "timeouts"}
+        assert not differing, f"{address} imported with different {sorted(differing)}"
+    assert_no_changes(imported)
+
+
+def _templates(sandbox) -> list[dict]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{sandbox.url}/sandbox/v1/templates") as response:
+        return json.load(response)["templates"]
+
+
+def test_pool_terminated_out_of_band_is_planned_for_creation(terraform, sandbox):
+    terraform.write(config({"alpha": 1}, observability=False))
+    terraform.init()
+    terraform.apply()
+    sandbox.terminate_pool(terraform.resources()["raydog_worker_pool.alpha"]["id"])
+
+    assert changes(terraform.plan_json()) == {"raydog_worker_pool.alpha": ["create"]}
+    terraform.apply()
+    assert f"{CLUSTER}-alpha" in view(sandbox).live_pools()
+    assert_no_changes(terraform)
+
+
+def test_work_requirement_cancelled_out_of_band_recreates_the_cluster(terraform, sandbox):
+    terraform.write(config({"alpha": 1}, observability=False))
+    terraform.init()
+    terraform.apply()
+    old = terraform.resources()
+    sandbox.cancel_work_requirement(old["raydog_cluster.c"]["id"])
+
+    planned = changes(terraform.plan_json())
+    assert planned["raydog_cluster.c"] == ["create"]
+    assert planned["raydog_head.h"] in (["create"], ["delete", "create"])
+    assert planned["raydog_worker_pool.alpha"] in (["create"], ["delete", "create"])
+    terraform.apply()
+    new = terraform.resources()
+    assert new["raydog_cluster.c"]["id"] != old["raydog_cluster.c"]["id"]
+    platform = view(sandbox)
+    assert len(platform.live_work_requirements()) == 1
+    assert set(platform.live_pools()) == {f"{CLUSTER}-head", f"{CLUSTER}-alpha"}
+    assert_no_changes(terraform)
+    terraform.destroy()
+    assert view(sandbox).nothing_live(), view(sandbox).live
+
+
+def test_twelve_pools_created_at_parallelism_ten_all_have_task_groups(terraform, sandbox):
+    terraform.write(config({f"p{i:02d}": 1 for i in range(12)}, observability=False))
+    terraform.init()
+    terraform.apply("-parallelism=10")
+    resources = terraform.resources()
+    wr = view(sandbox).work_requirement(resources["raydog_cluster.c"]["id"])
+    groups = {g["id"] for g in wr["taskGroups"]}
+    for i in range(12):
+        assert resources[f"raydog_worker_pool.p{i:02d}"]["task_group_id"] in groups
+    assert len(groups) == 13
+    terraform.destroy("-parallelism=10")
+    assert view(sandbox).nothing_live(), view(sandbox).live
