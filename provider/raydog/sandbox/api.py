@@ -383,7 +383,7 @@ class SandboxApi:
 
         async def endpoint(request: Request) -> Response:
             self.requests.count(template)
-            decision = self.faults.decide(method)
+            decision = self.faults.decide(method, template)
             if decision.latency:
                 await asyncio.sleep(decision.latency)
             if decision.status is not None:

@@ -26,6 +26,10 @@ means no faults)::
     the ``Retry-After`` value of a 429 (default 1; 0 makes the SDK use its own backoff).
 ``methods=M+M``
     only requests with these HTTP methods are faulted, e.g. ``methods=POST+PUT``.
+``routes=T+T``
+    only requests whose route template is one of these are faulted, e.g.
+    ``routes=GET /workerPools/{id}+GET /work/tasks/{id}`` (templates as /sandbox/v1/requests
+    names them).
 
 Faults apply to the YellowDog API routes only, never to ``/sandbox/v1/*``.
 """
@@ -59,6 +63,10 @@ class FaultSpec:
     seed: int | None = None
     retry_after: int = 1
     methods: frozenset[str] = field(default_factory=lambda: frozenset(_METHODS))
+    routes: frozenset[str] | None = None  # None: every route
+
+    def applies_to(self, method: str, route: str | None) -> bool:
+        return method in self.methods and (self.routes is None or route in self.routes)
 
     @property
     def active(self) -> bool:
@@ -74,6 +82,8 @@ class FaultSpec:
             items.append(f"seed={self.seed}")
         if self.methods != _METHODS:
             items.append("methods=" + "+".join(sorted(self.methods)))
+        if self.routes is not None:
+            items.append("routes=" + "+".join(sorted(self.routes)))
         return ",".join(items)
 
 
@@ -103,9 +113,15 @@ def parse_faults(spec: str | None) -> FaultSpec:
             if not methods <= _METHODS:
                 raise FaultSpecError(f"fault item methods={value}: methods are {'+'.join(sorted(_METHODS))}")
             values["methods"] = methods
+        elif key == "routes":
+            routes = frozenset(" ".join(r.split()) for r in value.split("+") if r.strip())
+            bad = [r for r in routes if r.split(" ")[0] not in _METHODS or not r.partition(" ")[2].startswith("/")]
+            if bad:
+                raise FaultSpecError(f"fault item routes={value}: each route is 'METHOD /path/{{template}}'")
+            values["routes"] = routes
         else:
             raise FaultSpecError(
-                f"unknown fault {key!r}; known: 5xx, 429, drop, latency, seed, retry_after, methods")
+                f"unknown fault {key!r}; known: 5xx, 429, drop, latency, seed, retry_after, methods, routes")
     parsed = FaultSpec(**values)
     if parsed.error_rate + parsed.throttle_rate > 1.0:
         raise FaultSpecError("5xx + 429 rates must not exceed 1")
@@ -176,10 +192,10 @@ class FaultInjector:
             self._spec = spec
             self._rng = random.Random(spec.seed)
 
-    def decide(self, method: str) -> FaultDecision:
+    def decide(self, method: str, route: str | None = None) -> FaultDecision:
         with self._lock:
             spec = self._spec
-            if not spec.active or method not in spec.methods:
+            if not spec.active or not spec.applies_to(method, route):
                 return NO_FAULT
             outcome, drop, latency, pick = (self._rng.random() for _ in range(4))
         status = None

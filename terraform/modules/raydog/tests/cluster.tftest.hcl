@@ -1,6 +1,7 @@
-# Apply runs against a YellowDog API (tests/module/test_module.py points the provider at a
-# sandbox): create a cluster with observability and two pools, resize a pool in place,
-# roll a pool's script without a gap, remove a pool. `terraform test` destroys at the end.
+# Runs against a YellowDog API (tests/module/test_module.py points the provider at a
+# sandbox): plan a cluster and check what each resource gets, then create one with
+# observability and two pools, resize a pool in place, roll a pool's script without a gap,
+# and remove a pool. `terraform test` destroys what the runs created at the end.
 
 variables {
   name      = "tftest"
@@ -27,7 +28,64 @@ variables {
   }
 }
 
+run "valid_configuration_plans" {
+  command = plan
+
+  variables {
+    lifetime = "1h30m"
+    head = {
+      template_id = "sandbox/ray-head"
+    }
+    worker_pools = {
+      alpha = {
+        template_id = "sandbox/ray-worker"
+        node_count  = 2
+        script_vars = { num_cpus = "1" }
+      }
+      beta = {
+        template_id = "sandbox/ray-worker"
+        script      = "#!/bin/bash\ntrap 'ray stop' EXIT\nray start --address=\"$RAY_HEAD_IP:6379\" --block\n"
+      }
+    }
+  }
+
+  assert {
+    condition     = length(raydog_worker_pool.this) == 2 && length(raydog_observability.this) == 1
+    error_message = "expected two worker pools and an observability node"
+  }
+
+  assert {
+    condition     = raydog_worker_pool.this["alpha"].node_count == 2 && raydog_worker_pool.this["beta"].node_count == 1
+    error_message = "node_count should default to 1 and pass through otherwise"
+  }
+
+  assert {
+    condition     = strcontains(raydog_worker_pool.this["alpha"].task_script, "--num-cpus=1")
+    error_message = "script_vars should render into the built-in worker script"
+  }
+
+  assert {
+    condition     = startswith(raydog_worker_pool.this["beta"].task_script, "#!/bin/bash\ntrap 'ray stop' EXIT")
+    error_message = "a pool's own script should be used as it is"
+  }
+
+  assert {
+    condition     = raydog_head.this.lifetime == "1h30m" && raydog_worker_pool.this["alpha"].lifetime == "1h30m"
+    error_message = "lifetime should reach every node resource"
+  }
+
+  assert {
+    condition     = raydog_head.this.timeouts.create == "20m"
+    error_message = "the head's create timeout should default to var.create_timeout"
+  }
+}
+
 run "create" {
+  assert {
+    condition     = raydog_head.this.timeouts.create == "2m" && raydog_worker_pool.this["alpha"].timeouts.create == "20m"
+    error_message = "head.create_timeout should override var.create_timeout for the head only"
+  }
+
   assert {
     condition     = startswith(output.cluster_id, "ydid:workreq:") && output.cluster_name == "tftest"
     error_message = "cluster_id should be the work requirement id"
