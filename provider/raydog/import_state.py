@@ -91,10 +91,7 @@ class Found:
     detail: str
     attributes: dict = field(default_factory=dict, repr=False)
 
-    @property
-    def key(self) -> str | None:
-        """A worker pool's internal name (``raydog_worker_pool.name``, the module's map key)."""
-        return self.attributes.get("name") if self.kind == WORKER_POOL else None
+    key: str | None = None  # a worker pool's internal name: its resource label or module map key
 
 
 @dataclass
@@ -113,6 +110,24 @@ class Inventory:
     @property
     def worker_pools(self) -> list[Found]:
         return [n for n in self.nodes if n.kind == WORKER_POOL]
+
+
+def worker_pool_key(cluster_name: str, pool_name: str | None, group_name: str) -> str:
+    """The internal name of an adopted worker pool (resource label, module map key, ``name``).
+
+    ``<cluster>-<name>`` gives ``<name>`` when that is a valid pool name (pools this provider
+    made). RayDog names pools ``<cluster>-NN-wrkrs``, and ``NN-wrkrs`` starts with a digit,
+    which YellowDog's naming rule forbids; those take the task group's name instead:
+    ``worker-nodes-NN``, which is also RayDog's own default internal name for the pool. The
+    provider's import must derive ``raydog_worker_pool.name`` by the same rule.
+    """
+    prefix = f"{cluster_name}-"
+    if pool_name and pool_name.startswith(prefix):
+        suffix = pool_name[len(prefix):]
+        if names.name_problem(suffix) is None and suffix not in names.RESERVED_POOL_NAMES:
+            return suffix
+    match = _PROVIDER_GROUP.match(group_name)
+    return match.group("role") if match and not group_name.startswith("worker-nodes-") else group_name
 
 
 def role_of(group_name: str) -> str:
@@ -145,12 +160,12 @@ def take_inventory(platform, state: SavedState) -> Inventory:
             inventory.skipped.append((pool_id, f"its name {found.key} is taken by another pool of the cluster"))
         else:
             inventory.nodes.append(found)
-            problem = names.name_problem(found.key) if found.kind == WORKER_POOL else None
-            if problem:
+            imported = found.attributes.get("name")
+            if found.kind == WORKER_POOL and imported != found.key:
                 inventory.warnings.append(
-                    f'worker pool {found.yellowdog_name}: the provider imports its name as "{found.key}", which '
-                    f"{problem}; the generated configuration will not validate until the provider's import "
-                    "gives RayDog pools a valid name (see docs/guides/migrating-from-json-state.md)")
+                    f'worker pool {found.yellowdog_name}: the provider imports its name as "{imported}", not '
+                    f'"{found.key}"; if that breaks the naming rule, the generated configuration will not '
+                    "validate (see docs/guides/migrating-from-json-state.md)")
     return inventory
 
 
@@ -186,7 +201,10 @@ def _identify_pool(platform, wr, pool_id: str) -> tuple[Found | None, str]:
         if count < 1:
             return None, f"worker pool {pool.name} (task group {group.name}) has no live node task"
         detail += f", {count} node{'s' if count != 1 else ''}"
-    return Found(role, import_id, pool.name, detail, attributes), ""
+    key = worker_pool_key(wr.name, pool.name, group.name) if role == WORKER_POOL else None
+    if key is not None and names.name_problem(key):
+        return None, f"worker pool {pool.name} (task group {group.name}) has no usable name: {key!r}"
+    return Found(role, import_id, pool.name, detail, attributes, key), ""
 
 
 # -- addresses and files -------------------------------------------------------------------------
@@ -318,7 +336,7 @@ def render_module_call(inventory: Inventory, module: str, source: str) -> tuple[
     for pool in inventory.worker_pools:
         extra = {"node_count": int(pool.attributes["node_count"]),
                  # Keeps the adopted pool's name (the module otherwise names pools <key>-<hash>).
-                 "name": pool.key}
+                 "name": pool.attributes.get("name")}
         lines += [f"    {_hcl_string(pool.key)} = {{", *node_object(pool, f"{pool.key}.sh", "    ", extra), "    }"]
     lines += ["  }", "}", ""]
     header = (f"# Written by `raydog import-state`: the RayDog cluster {cluster['name']} as a raydog module call.\n"

@@ -95,7 +95,7 @@ PROVIDER_SET_VARIABLES = frozenset({"RAY_HEAD_IP", "RAY_HEAD_NODE_PRIVATE_IP", "
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class ProviderSpec(_Spec):

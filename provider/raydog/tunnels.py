@@ -233,14 +233,19 @@ class RayTunnels:
             return None
         path = Path(self._private_key_file).expanduser()
         try:
-            return paramiko.PKey.from_path(path, passphrase=self._private_key_password)
-        except paramiko.PasswordRequiredException as exc:
+            password = self._private_key_password
+            return paramiko.PKey.from_path(path, password=password.encode() if isinstance(password, str) else password)
+        except (paramiko.PasswordRequiredException, TypeError) as exc:
+            # paramiko raises cryptography's TypeError for OpenSSH-format keys without a password.
+            if isinstance(exc, TypeError) and "password" not in str(exc).lower():
+                raise
             raise TunnelError(f"the private key {path} is encrypted; give its password (private_key_password)") from exc
         except FileNotFoundError as exc:
             raise TunnelError(f"the private key file {path} does not exist") from exc
         except (paramiko.SSHException, ValueError) as exc:
-            hint = " (wrong password?)" if self._private_key_password else ""
-            raise TunnelError(f"cannot read the private key {path}{hint}: {exc}") from exc
+            if self._private_key_password:
+                raise TunnelError(f"cannot decrypt the private key {path}: is the password right? ({exc})") from exc
+            raise TunnelError(f"cannot read the private key {path}: {exc}") from exc
         except OSError as exc:
             raise TunnelError(f"cannot read the private key {path}: {exc}") from exc
 

@@ -115,19 +115,28 @@ def test_on_exit_tail_is_the_last_4_kib_of_the_output(runtime):
     assert runtime.task_output("task-long").startswith("line-1\n")
 
 
-def test_unknown_node_or_task_type_reports_a_failed_start(runtime):
+def test_a_task_that_cannot_start_raises(runtime):
     spec = node("node-a", "127.0.3.7")
     runtime.start_node(spec)
-    missing = ExitRecorder()
-    runtime.run_task(bash_task("task-missing-node", node("ghost", "127.0.3.8"), "true"), missing)
-    docker = ExitRecorder()
-    run = bash_task("task-docker", spec, "true")
-    runtime.run_task(dataclasses.replace(run, task_type="docker"), docker)
-
-    assert missing.wait() == (127, "raydog sandbox: node ydid:node:000000:ghost is not running\n")
-    code, tail = docker.wait()
-    assert code == 127 and "task type 'docker' is not supported" in tail
+    with pytest.raises(RuntimeError, match="node ydid:node:000000:ghost is not running"):
+        runtime.run_task(bash_task("task-missing-node", node("ghost", "127.0.3.8"), "true"), ExitRecorder())
+    docker = dataclasses.replace(bash_task("task-docker", spec, "true"), task_type="docker")
+    with pytest.raises(ValueError, match="task type 'docker' is not supported"):
+        runtime.run_task(docker, ExitRecorder())
+    runtime.run_task(bash_task("task-busy", spec, "sleep 1000"), ExitRecorder())
+    with pytest.raises(ValueError, match="task task-busy is already running"):
+        runtime.run_task(bash_task("task-busy", spec, "true"), ExitRecorder())
     assert runtime.task_output("never-run") is None
+
+
+def test_a_retried_task_runs_again_in_a_fresh_working_directory(runtime):
+    spec = node("node-a", "127.0.3.7")
+    runtime.start_node(spec)
+    first, second = ExitRecorder(), ExitRecorder()
+    runtime.run_task(bash_task("task-retried", spec, "ls; touch left-behind; exit 1"), first)
+    assert first.wait()[0] == 1
+    runtime.run_task(bash_task("task-retried", spec, "ls"), second)
+    assert second.wait() == (0, "taskdata.txt\ntaskoutput.txt\n")
 
 
 # -- isolation -----------------------------------------------------------------------------
@@ -267,9 +276,8 @@ def test_stop_node_ends_every_process_of_the_node_and_its_running_tasks(runtime,
     survivors = {tuple(p.cmdline()) for p in marked_processes(marker)}
     assert survivors == {("bash", "taskdata.txt"), ("sleep", "1000")}
     assert not on_b.called
-    stopped = ExitRecorder()
-    runtime.run_task(bash_task("task-after-stop", a, "true"), stopped)
-    assert stopped.wait()[0] == 127
+    with pytest.raises(RuntimeError, match="is not running"):
+        runtime.run_task(bash_task("task-after-stop", a, "true"), ExitRecorder())
 
 
 def test_close_leaves_no_process_of_the_runtime(tmp_path, marker):

@@ -10,9 +10,20 @@ whose PID 1 is the node agent (``node_agent.py``). The node therefore has:
   the agent's home at ``/opt/yellowdog/agent`` and task working directories under
   ``/var/opt/yellowdog/agent/data/workers``, as on a YellowDog node; the host's own
   /opt is never touched;
-- its own hostname (the node's), and its own loopback IP (the node's private IP, in
-  127.0.0.0/8) in the host's network namespace: Ray binds it through
-  ``RAY_NODE_IP_ADDRESS`` / ``--node-ip-address``.
+- its own hostname (the node's, resolving to its private IP through a per-node
+  /etc/hosts), and its own loopback IP (the node's private IP, in 127.0.0.0/8) in the
+  host's network namespace.
+
+Nodes share the host's network, so a node script must tell Ray which address and which
+dashboard-agent port are the node's (both are harmless no-ops on a real YellowDog node,
+where the variables are unset)::
+
+    ray start ... ${RAY_NODE_IP_ADDRESS:+--node-ip-address=$RAY_NODE_IP_ADDRESS} \\
+        ${RAY_DASHBOARD_AGENT_LISTEN_PORT:+--dashboard-agent-listen-port=$RAY_DASHBOARD_AGENT_LISTEN_PORT}
+
+Without the second flag every node's dashboard agent wants 127.0.0.1:52365: all but the
+first run without their HTTP service. Head ports (6379 for the GCS on all interfaces,
+10001 on 127.0.0.1, 8265) leave room for one head per port set on the machine.
 
 On the host a node lives in ``<data dir>/nodes/<node id>/``: ``home/``, ``data/``
 (``data/workers/<task id>/{taskdata.txt,taskoutput.txt}``), ``tmp/`` and ``agent.log``.
@@ -51,11 +62,12 @@ AGENT_DATA = "/var/opt/yellowdog/agent/data"
 
 # A task still running when its node is stopped ends by SIGKILL, as bash would report it.
 NODE_STOPPED_EXIT_CODE = 128 + signal.SIGKILL
-# A task that could not start (its node is not running, or its task type is unknown).
-NOT_STARTED_EXIT_CODE = 127
 
 # Between Ray's worker ports (10002-19999) and Linux's ephemeral ports (32768-60999).
 DASHBOARD_AGENT_PORTS = (20000, 32768)
+
+# How long a node agent may take to exit on its own before it is killed.
+AGENT_EXIT_SECONDS = 2.0
 
 OUTPUT_TAIL_BYTES = 4096
 OUTPUT_MAX_BYTES = 1 << 20
@@ -250,28 +262,34 @@ class _Node:
         self.finish_all(NODE_STOPPED_EXIT_CODE)
 
     def terminate(self, timeout: float = 60.0) -> None:
-        """Kill the node's PID 1, which kills all of the node; return when nothing is left."""
+        """End the node's PID 1, which ends all of the node; return when nothing is left.
+
+        Closing the agent's stdin makes it exit; if it does not at once (it may be blocked
+        writing events), it is SIGKILLed. Either way unshare reaps PID 1, and the kernel
+        lets PID 1 be reaped only once every other process of the namespace is gone."""
         process = self.process
         if process is None:
             return
         init_pid = self.init_pid or _child_of(process.pid)
-        try:
-            if init_pid is not None:
-                os.kill(init_pid, signal.SIGKILL)
-            else:
-                process.kill()  # unshare has not forked PID 1 yet (or it is gone already)
-        except ProcessLookupError:
-            pass
-        try:
-            # unshare reaps PID 1, and the kernel reaps PID 1 only once the namespace is empty.
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(
-                f"node {self.spec.node_id}: its processes did not exit within {timeout:.0f} s"
-            ) from None
         with self.lock:
             if process.stdin is not None:
                 process.stdin.close()
+        try:
+            process.wait(AGENT_EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            try:
+                if init_pid is not None:
+                    os.kill(init_pid, signal.SIGKILL)
+                else:
+                    process.kill()  # unshare has not forked PID 1 yet
+            except ProcessLookupError:
+                pass
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                raise RuntimeError(
+                    f"node {self.spec.node_id}: its processes did not exit within {timeout:.0f} s"
+                ) from None
         if self.reader is not None and self.reader is not threading.current_thread():
             self.reader.join(timeout)
 
@@ -456,30 +474,30 @@ class ExecRuntime:
     # -- tasks ---------------------------------------------------------------------------
 
     def run_task(self, run: TaskRun, on_exit: ExitCallback) -> None:
-        """Start ``bash taskdata.txt <arguments>`` on the task's node and return at once."""
+        """Start ``bash taskdata.txt <arguments>`` on the task's node and return at once.
+
+        Raises (the task could not start) for a task type other than "bash", a node that
+        is not running, or a task that is already running. A task may run again (a retry)
+        once its previous run has ended: it gets a fresh working directory."""
+        if run.task_type != "bash":
+            raise ValueError(f"task type {run.task_type!r} is not supported by exec-mode nodes (only 'bash')")
         with self._lock:
-            if run.task_id in self._outputs:
-                raise ValueError(f"task {run.task_id} was already run")
             node = self._nodes.get(run.node_id)
             if node is None:
-                directory = self.data_dir / "nodes" / safe_name(run.node_id) / "data" / "workers"
-            else:
-                directory = node.directory / "data" / "workers"
-            workdir = directory / safe_name(run.task_id)
+                raise RuntimeError(f"node {run.node_id} is not running")
+            previous = self._nodes.get(self._task_nodes.get(run.task_id, ""))
+            if previous is not None and run.task_id in previous.running:
+                raise ValueError(f"task {run.task_id} is already running")
+            workdir = node.directory / "data" / "workers" / safe_name(run.task_id)
             self._outputs[run.task_id] = workdir / "taskoutput.txt"
             self._task_nodes[run.task_id] = run.node_id
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "taskdata.txt").write_text(run.task_data or "")
-        output = workdir / "taskoutput.txt"
-        output.write_bytes(b"")
-        problem = None
-        if run.task_type != "bash":
-            problem = f"task type {run.task_type!r} is not supported by exec-mode nodes (only 'bash')"
-        elif node is None:
-            problem = f"node {run.node_id} is not running"
-        if problem is None:
             with node.lock:
-                node.running[run.task_id] = (on_exit, output)
+                node.running[run.task_id] = (on_exit, workdir / "taskoutput.txt")
+        try:
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir(parents=True)
+            (workdir / "taskdata.txt").write_text(run.task_data or "")
+            (workdir / "taskoutput.txt").write_bytes(b"")
             sent = node.send(
                 {
                     "op": "run",
@@ -490,17 +508,15 @@ class ExecRuntime:
                     "output": f"{AGENT_DATA}/workers/{workdir.name}/taskoutput.txt",
                 }
             )
-            if sent:
-                return
+        except BaseException:
+            with node.lock:
+                node.running.pop(run.task_id, None)
+            raise
+        if not sent:
             with node.lock:
                 if node.running.pop(run.task_id, None) is None:
-                    return  # the node died meanwhile, and reported the task's end
-            problem = f"node {run.node_id} is not running"
-        with open(output, "a") as text:
-            text.write(f"raydog sandbox: {problem}\n")
-        threading.Thread(
-            target=_call, args=(on_exit, NOT_STARTED_EXIT_CODE, f"raydog sandbox: {problem}\n"), daemon=True
-        ).start()
+                    return  # the node died meanwhile, and has reported the task's end
+            raise RuntimeError(f"node {run.node_id} is not running")
 
     def abort_task(self, task_id: str, grace_seconds: float = 10.0) -> None:
         """SIGTERM the task's bash (its EXIT trap runs), then SIGKILL its processes.

@@ -2,9 +2,14 @@
 
 Resources use ``Platform`` (built once per provider process with ``Platform.connect``),
 the spec/info dataclasses, and the ``PlatformError`` family; they never see SDK types.
+
+``Platform`` is imported on first use: importing yellowdog_client costs ~0.4 s, and
+Terraform starts the provider several times per command, mostly for schemas and
+validation, where no platform call is made.
 """
 
-from .client import Platform
+from typing import TYPE_CHECKING
+
 from .errors import (
     NotAuthorisedError,
     NotFoundError,
@@ -24,6 +29,19 @@ from .models import (
     TaskSpec,
     WorkRequirementInfo,
 )
+
+if TYPE_CHECKING:
+    from .client import Platform
+
+
+def __getattr__(name: str):
+    if name == "Platform":
+        from .client import Platform
+
+        globals()["Platform"] = Platform
+        return Platform
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "NodeAddress",

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import re
 
-import requests
-from yellowdog_client.model.exceptions import BaseCustomException
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: resources import these errors in every provider launch
+    import requests
 
 # Phrases the platform uses when a unique name is already in use (pool and WR names:
 # "already exists"; task names: "Task names must be unique within task group").
@@ -121,6 +123,9 @@ def from_sdk_exception(exc: BaseException, operation: str, object_id: str | None
     """
     if isinstance(exc, PlatformError):
         return exc
+    import requests
+    from yellowdog_client.model.exceptions import BaseCustomException
+
     if isinstance(exc, BaseCustomException):
         error_type = str(getattr(exc, "errorType", "") or "") or None
         message = _join(exc.message, exc.detail)

@@ -1,0 +1,270 @@
+"""The bench's moving parts: the installed provider, a sandbox process, timed Terraform runs.
+
+The provider is installed with ``raydog install`` into a private filesystem mirror and
+Terraform finds it through a CLI config, exactly as the test harness does (tests/harness/
+terraform.py is reused). The sandbox runs as its own process (``raydog sandbox``) so that
+its HTTP server never shares a GIL with the bench, Terraform or the provider.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO / "tests") not in sys.path:
+    sys.path.insert(0, str(REPO / "tests"))
+
+from harness.terraform import Terraform, terraform_command, write_cli_config  # noqa: E402
+
+PROVIDER_MARKERS = ("raydog.plugin", "terraform-provider-raydog")
+
+
+@dataclass
+class BenchEnv:
+    """A private Terraform home: the provider mirror, the CLI config and a plugin cache-free env."""
+
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+    mirror: Path | None = None
+
+    @classmethod
+    def create(cls, root: Path) -> "BenchEnv":
+        root.mkdir(parents=True, exist_ok=True)
+        mirror = root / "mirror"
+        subprocess.run([sys.executable, "-m", "raydog.cli", "install", "--dir", str(mirror)],
+                       check=True, capture_output=True, text=True)
+        home = root / "home"
+        home.mkdir(exist_ok=True)
+        cli_config = write_cli_config(home / "terraformrc", mirror)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "YD_"))}
+        env.update(TF_CLI_CONFIG_FILE=str(cli_config), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1",
+                   HOME=str(home))
+        return cls(root, env, mirror)
+
+    def launcher(self) -> Path:
+        """The provider executable Terraform runs (the mirror's launcher script)."""
+        return next(self.mirror.glob("registry.terraform.io/yellowdog/raydog/*/*/terraform-provider-raydog_v*"))
+
+    def workdir(self, name: str, sandbox: "SandboxProcess | None" = None) -> Terraform:
+        env = dict(self.env)
+        if sandbox is not None:
+            env.update(YD_API_URL=sandbox.url, YD_API_KEY_ID=sandbox.key_id, YD_API_KEY_SECRET=sandbox.key_secret)
+        return Terraform(self.root / "work" / name, env)
+
+
+class SandboxProcess:
+    """``raydog sandbox`` in its own process; ``url`` is ready when the constructor returns."""
+
+    key_id = "sandbox"
+    key_secret = "sandbox-secret"
+
+    def __init__(self, mode: str = "simulate", provision_delay: float = 0.0, task_start_delay: float = 0.0,
+                 data_dir: Path | None = None, ready_timeout: float = 60.0) -> None:
+        args = [sys.executable, "-m", "raydog.cli", "sandbox", "--port", "0", "--mode", mode,
+                "--provision-delay", str(provision_delay), "--task-start-delay", str(task_start_delay)]
+        if data_dir is not None:
+            args += ["--data-dir", str(data_dir)]
+        self.mode = mode
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True)
+        self.url = self._read_url(ready_timeout)
+
+    def _read_url(self, timeout: float) -> str:
+        found: dict[str, str] = {}
+        reader = threading.Thread(target=lambda: found.setdefault("line", self.proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        line = found.get("line", "").strip()
+        if not line.startswith("http"):
+            self.stop()
+            error = self.proc.stderr.read() if self.proc.stderr else ""
+            raise RuntimeError(f"raydog sandbox --mode {self.mode} did not start: {line or error.strip()}")
+        return line
+
+    def _sandbox(self, method: str, path: str) -> dict:
+        request = urllib.request.Request(f"{self.url}/sandbox/v1{path}", method=method, data=b"" if method == "POST" else None)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def requests(self) -> dict:
+        """{"total": n, "routes": {"GET /workerPools/{id}": n, ...}} since the last reset."""
+        return self._sandbox("GET", "/requests")
+
+    def reset_requests(self) -> None:
+        self._sandbox("POST", "/requests/reset")
+
+    def state(self) -> dict:
+        return self._sandbox("GET", "/state")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream:
+                stream.close()
+
+    def __enter__(self) -> "SandboxProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class ProviderWatch:
+    """Polls the provider processes under a Terraform run: how many started, and their peak RSS.
+
+    Peak RSS is each process's VmHWM (the kernel's high-water mark), read every ``interval``;
+    a process that grows in its last ``interval`` before exiting is under-read by that growth.
+    """
+
+    def __init__(self, root_pid: int, interval: float = 0.05) -> None:
+        self.root_pid = root_pid
+        self.interval = interval
+        self.peaks: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="provider-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            root = psutil.Process(self.root_pid)
+        except psutil.NoSuchProcess:
+            return
+        while not self._stop.is_set():
+            try:
+                children = root.children(recursive=True)
+            except psutil.NoSuchProcess:
+                return
+            for child in children:
+                if child.pid not in self.peaks and not _is_provider(child):
+                    continue
+                peak = _peak_rss(child.pid)
+                if peak is not None:
+                    self.peaks[child.pid] = max(peak, self.peaks.get(child.pid, 0))
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    @property
+    def launches(self) -> int:
+        return len(self.peaks)
+
+    @property
+    def peak_rss_mb(self) -> float | None:
+        return round(max(self.peaks.values()) / 2**20, 1) if self.peaks else None
+
+
+def _is_provider(process: psutil.Process) -> bool:
+    try:
+        return any(marker in part for part in process.cmdline() for marker in PROVIDER_MARKERS)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def _peak_rss(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return psutil.Process(pid).memory_info().rss
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+@dataclass
+class Run:
+    """One timed Terraform command."""
+
+    args: list[str]
+    seconds: float
+    cpu_seconds: float  # user + system CPU of Terraform and every provider process it ran
+    returncode: int
+    stdout: str
+    stderr: str
+    provider_launches: int
+    provider_peak_rss_mb: float | None
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class CommandFailed(RuntimeError):
+    pass
+
+
+def timed(tf: Terraform, *args: str, ok: tuple[int, ...] = (0,), timeout: float = 600) -> Run:
+    """Run ``terraform ARGS`` in ``tf``'s directory; wall time from launch to exit, with provider stats."""
+    cpu_before = _children_cpu()
+    started = time.perf_counter()
+    proc = tf.popen(*args)
+    watch = ProviderWatch(proc.pid)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        stdout, stderr = proc.communicate()
+        raise CommandFailed(f"terraform {' '.join(args)} timed out after {timeout}s\n{stdout[-3000:]}\n{stderr[-3000:]}")
+    finally:
+        watch.stop()
+    seconds = time.perf_counter() - started
+    cpu = _children_cpu() - cpu_before
+    run = Run(list(args), seconds, cpu, proc.returncode, stdout, stderr, watch.launches, watch.peak_rss_mb)
+    if proc.returncode not in ok:
+        raise CommandFailed(f"terraform {' '.join(args)} exited {proc.returncode}\n{stdout[-3000:]}\n{stderr[-3000:]}")
+    return run
+
+
+def _children_cpu() -> float:
+    """CPU time of every reaped descendant: Terraform reaps its providers, we reap Terraform."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+AUTO = ("-input=false", "-no-color")
+
+
+def init(tf: Terraform) -> Run:
+    return timed(tf, "init", *AUTO)
+
+
+def apply(tf: Terraform, parallelism: int = 10) -> Run:
+    return timed(tf, "apply", "-auto-approve", *AUTO, f"-parallelism={parallelism}")
+
+
+def plan_no_change(tf: Terraform, parallelism: int = 10) -> Run:
+    """``plan -detailed-exitcode`` with refresh; it must find nothing to change."""
+    run = timed(tf, "plan", *AUTO, "-detailed-exitcode", f"-parallelism={parallelism}", ok=(0, 2))
+    if run.returncode != 0:
+        raise CommandFailed(f"the plan after apply was not empty:\n{run.stdout[-3000:]}")
+    return run
+
+
+def destroy(tf: Terraform, parallelism: int = 10) -> Run:
+    return timed(tf, "destroy", "-auto-approve", *AUTO, f"-parallelism={parallelism}")
+
+
+__all__ = ["BenchEnv", "SandboxProcess", "ProviderWatch", "Run", "CommandFailed", "timed", "init", "apply",
+           "plan_no_change", "destroy", "terraform_command"]
