@@ -70,16 +70,20 @@ def layout(workdir: Path) -> Path:
     return workdir / "examples" / "quickstart"
 
 
-def ray_job(client_address: str, expected_nodes: int, samples_per_task: int = 200_000, tasks: int = 8) -> dict:
-    """Estimate pi with tasks spread over the worker nodes; report where they ran."""
+def ray_job(client_address: str, expected_nodes: int, samples_per_task: int = 200_000, tasks: int = 8,
+            wait_seconds: float = 120.0) -> dict:
+    """Estimate pi with tasks spread over the worker nodes; report where they ran.
+
+    Waits (up to ``wait_seconds``) until exactly ``expected_nodes`` Ray nodes are alive.
+    """
     import ray
 
     ray.init(address=client_address)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + wait_seconds
         while True:
             alive = [n for n in ray.nodes() if n.get("Alive")]
-            if len(alive) >= expected_nodes or time.monotonic() > deadline:
+            if len(alive) == expected_nodes or time.monotonic() > deadline:
                 break
             time.sleep(1)
 
@@ -94,6 +98,7 @@ def ray_job(client_address: str, expected_nodes: int, samples_per_task: int = 20
         return {
             "pi": 4.0 * inside / (samples_per_task * tasks),
             "alive_nodes": len(alive),
+            "alive_node_ips": sorted(n["NodeManagerAddress"] for n in alive),
             "task_node_ips": sorted({r[1] for r in results}),
         }
     finally:
@@ -181,5 +186,13 @@ def _outputs(terraform: list[str], cwd: Path, env: dict[str, str]) -> dict:
     return {k: v["value"] for k, v in json.loads(raw).items()}
 
 
+def job_main(argv: list[str]) -> int:
+    """``python -m raydog.demo job CLIENT_ADDRESS EXPECTED_NODES``: run the Ray job, print JSON."""
+    import json
+
+    print(json.dumps(ray_job(argv[0], int(argv[1]))), flush=True)
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(job_main(sys.argv[2:]) if sys.argv[1:2] == ["job"] else main())

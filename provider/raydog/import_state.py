@@ -61,7 +61,7 @@ class SavedState:
     worker_pool_ids: tuple[str, ...]
 
     @classmethod
-    def load(cls, path: Path) -> "SavedState":
+    def load(cls, path: Path) -> SavedState:
         try:
             data = json.loads(Path(path).read_text())
         except OSError as exc:
@@ -154,8 +154,8 @@ def take_inventory(platform, state: SavedState) -> Inventory:
         if found is None:
             inventory.skipped.append((pool_id, why))
         elif found.kind != WORKER_POOL and inventory.node(found.kind) is not None:
-            inventory.skipped.append((pool_id, f"a second {found.kind} pool ({found.yellowdog_name}); "
-                                               "a cluster has one"))
+            why = f"a second {found.kind} pool ({found.yellowdog_name}); a cluster has one"
+            inventory.skipped.append((pool_id, why))
         elif found.key and any(n.key == found.key for n in inventory.worker_pools):
             inventory.skipped.append((pool_id, f"its name {found.key} is taken by another pool of the cluster"))
         else:
@@ -216,18 +216,39 @@ def resource_label(key: str) -> str:
     return label if re.match(r"^[A-Za-z_]", label) else f"pool_{label}"
 
 
-def address(found: Found, module: str | None) -> str:
+# The raydog module's resource names (terraform/modules/raydog/main.tf).
+MODULE_RESOURCES = {CLUSTER: "raydog_cluster.this", HEAD: "raydog_head.this",
+                    OBSERVABILITY: "raydog_observability.this[0]", WORKER_POOL: "raydog_worker_pool.this"}
+
+
+def address(found: Found, module: str | None, module_resources: dict[str, str] = MODULE_RESOURCES) -> str:
     """Where the object goes: a raw resource (``module`` None) or the module instance ``module``."""
     if module is None:
         single = {CLUSTER: "raydog_cluster.this", HEAD: "raydog_head.this",
                   OBSERVABILITY: "raydog_observability.this"}
         return single.get(found.kind) or f"raydog_worker_pool.{resource_label(found.key)}"
-    single = {CLUSTER: "raydog_cluster.this", HEAD: "raydog_head.this",
-              OBSERVABILITY: "raydog_observability.this[0]"}
-    return f"{module}.{single.get(found.kind) or f'raydog_worker_pool.this[{_hcl_string(found.key)}]'}"
+    inner = module_resources[found.kind]
+    return f"{module}.{inner}[{_hcl_string(found.key)}]" if found.kind == WORKER_POOL else f"{module}.{inner}"
 
 
-def render_imports(inventory: Inventory, module: str | None, source: str) -> str:
+def module_resources(source: str | None, directory: Path) -> dict[str, str]:
+    """The module's resource addresses, read from its files when ``source`` is a local path."""
+    resources = dict(MODULE_RESOURCES)
+    if not source or not source.startswith(("/", ".")):
+        return resources
+    module_dir = (directory / source) if not Path(source).is_absolute() else Path(source)
+    text = "\n".join(p.read_text(errors="replace") for p in module_dir.glob("*.tf")) if module_dir.is_dir() else ""
+    for kind, (type_, suffix) in {CLUSTER: ("raydog_cluster", ""), HEAD: ("raydog_head", ""),
+                                  OBSERVABILITY: ("raydog_observability", "[0]"),
+                                  WORKER_POOL: ("raydog_worker_pool", "")}.items():
+        match = re.search(rf'resource\s+"{type_}"\s+"([A-Za-z_][A-Za-z0-9_-]*)"', text)
+        if match:
+            resources[kind] = f"{type_}.{match.group(1)}{suffix}"
+    return resources
+
+
+def render_imports(inventory: Inventory, module: str | None, source: str,
+                   resources: dict[str, str] = MODULE_RESOURCES) -> str:
     state = inventory.state
     if module is None:
         how = ("# Next: `terraform plan -generate-config-out=generated.tf`, then `raydog import-state "
@@ -235,14 +256,14 @@ def render_imports(inventory: Inventory, module: str | None, source: str) -> str
     else:
         how = f"# The module call is in {MODULE_FILE}. Next: `terraform plan`, review, and `terraform apply`."
     lines = [
-        f"# Written by `raydog import-state {source}`: RayDog cluster {state.cluster_name} "
-        f"in namespace {state.cluster_namespace}.",
+        (f"# Written by `raydog import-state {source}`: RayDog cluster {state.cluster_name} "
+         f"in namespace {state.cluster_namespace}."),
         how,
         "# Once applied, this file can be deleted.",
     ]
     for found in [inventory.cluster, *inventory.nodes]:
         lines += ["", f"# {found.yellowdog_name}: {found.detail}", "import {",
-                  f"  to = {address(found, module)}", f"  id = {_hcl_string(found.import_id)}", "}"]
+                  f"  to = {address(found, module, resources)}", f"  id = {_hcl_string(found.import_id)}", "}"]
     if inventory.skipped:
         lines.append("")
     lines += [f"# skipped {skipped_id}: {why}" for skipped_id, why in inventory.skipped]
@@ -433,11 +454,12 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"nothing to import: the RayDog cluster {state.cluster_name} is gone")
     if args.link:
         return _link(directory / GENERATED_FILE, inventory)
-    written = _write(directory, inventory, module, module_source, args.state_file.name)
+    resources = module_resources(module_source, directory)
+    written = _write(directory, inventory, module, module_source, args.state_file.name, resources)
     for warning in inventory.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for found in [inventory.cluster, *inventory.nodes]:
-        print(f"import {address(found, module):<48} {found.yellowdog_name} ({found.detail})")
+        print(f"import {address(found, module, resources):<48} {found.yellowdog_name} ({found.detail})")
     print(f"wrote {', '.join(str(p) for p in written)}")
     if module is None:
         print(f"next: cd {directory} && terraform init && terraform plan -generate-config-out={GENERATED_FILE}, "
@@ -454,7 +476,7 @@ def _outputs(args: argparse.Namespace, module: str | None) -> list[str]:
 
 
 def _write(directory: Path, inventory: Inventory, module: str | None, module_source: str | None,
-           source: str) -> list[Path]:
+           source: str, resources: dict[str, str]) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     if module is not None:
@@ -465,12 +487,26 @@ def _write(directory: Path, inventory: Inventory, module: str | None, module_sou
             written.append(directory / "scripts" / file_name)
         (directory / MODULE_FILE).write_text(text)
         written.append(directory / MODULE_FILE)
-    (directory / IMPORTS_FILE).write_text(render_imports(inventory, module, source))
+    (directory / IMPORTS_FILE).write_text(render_imports(inventory, module, source, resources))
     written.insert(0, directory / IMPORTS_FILE)
     if not declares_provider(directory):
         (directory / VERSIONS_FILE).write_text(VERSIONS_TF)
         written.append(directory / VERSIONS_FILE)
+    _format(directory)
     return written
+
+
+def _format(directory: Path) -> None:
+    """``terraform fmt`` the directory (best effort: the files are valid either way)."""
+    import subprocess
+
+    from raydog.tunnel_cli import terraform_command
+
+    try:
+        subprocess.run([*terraform_command(), "fmt", "-no-color", "."], cwd=directory, capture_output=True,
+                       stdin=subprocess.DEVNULL, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
 
 
 def _link(path: Path, inventory: Inventory) -> int:

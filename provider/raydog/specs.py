@@ -82,7 +82,9 @@ def _check_env_name(key: str) -> str:
             "not starting with a digit"
         )
     if key in PROVIDER_SET_VARIABLES:
-        raise ValueError(f'environment variable "{key}" is set by the provider; use the matching attribute instead')
+        raise ValueError(
+            f'environment variable "{key}" is set by the provider; use the matching attribute instead'
+        )
     return key
 
 

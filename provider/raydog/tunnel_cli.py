@@ -161,16 +161,20 @@ def parse_forward(spec: str) -> Tunnel:
     return Tunnel("forward", local, host, port)
 
 
-def terraform_outputs(directory: Path) -> dict:
-    """``terraform output -json`` of ``directory``, as {name: value}."""
+def terraform_command() -> list[str]:
+    """How to run Terraform: the one RAYDOG_TERRAFORM or PATH names, else the embedded one."""
     from raydog.terraform import terraform_on_path
 
+    binary = terraform_on_path()
+    return [binary] if binary else [sys.executable, "-m", "raydog.terraform"]
+
+
+def terraform_outputs(directory: Path) -> dict:
+    """``terraform output -json`` of ``directory``, as {name: value}."""
     if not directory.is_dir():
         raise TerraformOutputError(f"{directory} is not a directory")
-    binary = terraform_on_path()
-    command = [binary] if binary else [sys.executable, "-m", "raydog.terraform"]
-    result = subprocess.run([*command, "output", "-json", "-no-color"], cwd=directory, capture_output=True,
-                            text=True, stdin=subprocess.DEVNULL)
+    result = subprocess.run([*terraform_command(), "output", "-json", "-no-color"], cwd=directory,
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
     if result.returncode != 0:
         raise TerraformOutputError(f"terraform output -json failed in {directory}: "
                                    f"{(result.stderr or result.stdout).strip()}")

@@ -15,12 +15,14 @@ Problems raise ``TunnelError`` with a message that says what to do.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import paramiko
 
@@ -161,19 +163,19 @@ class RayTunnels:
         for forwarder in self._forwarders:
             try:
                 forwarder.stop()
-            except Exception as exc:  # closing sockets: keep closing the rest
+            except OSError as exc:  # closing sockets: keep closing the rest
                 errors.append(exc)
         self._forwarders = []
         if self._client is not None:
             try:
                 self._client.close()
-            except Exception as exc:
+            except (OSError, paramiko.SSHException) as exc:
                 errors.append(exc)
             self._client = None
         if errors and not ignore_errors:
             raise TunnelError(f"stopping the tunnels: {errors[0]}") from errors[0]
 
-    def __enter__(self) -> "RayTunnels":
+    def __enter__(self) -> Self:
         self.start_tunnels()
         return self
 
@@ -383,7 +385,5 @@ def _pump(local: socket.socket, channel: paramiko.Channel, stopping: threading.E
 
 def _close_quietly(local: socket.socket, channel: paramiko.Channel) -> None:
     for closable in (channel, local):
-        try:
+        with contextlib.suppress(OSError, EOFError):  # already closed
             closable.close()
-        except Exception:  # already closed
-            pass

@@ -46,10 +46,10 @@ def ensure_sshd() -> tuple[str | None, str]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if find_sshd():
             return find_sshd(), ""
-        result = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600, check=False)
         if result.returncode != 0:  # stale package lists: refresh once and retry
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, text=True, timeout=600)
-            result = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600)
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600, check=False)
+            result = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600, check=False)
     found = find_sshd()
     if found:
         return found, ""
@@ -129,9 +129,8 @@ def start_sshd(sshd: str, directory: Path, authorised_keys: list[Path]) -> SshSe
         "PrintMotd no\n"
         "LogLevel VERBOSE\n"
     )
-    log = open(directory / "sshd.log", "w")
-    process = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    log.close()
+    with open(directory / "sshd.log", "w") as log:
+        process = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
     server = SshServer(process, port, getpass.getuser(), authorised_keys[0], host_key, directory)
     deadline = time.monotonic() + 15
     while not port_is_open(port):

@@ -15,9 +15,8 @@ import time
 import urllib.request
 
 import pytest
-from sshd_helpers import ensure_sshd, free_port, http_server, keygen, port_is_open, start_sshd
-
 from raydog.tunnels import RayTunnels, SSHTunnelSpec, TunnelError
+from sshd_helpers import ensure_sshd, free_port, http_server, keygen, port_is_open, start_sshd
 
 
 @pytest.fixture(scope="session")
@@ -239,7 +238,7 @@ def test_raydog_tunnel_takes_the_head_from_terraform_outputs(sshd, known_hosts, 
         local_ports = [local_port_of(lines, label) for label in labels]
         assert get(local_port_of(lines, "forward")) == f"{greeting} /"
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=20)
+        _, err = process.communicate(timeout=20)
     finally:
         if process.poll() is None:
             process.kill()

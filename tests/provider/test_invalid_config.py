@@ -11,6 +11,12 @@ A few cases are also run alone to show that running them together changes nothin
 
 Contract warnings (a head script without an EXIT trap, ...) are a separate table: they
 are warnings on the script attribute, and `terraform validate` still succeeds.
+
+Not in the catalogue: two raydog_worker_pool resources with the same name and
+cluster_name. Terraform validates and plans each resource on its own, and nothing in a
+request tells one resource instance from another, so the provider cannot see the clash
+at validate or plan time without asking the platform; the module refuses duplicate keys
+of its pools map, and a check at create time belongs to the resources.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Optional
 import pytest
 from raydog.sandbox.server import start_sandbox
 
-from harness.terraform import Terraform
+from harness.terraform import PROVIDER_BLOCK, Terraform
 
 WR_ID = "ydid:workreq:000000:11111111-2222-3333-4444-555555555555"
 CLUSTER = {"name": "demo", "namespace": "tests"}
@@ -140,7 +146,8 @@ CASES = [
     Case("cluster-name-trailing-dash", cluster(name="demo-"), "name", NAME_RULE),
     Case("cluster-name-dots", cluster(name="demo.prod"), "name", NAME_RULE),
     Case("cluster-name-empty", cluster(name=""), "name", "must not be empty"),
-    Case("cluster-name-over-60", cluster(name="c" * 61), "name", "61 characters long; YellowDog allows at most 60"),
+    Case("cluster-name-over-60", cluster(name="c" * 61), "name",
+         "61 characters long; YellowDog allows at most 60"),
     Case("cluster-name-too-long-for-its-head", cluster(name="c" * 56), "name", f'"{"c" * 56}-head"'),
     Case("cluster-namespace-spaces", cluster(namespace="team a"), "namespace", NAME_RULE),
     Case("cluster-tag-punctuation", cluster(tag="prod!"), "tag", NAME_RULE),
@@ -166,7 +173,8 @@ CASES = [
     Case("lifetime-without-unit", pool(lifetime="90"), "lifetime", '"90" is not a duration'),
     Case("lifetime-days", head(lifetime="2d"), "lifetime", '"2d" is not a duration'),
     Case("lifetime-zero", pool(lifetime="0s"), "lifetime", "must be longer than zero"),
-    Case("timeouts-create-words", head(timeouts={"create": "5 minutes"}), "create", '"5 minutes" is not a duration'),
+    Case("timeouts-create-words", head(timeouts={"create": "5 minutes"}), "create",
+         '"5 minutes" is not a duration'),
     Case("timeouts-update-negative", pool(timeouts={"update": "-10m"}), "update", '"-10m" is not a duration'),
     Case("timeouts-delete-empty", observability(timeouts={"delete": ""}), "delete", "must be a duration"),
     # Ids and references.
@@ -182,7 +190,8 @@ CASES = [
     # Task environment and tags.
     Case("environment-overrides-ray-head-ip", pool(environment={"RAY_HEAD_IP": "10.9.9.9"}), "RAY_HEAD_IP",
          "set by the provider"),
-    Case("environment-overrides-deprecated-head-ip", pool(environment={"A": "1", "RAY_HEAD_NODE_PRIVATE_IP": "x"}),
+    Case("environment-overrides-deprecated-head-ip",
+         pool(environment={"A": "1", "RAY_HEAD_NODE_PRIVATE_IP": "x"}),
          "RAY_HEAD_NODE_PRIVATE_IP", "set by the provider"),
     Case("environment-overrides-observability-host", head(environment={"OBSERVABILITY_HOST": "10.0.0.9"}),
          "OBSERVABILITY_HOST", "set by the provider"),
@@ -229,8 +238,9 @@ PLAN_CASES = [
          cluster(name="named") + head(cluster_id=Expr(f"raydog_cluster.{LABEL}.name"), cluster_name="named"),
          "cluster_id", '"named" is not a work requirement id', block="raydog_head"),
     Case("plan-environment-key-from-a-resource",
-         cluster(name="envy", namespace="team-a") + pool(cluster_id=Expr(f"raydog_cluster.{LABEL}.id"), cluster_name="envy",
-                                     environment=Expr(f'{{ (raydog_cluster.{LABEL}.namespace) = "x" }}')),
+         cluster(name="envy", namespace="team-a")
+         + pool(cluster_id=Expr(f"raydog_cluster.{LABEL}.id"), cluster_name="envy",
+                environment=Expr(f'{{ (raydog_cluster.{LABEL}.namespace) = "x" }}')),
          "environment", '"team-a" is not valid in bash', block="raydog_worker_pool"),
     Case("plan-lint-warning-from-rendered-script",
          cluster(name="lint") + script(source="ray start --head --port=6379 --block\n")
@@ -292,7 +302,7 @@ class TableRun:
     def diagnostics(self, case: Case) -> list[Diagnostic]:
         first, last = self.spans[case.id]
         found = [
-            Diagnostic(d["severity"], d["summary"], d.get("detail", ""), (d.get("range") or {}).get("start", {}).get("line"))
+            Diagnostic(d["severity"], d["summary"], d.get("detail", ""), _line(d))
             for d in self.validate.get("diagnostics", [])
         ]
         return [d for d in found if d.line is not None and first <= d.line <= last]
@@ -305,7 +315,8 @@ class TableRun:
         """The line of ``case.attribute`` in the case's block (the block's header when None)."""
         first, last = self.spans[case.id]
         lines = self.text.splitlines()
-        headers = [n for n in range(first, last + 1) if re.match(r'^(resource|data|provider) "', lines[n - 1])]
+        header = re.compile(r'^(resource|data|provider) "')
+        headers = [n for n in range(first, last + 1) if header.match(lines[n - 1])]
         if case.block is not None:
             headers = [n for n in headers if f'"{case.block}"' in lines[n - 1]]
         start = headers[0]
@@ -320,10 +331,12 @@ class TableRun:
         raise AssertionError(f"{case.id}: no line for {case.attribute!r} in its block")
 
 
+def _line(diagnostic: dict) -> int | None:
+    return diagnostic.get("range", {}).get("start", {}).get("line")
+
+
 def table_text(cases: list[Case]) -> tuple[str, dict[str, tuple[int, int]]]:
     """One main.tf body holding every case's blocks, and each case's (first, last) line."""
-    from harness.terraform import PROVIDER_BLOCK
-
     text = PROVIDER_BLOCK + 'provider "raydog" {}\n'
     spans = {}
     for case in cases:
@@ -449,7 +462,7 @@ def test_invalid_config_fails_plan_on_the_attribute(invalid_run, case):
 
 def test_invalid_configs_make_no_request(invalid_run):
     assert invalid_run.validate["valid"] is False
-    assert invalid_run.validate["error_count"] == len(CASES), json.dumps(invalid_run.validate, indent=1)[:4000]
+    assert invalid_run.validate["error_count"] == len(CASES), json.dumps(invalid_run.validate)[:4000]
     assert "Error:" in invalid_run.plan_output
     assert invalid_run.requests["total"] == 0, invalid_run.requests
 
@@ -508,24 +521,35 @@ def test_cases_alone_give_the_same_diagnostics(workdir, invalid_run):
         assert alone.requests["total"] == 0
 
 
-MISSING_CREDENTIALS = [
-    ({}, "application_key_id and application_key_secret", "YD_API_KEY_ID and YD_API_KEY_SECRET"),
-    ({"YD_API_KEY_ID": "key"}, "application_key_secret", "YD_API_KEY_SECRET"),
+# Settings that only configure sees (the environment, or what is missing): one error,
+# naming the attribute and its environment variable, and no request.
+CONFIGURE_CASES = [
+    pytest.param({}, "Missing YellowDog application key",
+                 ["application_key_id and application_key_secret", "YD_API_KEY_ID and YD_API_KEY_SECRET"],
+                 id="no-key-at-all"),
+    pytest.param({"YD_API_KEY_ID": "key"}, "Missing YellowDog application key",
+                 ["Set application_key_secret", "the YD_API_KEY_SECRET environment variable"],
+                 id="no-key-secret"),
+    pytest.param({"YD_API_KEY_ID": "key", "YD_API_KEY_SECRET": "secret", "YD_API_URL": "127.0.0.1:8080"},
+                 "Invalid api_url", ['"127.0.0.1:8080" is not an http(s) URL', "YD_API_URL"],
+                 id="api-url-from-environment-without-scheme"),
 ]
 
 
-@pytest.mark.parametrize("env, attributes, variables", MISSING_CREDENTIALS, ids=["both", "secret"])
-def test_missing_credentials_fail_once_at_configure_without_a_request(
-    terraform_factory, module_sandbox, env, attributes, variables
+@pytest.mark.parametrize("env, summary, phrases", CONFIGURE_CASES)
+def test_bad_settings_fail_once_at_configure_without_a_request(
+    terraform_factory, module_sandbox, env, summary, phrases
 ):
-    terraform = terraform_factory(f"nocreds-{len(env)}", YD_API_URL=module_sandbox.url, **env)
+    terraform = terraform_factory(f"configure-{len(env)}", **{"YD_API_URL": module_sandbox.url, **env})
     terraform.write('provider "raydog" {}\n' + cluster().replace(LABEL, "a") + pool().replace(LABEL, "b")
                     + head().replace(LABEL, "c"))
     terraform.init()
     module_sandbox.reset_requests()
     result = terraform.plan_exitcode()
     assert result.returncode == 1, result.output
-    assert result.output.count("Error:") == 1, result.output
+    assert [line for line in result.output.splitlines() if line.startswith("Error:")] == [f"Error: {summary}"]
+    assert 'on main.tf line 10, in provider "raydog":' in result.output  # the provider block
     flat = " ".join(result.output.split())
-    assert attributes in flat and variables in flat, result.output
+    for phrase in phrases:
+        assert phrase in flat, result.output
     assert module_sandbox.requests()["total"] == 0

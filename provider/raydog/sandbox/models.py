@@ -710,8 +710,8 @@ class Platform:
             status = TaskStatus.COMPLETED
         else:
             status, error = TaskStatus.FAILED, self._task_error(
-                task, TaskErrorType.PROCESS_NON_ZERO_EXIT, f"the task process exited with code {exit_code}",
-                exit_code)
+                task, TaskErrorType.PROCESS_NON_ZERO_EXIT,
+                f"the task process exited with code {exit_code}{_output_excerpt(task.output_tail)}", exit_code)
         if status is TaskStatus.FAILED and self._may_retry(task):
             worker = self.workers.get(task.worker_id) if task.worker_id else None
             if worker is not None and worker.task is task:
@@ -1609,3 +1609,13 @@ def _node_state(node: NodeRec) -> dict:
         "workerId": worker.id if worker else None,
         "taskId": worker.task.id if worker and worker.task else None,
     }
+
+
+# How much of taskoutput.txt a failed task's error carries. A convenience of the sandbox:
+# on YellowDog the output is read from the task's uploaded outputs, not its error.
+OUTPUT_EXCERPT_LINES = 20
+
+
+def _output_excerpt(tail: str) -> str:
+    lines = (tail or "").rstrip().splitlines()[-OUTPUT_EXCERPT_LINES:]
+    return "; last lines of taskoutput.txt:\n" + "\n".join(lines) if lines else ""

@@ -1,0 +1,270 @@
+"""What the reliability tests share: configurations, fault accounting, and the invariants.
+
+The invariants are the point of the suite, so they live in one place:
+
+* ``assert_state_owns_the_platform``: every live object on the sandbox is in Terraform's
+  state (nothing orphaned), and every object in state is live (nothing lost).
+* ``assert_created_once``: the sandbox's whole history (finished objects included) holds
+  each pool, work requirement, task group and task exactly once, so no retried create
+  made a second copy - even one that was later cleaned up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from harness.platform_view import FINISHED_POOL, view
+
+# The faults of issue 6, item 1 (the seed is added per run).
+ISSUE_FAULTS = "5xx=0.1,429=0.05,latency=0-300ms,drop=0.05"
+HEAD_TEMPLATE = "sandbox/ray-head"
+WORKER_TEMPLATE = "sandbox/ray-worker"
+
+
+def record(kind: str, figures: dict) -> None:
+    """Append one result line to $RAYDOG_RELIABILITY_REPORT (JSON lines), when it is set."""
+    path = os.environ.get("RAYDOG_RELIABILITY_REPORT")
+    if path:
+        with open(path, "a") as out:
+            out.write(json.dumps({"kind": kind, **figures}, sort_keys=True) + "\n")
+
+
+def scale(variable: str, default: int) -> int:
+    """A run size from the environment (full runs), else the reduced default of `make test`."""
+    value = os.environ.get(variable)
+    return int(value) if value else default
+
+
+def cluster_config(
+    cluster: str,
+    pools: dict[str, int],
+    *,
+    wait_for_nodes: bool = True,
+    head_timeout: str = "5m",
+    head_environment: dict[str, str] | None = None,
+    head_template: str = HEAD_TEMPLATE,
+    worker_template: str = WORKER_TEMPLATE,
+    pool_environment: dict[str, dict[str, str]] | None = None,
+) -> str:
+    """A cluster, its head, and one raydog_worker_pool per entry of ``pools`` (name -> node_count)."""
+
+    def env(values: dict[str, str] | None) -> str:
+        if not values:
+            return ""
+        items = ", ".join(f'{k} = "{v}"' for k, v in values.items())
+        return f"environment = {{ {items} }}"
+
+    blocks = "".join(
+        f"""
+resource "raydog_worker_pool" "{name}" {{
+  cluster_id                      = raydog_cluster.c.id
+  cluster_name                    = raydog_cluster.c.name
+  name                            = "{name}"
+  compute_requirement_template_id = "{worker_template}"
+  head_private_ip                 = raydog_head.h.private_ip
+  node_count                      = {count}
+  wait_for_nodes                  = {str(wait_for_nodes).lower()}
+  {env((pool_environment or {}).get(name))}
+}}
+"""
+        for name, count in pools.items()
+    )
+    return f"""
+provider "raydog" {{}}
+
+resource "raydog_cluster" "c" {{
+  name      = "{cluster}"
+  namespace = "tests"
+}}
+
+resource "raydog_head" "h" {{
+  cluster_id                      = raydog_cluster.c.id
+  cluster_name                    = raydog_cluster.c.name
+  compute_requirement_template_id = "{head_template}"
+  {env(head_environment)}
+  timeouts {{
+    create = "{head_timeout}"
+  }}
+}}
+{blocks}"""
+
+
+def pools_named(prefix: str, count: int, node_count: int = 1) -> dict[str, int]:
+    return {f"{prefix}{i:02d}": node_count for i in range(count)}
+
+
+# ── fault accounting ──────────────────────────────────────────────────────────
+
+
+@dataclass
+class FaultCounts:
+    """What the sandbox's fault injector did, counted as it decided (our own accounting)."""
+
+    requests: int = 0
+    server_errors: Counter = field(default_factory=Counter)  # by status
+    throttled: int = 0
+    dropped: int = 0
+    delayed: int = 0
+    latency_seconds: float = 0.0
+
+    @property
+    def errors_5xx(self) -> int:
+        return sum(self.server_errors.values())
+
+    def as_dict(self) -> dict:
+        return {
+            "requests": self.requests,
+            "5xx": self.errors_5xx,
+            "5xx_by_status": {str(k): v for k, v in sorted(self.server_errors.items())},
+            "429": self.throttled,
+            "dropped_after_commit": self.dropped,
+            "delayed": self.delayed,
+            "latency_seconds": round(self.latency_seconds, 1),
+        }
+
+    def add(self, other: "FaultCounts") -> None:
+        self.requests += other.requests
+        self.server_errors.update(other.server_errors)
+        self.throttled += other.throttled
+        self.dropped += other.dropped
+        self.delayed += other.delayed
+        self.latency_seconds += other.latency_seconds
+
+
+def count_faults(sandbox) -> FaultCounts:
+    """Wrap the sandbox's fault injector (in this process) so every decision is counted."""
+    injector = sandbox.api.faults
+    counts = FaultCounts()
+    lock = threading.Lock()
+    decide = injector.decide
+
+    def counted(method, route=None):
+        decision = decide(method, route)
+        with lock:
+            counts.requests += 1
+            if decision.status == 429:
+                counts.throttled += 1
+            elif decision.status is not None:
+                counts.server_errors[decision.status] += 1
+            if decision.drop:
+                counts.dropped += 1
+            if decision.latency:
+                counts.delayed += 1
+                counts.latency_seconds += decision.latency
+        return decision
+
+    injector.decide = counted
+    return counts
+
+
+# ── invariants ────────────────────────────────────────────────────────────────
+
+
+def state_ids(tf) -> dict[str, set[str]]:
+    """Ids Terraform's state holds (tainted objects included), by kind."""
+    ids: dict[str, set[str]] = {"pools": set(), "work_requirements": set(), "task_groups": set()}
+    for address, values in tf.resources().items():
+        if address.startswith("raydog_cluster.") or ".raydog_cluster." in address:
+            if values.get("id"):
+                ids["work_requirements"].add(values["id"])
+        elif values.get("id"):
+            ids["pools"].add(values["id"])
+            if values.get("task_group_id"):
+                ids["task_groups"].add(values["task_group_id"])
+    return ids
+
+
+def orphans(tf, sandbox) -> dict[str, list[str]]:
+    """Live objects on the sandbox that Terraform's state does not know."""
+    known = state_ids(tf)
+    platform = view(sandbox)
+    found = {
+        "pools": sorted(f"{p['name']} ({p['id']})" for p in live_pools(platform) if p["id"] not in known["pools"]),
+        "work_requirements": sorted(
+            f"{w['name']} ({w['id']})" for w in platform.live_work_requirements()
+            if w["id"] not in known["work_requirements"]),
+        "compute_requirements": sorted(
+            c["id"] for c in platform.state["computeRequirements"]
+            if c["status"] != "TERMINATED" and c["workerPoolId"] not in known["pools"]),
+    }
+    return {k: v for k, v in found.items() if v}
+
+
+def assert_nothing_orphaned(tf, sandbox) -> None:
+    left = orphans(tf, sandbox)
+    assert not left, f"live on the sandbox but not in state: {left}"
+
+
+def assert_state_owns_the_platform(tf, sandbox) -> None:
+    """Nothing orphaned, and every pool and work requirement in state is live."""
+    assert_nothing_orphaned(tf, sandbox)
+    known = state_ids(tf)
+    platform = view(sandbox)
+    live_ids = {p["id"] for p in live_pools(platform)}
+    live_wrs = {w["id"] for w in platform.live_work_requirements()}
+    assert known["pools"] <= live_ids, f"pools in state but not live: {known['pools'] - live_ids}"
+    assert known["work_requirements"] <= live_wrs, (
+        f"work requirements in state but not live: {known['work_requirements'] - live_wrs}")
+
+
+def created_objects(sandbox) -> dict[str, int]:
+    """How many objects of each kind the sandbox has ever held (finished ones included)."""
+    state = sandbox.state()
+    groups = [g for w in state["workRequirements"] for g in w["taskGroups"]]
+    return {
+        "work_requirements": len(state["workRequirements"]),
+        "worker_pools": len(state["workerPools"]),
+        "compute_requirements": len(state["computeRequirements"]),
+        "task_groups": len(groups),
+        "tasks": sum(len(g["tasks"]) for g in groups),
+        "instances": len(state["instances"]),
+        "nodes": len(state["nodes"]),
+    }
+
+
+def duplicates(sandbox) -> dict[str, list[str]]:
+    """Names the sandbox's history holds more than once (live or finished)."""
+    state = sandbox.state()
+    dup = {
+        "work_requirements": _repeated(f"{w['namespace']}/{w['name']}" for w in state["workRequirements"]),
+        "worker_pools": _repeated(f"{p['namespace']}/{p['name']}" for p in state["workerPools"]),
+        "compute_requirements": _repeated(f"{c['namespace']}/{c['name']}" for c in state["computeRequirements"]),
+        "task_groups": _repeated(
+            f"{w['name']}/{g['name'].rsplit('-', 1)[0]}" for w in state["workRequirements"] for g in w["taskGroups"]),
+        "tasks": _repeated(
+            f"{g['name']}/{t['name']}" for w in state["workRequirements"] for g in w["taskGroups"] for t in g["tasks"]),
+    }
+    return {k: v for k, v in dup.items() if v}
+
+
+def _repeated(names) -> list[str]:
+    return sorted(name for name, n in Counter(names).items() if n > 1)
+
+
+def live_pool_names(sandbox) -> list[str]:
+    return sorted(p["name"] for p in live_pools(view(sandbox)))
+
+
+def wait_for(probe, what: str, timeout: float = 60.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def tainted(tf) -> list[str]:
+    values = tf.state().get("values") or {}
+    return sorted(r["address"] for r in (values.get("root_module") or {}).get("resources", []) if r.get("tainted"))
+
+
+def live_pools(platform) -> list[dict]:
+    """Every live worker pool (a list: two live pools of one name would both show)."""
+    return [p for p in platform.state["workerPools"] if p["status"] not in FINISHED_POOL]
