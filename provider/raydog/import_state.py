@@ -161,11 +161,12 @@ def take_inventory(platform, state: SavedState) -> Inventory:
         else:
             inventory.nodes.append(found)
             imported = found.attributes.get("name")
-            if found.kind == WORKER_POOL and imported != found.key:
+            problem = names.name_problem(imported or "") if found.kind == WORKER_POOL else None
+            if problem:
                 inventory.warnings.append(
-                    f'worker pool {found.yellowdog_name}: the provider imports its name as "{imported}", not '
-                    f'"{found.key}"; if that breaks the naming rule, the generated configuration will not '
-                    "validate (see docs/guides/migrating-from-json-state.md)")
+                    f'worker pool {found.yellowdog_name}: this provider version imports its name as "{imported}", '
+                    f"which {problem.split(',')[0]}; terraform plan will reject it until the provider names it "
+                    f'"{found.key}" (see docs/guides/migrating-from-json-state.md)')
     return inventory
 
 
@@ -456,16 +457,18 @@ def run(args: argparse.Namespace) -> int:
         return _link(directory / GENERATED_FILE, inventory)
     resources = module_resources(module_source, directory)
     written = _write(directory, inventory, module, module_source, args.state_file.name, resources)
-    for warning in inventory.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     for found in [inventory.cluster, *inventory.nodes]:
         print(f"import {address(found, module, resources):<48} {found.yellowdog_name} ({found.detail})")
     print(f"wrote {', '.join(str(p) for p in written)}")
+    steps = ["terraform init"]
     if module is None:
-        print(f"next: cd {directory} && terraform init && terraform plan -generate-config-out={GENERATED_FILE}, "
-              f"then raydog import-state {args.state_file} --dir {directory} --link, then terraform apply")
-    else:
-        print(f"next: cd {directory} && terraform init && terraform plan, then terraform apply")
+        steps += [f"terraform plan -generate-config-out={GENERATED_FILE}",
+                  f"raydog import-state {args.state_file} --dir . --link"]
+    steps += ["terraform plan", "terraform apply"]
+    print(f"next, in {directory}: " + "; ".join(steps))
+    sys.stdout.flush()
+    for warning in inventory.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

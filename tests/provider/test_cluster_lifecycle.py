@@ -302,3 +302,19 @@ def test_transient_errors_during_refresh_remove_nothing_from_state(terraform, sa
 
     assert {a: v["id"] for a, v in terraform.resources().items()} == {a: v["id"] for a, v in before.items()}
     assert_no_changes(terraform)
+
+
+def test_two_pools_with_the_same_name_fail_instead_of_sharing_one_yellowdog_pool(terraform, sandbox):
+    hcl = config({"cpu": 1}, observability=False)
+    twin = hcl[hcl.index('resource "raydog_worker_pool" "cpu"'):hcl.index("output")].replace('"cpu" {', '"cpu_again" {')
+    terraform.write(hcl + twin)
+    terraform.init()
+    result = terraform.apply(check=False)
+    assert result.returncode == 1
+    assert "Duplicate worker pool name" in result.output
+    resources = terraform.resources()
+    created = [a for a in ("raydog_worker_pool.cpu", "raydog_worker_pool.cpu_again") if a in resources]
+    assert len(created) == 1
+    pools = view(sandbox).live_pools()
+    assert pools[f"{CLUSTER}-cpu"]["id"] == resources[created[0]]["id"]
+    assert pools[f"{CLUSTER}-cpu"]["targetNodeCount"] == 1

@@ -8,6 +8,7 @@ few rules they have in common so each exists once.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -164,6 +165,22 @@ def report(diags: Diagnostics, summary: str, exc: Exception, path: Optional[list
     diags.add_error(summary, detail, path=path)
 
 
+# (namespace, pool name) of every pool this provider process has created. One process serves
+# a whole apply, so two resources of one configuration that would share a YellowDog pool
+# (create adopts a live pool of its name, for crash recovery) are caught before any request.
+_CLAIMED_POOLS: set[tuple[str, str]] = set()
+_CLAIMS_LOCK = threading.Lock()
+
+
+def claim_pool_name(namespace: str, pool_name: str) -> bool:
+    """Record that this process creates ``namespace/pool_name``; False if it already does."""
+    with _CLAIMS_LOCK:
+        if (namespace, pool_name) in _CLAIMED_POOLS:
+            return False
+        _CLAIMED_POOLS.add((namespace, pool_name))
+        return True
+
+
 @dataclass
 class NodePlan:
     """What to run on one pool: its YellowDog name, its task group role, one task per node."""
@@ -228,6 +245,14 @@ class NodePool:
             return None
         lifetime = specs.parse_duration(state["lifetime"]) if state.get("lifetime") else None
         pool_name = names.pool_name(state["cluster_name"], plan.suffix)
+        if not claim_pool_name(wr.namespace, pool_name):
+            self.diags.add_error(
+                "Duplicate worker pool name",
+                f'Another resource in this configuration already creates worker pool "{wr.namespace}/{pool_name}"; '
+                "YellowDog pool names are unique, so give each pool its own name.",
+                path=["name"] if plan.suffix not in names.RESERVED_POOL_NAMES else ["cluster_name"],
+            )
+            return None
         try:
             pool = self.platform.provision_pool(
                 PoolSpec(
