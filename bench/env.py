@@ -21,11 +21,7 @@ from pathlib import Path
 
 import psutil
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO / "tests") not in sys.path:
-    sys.path.insert(0, str(REPO / "tests"))
-
-from harness.terraform import Terraform, terraform_command, write_cli_config  # noqa: E402
+from harness.terraform import Terraform, terraform_command, write_cli_config
 
 PROVIDER_MARKERS = ("raydog.plugin", "terraform-provider-raydog")
 
@@ -215,11 +211,16 @@ class CommandFailed(RuntimeError):
     pass
 
 
-def timed(tf: Terraform, *args: str, ok: tuple[int, ...] = (0,), timeout: float = 600) -> Run:
-    """Run ``terraform ARGS`` in ``tf``'s directory; wall time from launch to exit, with provider stats."""
+def timed(tf: Terraform, *args: str, ok: tuple[int, ...] = (0,), timeout: float = 600,
+          wrap: list[str] | None = None) -> Run:
+    """Run ``terraform ARGS`` in ``tf``'s directory; wall time from launch to exit, with provider stats.
+
+    ``wrap`` prefixes the command (a profiler such as ``py-spy record --``).
+    """
     cpu_before = _children_cpu()
     started = time.perf_counter()
-    proc = tf.popen(*args)
+    proc = subprocess.Popen([*(wrap or []), *terraform_command(), *args], cwd=tf.workdir, env=tf.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     watch = ProviderWatch(proc.pid)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
@@ -250,20 +251,20 @@ def init(tf: Terraform) -> Run:
     return timed(tf, "init", *AUTO)
 
 
-def apply(tf: Terraform, parallelism: int = 10) -> Run:
-    return timed(tf, "apply", "-auto-approve", *AUTO, f"-parallelism={parallelism}")
+def apply(tf: Terraform, parallelism: int = 10, wrap: list[str] | None = None) -> Run:
+    return timed(tf, "apply", "-auto-approve", *AUTO, f"-parallelism={parallelism}", wrap=wrap)
 
 
-def plan_no_change(tf: Terraform, parallelism: int = 10) -> Run:
+def plan_no_change(tf: Terraform, parallelism: int = 10, wrap: list[str] | None = None) -> Run:
     """``plan -detailed-exitcode`` with refresh; it must find nothing to change."""
-    run = timed(tf, "plan", *AUTO, "-detailed-exitcode", f"-parallelism={parallelism}", ok=(0, 2))
+    run = timed(tf, "plan", *AUTO, "-detailed-exitcode", f"-parallelism={parallelism}", ok=(0, 2), wrap=wrap)
     if run.returncode != 0:
         raise CommandFailed(f"the plan after apply was not empty:\n{run.stdout[-3000:]}")
     return run
 
 
-def destroy(tf: Terraform, parallelism: int = 10) -> Run:
-    return timed(tf, "destroy", "-auto-approve", *AUTO, f"-parallelism={parallelism}")
+def destroy(tf: Terraform, parallelism: int = 10, wrap: list[str] | None = None) -> Run:
+    return timed(tf, "destroy", "-auto-approve", *AUTO, f"-parallelism={parallelism}", wrap=wrap)
 
 
 __all__ = ["BenchEnv", "SandboxProcess", "ProviderWatch", "Run", "CommandFailed", "timed", "init", "apply",

@@ -35,22 +35,22 @@ module "ray" {
   namespace = var.namespace
 
   head = {
-    template_id    = "sandbox/ray-head"
-    create_timeout = "5m"
+    compute_requirement_template_id = "sandbox/ray-head"
+    create_timeout                  = "5m"
   }
 
   worker_pools = {
     alpha = {
-      template_id    = "sandbox/ray-worker"
-      node_count     = 1
-      script_vars    = { num_cpus = "1" }
-      wait_for_nodes = true
+      compute_requirement_template_id = "sandbox/ray-worker"
+      node_count                      = 1
+      script_vars                     = { num_cpus = "1" }
+      wait_for_nodes                  = true
     }
     beta = {
-      template_id    = "sandbox/ray-worker"
-      node_count     = 1
-      script_vars    = { num_cpus = "1" }
-      wait_for_nodes = true
+      compute_requirement_template_id = "sandbox/ray-worker"
+      node_count                      = 1
+      script_vars                     = { num_cpus = "1" }
+      wait_for_nodes                  = true
     }
   }
 }

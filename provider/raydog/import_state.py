@@ -112,24 +112,6 @@ class Inventory:
         return [n for n in self.nodes if n.kind == WORKER_POOL]
 
 
-def worker_pool_key(cluster_name: str, pool_name: str | None, group_name: str) -> str:
-    """The internal name of an adopted worker pool (resource label, module map key, ``name``).
-
-    ``<cluster>-<name>`` gives ``<name>`` when that is a valid pool name (pools this provider
-    made). RayDog names pools ``<cluster>-NN-wrkrs``, and ``NN-wrkrs`` starts with a digit,
-    which YellowDog's naming rule forbids; those take the task group's name instead:
-    ``worker-nodes-NN``, which is also RayDog's own default internal name for the pool. The
-    provider's import must derive ``raydog_worker_pool.name`` by the same rule.
-    """
-    prefix = f"{cluster_name}-"
-    if pool_name and pool_name.startswith(prefix):
-        suffix = pool_name[len(prefix):]
-        if names.name_problem(suffix) is None and suffix not in names.RESERVED_POOL_NAMES:
-            return suffix
-    match = _PROVIDER_GROUP.match(group_name)
-    return match.group("role") if match and not group_name.startswith("worker-nodes-") else group_name
-
-
 def role_of(group_name: str) -> str:
     """HEAD, OBSERVABILITY or WORKER_POOL, from the name of the pool's task group."""
     if group_name in _RAYDOG_GROUPS:
@@ -202,7 +184,7 @@ def _identify_pool(platform, wr, pool_id: str) -> tuple[Found | None, str]:
         if count < 1:
             return None, f"worker pool {pool.name} (task group {group.name}) has no live node task"
         detail += f", {count} node{'s' if count != 1 else ''}"
-    key = worker_pool_key(wr.name, pool.name, group.name) if role == WORKER_POOL else None
+    key = names.internal_pool_name(wr.name, pool.name, group.name) if role == WORKER_POOL else None
     if key is not None and names.name_problem(key):
         return None, f"worker pool {pool.name} (task group {group.name}) has no usable name: {key!r}"
     return Found(role, import_id, pool.name, detail, attributes, key), ""
@@ -455,6 +437,9 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"nothing to import: the RayDog cluster {state.cluster_name} is gone")
     if args.link:
         return _link(directory / GENERATED_FILE, inventory)
+    if module is not None and inventory.node(HEAD) is None:
+        return _fail("the cluster has no live head, which the raydog module needs; import it as raw resources "
+                     "(without --module) instead")
     resources = module_resources(module_source, directory)
     written = _write(directory, inventory, module, module_source, args.state_file.name, resources)
     for found in [inventory.cluster, *inventory.nodes]:

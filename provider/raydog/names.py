@@ -68,3 +68,20 @@ def worker_task_name(index: int) -> str:
 def worker_task_index(name: str | None) -> int | None:
     match = re.fullmatch(r"node-(\d+)", name or "")
     return int(match.group(1)) if match else None
+
+
+def internal_pool_name(cluster: str, yellowdog_name: str | None, task_group_name: str) -> str:
+    """A worker pool's name in the cluster, recovered from the platform (for import).
+
+    Pools this provider made are ``<cluster>-<name>``. Pools RayDog made are
+    ``<cluster>-NN-wrkrs`` (not a valid name here: it starts with a digit); they import
+    under their task group's name, ``worker-nodes-NN``, RayDog's own name for the pool.
+    """
+    prefix = f"{cluster}-"
+    if yellowdog_name and yellowdog_name.startswith(prefix):
+        suffix = yellowdog_name[len(prefix):]
+        if name_problem(suffix) is None and suffix not in RESERVED_POOL_NAMES:
+            return suffix
+    match = re.fullmatch(r"(.+)-[0-9a-f]{8}", task_group_name)
+    return match.group(1) if match and not task_group_name.startswith("worker-nodes-") else task_group_name
+

@@ -1,9 +1,10 @@
 """``raydog tunnel``: SSH tunnels from this machine to a cluster's head node, until Ctrl-C.
 
-The head's address comes from ``--head`` or from ``terraform output -json`` of a directory
-(``--terraform-dir``) whose outputs include the raydog module's ``head_public_ip`` (and
-``observability_private_ip`` when the cluster has an observability node), either as root
-outputs or inside an output that holds the module's outputs. It opens the Ray client
+The head's address comes from ``--head`` or from a Terraform directory (``--terraform-dir``):
+its ``terraform output -json`` with the raydog module's ``head_public_ip`` (and
+``observability_private_ip``), as root outputs or inside an output holding the module's
+outputs; failing that, the one ``raydog_head`` (and ``raydog_observability``) in its state,
+as after ``raydog import-state``. It opens the Ray client
 (10001) and dashboard (8265) tunnels to the head, and Grafana (3000) and Prometheus (9090)
 on the observability node through the head; ``--forward`` adds more.
 """
@@ -98,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         print(f"Tunnels through {ray_tunnels.destination}:")
         for tunnel, (_, local) in zip(tunnels, ray_tunnels.local_addresses):
-            remote = "the head" if tunnel.remote_host in ("localhost", "127.0.0.1") else tunnel.remote_host
-            print(f"  {tunnel.label:<12} {tunnel.url.format(local):<28} -> {remote}:{tunnel.remote_port}")
+            where = "on the head" if tunnel.remote_host in ("localhost", "127.0.0.1") else "via the head"
+            remote = f"{tunnel.remote_host}:{tunnel.remote_port} {where}"
+            print(f"  {tunnel.label:<12} {tunnel.url.format(local):<28} -> {remote}")
         print("Press Ctrl-C to close them.", flush=True)
         while not stop.wait(1.0):
             if not ray_tunnels.is_active:
@@ -115,6 +117,8 @@ def _addresses(args: argparse.Namespace) -> tuple[str, str | None]:
     if args.head:
         return args.head, args.observability_host
     outputs = terraform_outputs(args.terraform_dir)
+    if find_output(outputs, "head_public_ip") is None and find_output(outputs, "head_private_ip") is None:
+        outputs = resources_as_outputs(args.terraform_dir)  # raw resources, e.g. after import-state
     head = find_output(outputs, "head_public_ip")
     if not head:
         private = find_output(outputs, "head_private_ip")
@@ -123,8 +127,8 @@ def _addresses(args: argparse.Namespace) -> tuple[str, str | None]:
             head = private
     if not head:
         raise TerraformOutputError(
-            f"no head_public_ip among the outputs of {args.terraform_dir}: output the raydog module's "
-            "head_public_ip (output \"head_public_ip\" { value = module.<name>.head_public_ip }) or use --head")
+            f"{args.terraform_dir} has no head_public_ip output and no single raydog_head in its state: "
+            "output the raydog module's head_public_ip, or use --head")
     return head, args.observability_host or find_output(outputs, "observability_private_ip")
 
 
@@ -182,9 +186,32 @@ def terraform_outputs(directory: Path) -> dict:
         raw = json.loads(result.stdout or "{}")
     except json.JSONDecodeError as exc:
         raise TerraformOutputError(f"terraform output -json in {directory} did not print JSON: {exc}") from exc
-    if not raw:
-        raise TerraformOutputError(f"{directory} has no outputs: has the cluster been applied there?")
-    return {name: entry.get("value") for name, entry in raw.items()}
+    return {name: entry.get("value") for name, entry in (raw or {}).items()}
+
+
+def resources_as_outputs(directory: Path) -> dict:
+    """The module's output names, from the raydog_head and raydog_observability in the state."""
+    result = subprocess.run([*terraform_command(), "show", "-json", "-no-color"], cwd=directory,
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
+    if result.returncode != 0:
+        raise TerraformOutputError(f"terraform show -json failed in {directory}: "
+                                   f"{(result.stderr or result.stdout).strip()}")
+    found: dict[str, list[dict]] = {"raydog_head": [], "raydog_observability": []}
+
+    def walk(module: dict) -> None:
+        for resource in module.get("resources", []):
+            if resource.get("mode") == "managed" and resource.get("type") in found:
+                found[resource["type"]].append(resource.get("values") or {})
+        for child in module.get("child_modules", []):
+            walk(child)
+
+    walk(((json.loads(result.stdout or "{}").get("values") or {}).get("root_module")) or {})
+    if len(found["raydog_head"]) != 1 or len(found["raydog_observability"]) > 1:
+        return {}
+    head = found["raydog_head"][0]
+    observability = found["raydog_observability"][0] if found["raydog_observability"] else {}
+    return {"head_public_ip": head.get("public_ip"), "head_private_ip": head.get("private_ip"),
+            "observability_private_ip": observability.get("private_ip")}
 
 
 def find_output(outputs: dict, name: str):

@@ -84,10 +84,7 @@ class SshServer:
     key_file: Path  # an authorised private key
     host_key_file: Path
     directory: Path
-
-    @property
-    def host(self) -> str:
-        return "127.0.0.1"
+    host: str = "127.0.0.1"
 
     def log(self) -> str:
         return (self.directory / "sshd.log").read_text(errors="replace")
@@ -102,8 +99,8 @@ class SshServer:
                 self.process.wait()
 
 
-def start_sshd(sshd: str, directory: Path, authorised_keys: list[Path]) -> SshServer:
-    """sshd on 127.0.0.1:<free port>, accepting only the given public keys for this user."""
+def start_sshd(sshd: str, directory: Path, authorised_keys: list[Path], host: str = "127.0.0.1") -> SshServer:
+    """sshd on <host>:<free port> (a loopback address), accepting only the given public keys for this user."""
     directory.mkdir(parents=True, exist_ok=True)
     PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
     host_key = keygen(directory / "host_ed25519")
@@ -114,7 +111,7 @@ def start_sshd(sshd: str, directory: Path, authorised_keys: list[Path]) -> SshSe
     config = directory / "sshd_config"
     config.write_text(
         f"Port {port}\n"
-        "ListenAddress 127.0.0.1\n"
+        f"ListenAddress {host}\n"
         f"HostKey {host_key}\n"
         f"PidFile {directory / 'sshd.pid'}\n"
         f"AuthorizedKeysFile {authorized}\n"
@@ -131,9 +128,9 @@ def start_sshd(sshd: str, directory: Path, authorised_keys: list[Path]) -> SshSe
     )
     with open(directory / "sshd.log", "w") as log:
         process = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    server = SshServer(process, port, getpass.getuser(), authorised_keys[0], host_key, directory)
+    server = SshServer(process, port, getpass.getuser(), authorised_keys[0], host_key, directory, host)
     deadline = time.monotonic() + 15
-    while not port_is_open(port):
+    while not port_is_open(port, host):
         if process.poll() is not None or time.monotonic() > deadline:
             server.stop()
             raise RuntimeError(f"sshd did not start on port {port}:\n{server.log()}")

@@ -12,10 +12,10 @@ import sys
 import pytest
 from harness.terraform import REPO, changes
 from raydog_helpers import build_raydog_cluster, raydog_client, shut_down_pool
+from sshd_helpers import free_port
 
 NAMESPACE = "raydog-migrate"
 # The provider's import before it gave RayDog's <cluster>-NN-wrkrs pools a valid name.
-OLD_IMPORT_NAME = re.compile(r'worker pool name "\d\d-wrkrs" must start with a lowercase letter')
 
 
 def import_state(tf, *args: str) -> subprocess.CompletedProcess:
@@ -42,12 +42,6 @@ def state_resources(tf) -> dict[str, dict]:
             if r["mode"] == "managed"}
 
 
-def xfail_if_old_import_naming(result) -> None:
-    if OLD_IMPORT_NAME.search(result.output):
-        pytest.xfail("needs the provider's import to name RayDog pools validly "
-                     "(resources/imports.py import_worker_pool; see the migration guide)")
-
-
 def test_raydog_cluster_is_adopted_resized_and_destroyed_by_terraform(sandbox, terraform, tmp_path):
     client = raydog_client(sandbox.url, sandbox.key_id, sandbox.key_secret)
     build = build_raydog_cluster(client, "rd", NAMESPACE, [2, 3, 1], tag="team-a")
@@ -72,7 +66,6 @@ def test_raydog_cluster_is_adopted_resized_and_destroyed_by_terraform(sandbox, t
 
     terraform.init()
     plan = terraform.run("plan", "-input=false", "-no-color", "-generate-config-out=generated.tf", check=False)
-    xfail_if_old_import_naming(plan)
     assert plan.returncode == 0, plan.output
     assert "Plan: 5 to import, 0 to add, 0 to change, 0 to destroy." in plan.stdout
 
@@ -91,6 +84,13 @@ def test_raydog_cluster_is_adopted_resized_and_destroyed_by_terraform(sandbox, t
     pool_02 = adopted["raydog_worker_pool.worker_nodes_02"]
     assert (pool_02["yellowdog_name"], pool_02["node_count"]) == ("rd-02-wrkrs", 3)
     assert adopted["raydog_head.this"]["public_ip"] == build.head_public_ip
+    # `raydog tunnel --terraform-dir` finds the adopted head in the state (no outputs here).
+    port = free_port()
+    tunnel = subprocess.run([sys.executable, "-m", "raydog.cli", "tunnel", "--terraform-dir", str(terraform.workdir),
+                             "--ssh-port", str(port)], env=terraform.env, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert tunnel.returncode == 1
+    assert f"cannot reach the SSH server at {build.head_public_ip}:{port}" in tunnel.stderr
 
     # Terraform now owns the cluster: shrink a pool in place (RayDog provisioned it with maxNodes = 3).
     (terraform.workdir / "generated.tf").write_text(generated.replace(
@@ -125,7 +125,6 @@ def test_raydog_cluster_is_adopted_into_the_module(sandbox, terraform, tmp_path)
 
     terraform.init()
     plan = terraform.plan_json()
-    xfail_if_old_import_naming(terraform.run("validate", "-no-color", check=False))
     acted = changes(plan)
     if acted.get('module.ray.raydog_worker_pool.this["worker-nodes-01"]') == ["create", "delete"]:
         pytest.xfail("needs the module's worker_pools[*].name to keep an adopted pool's name "

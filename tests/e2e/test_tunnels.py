@@ -234,7 +234,7 @@ def test_raydog_tunnel_takes_the_head_from_terraform_outputs(sshd, known_hosts, 
         labels = [line.split("  ")[1].strip() for line in lines[1:-1]]
         assert labels == ["ray client", "dashboard", "grafana", "prometheus", "forward"]
         assert any(line.strip().startswith("ray client") and "ray://localhost:" in line for line in lines)
-        assert any(line.strip().startswith("grafana") and line.endswith("-> 127.0.0.2:3000") for line in lines)
+        assert any(line.strip().startswith("grafana") and line.endswith("-> 127.0.0.2:3000 via the head") for line in lines)
         local_ports = [local_port_of(lines, label) for label in labels]
         assert get(local_port_of(lines, "forward")) == f"{greeting} /"
         process.send_signal(signal.SIGTERM)

@@ -268,3 +268,19 @@ def tainted(tf) -> list[str]:
 def live_pools(platform) -> list[dict]:
     """Every live worker pool (a list: two live pools of one name would both show)."""
     return [p for p in platform.state["workerPools"] if p["status"] not in FINISHED_POOL]
+
+
+def provider_processes(tf) -> list:
+    """Provider processes Terraform started for this working directory that are still running."""
+    import psutil
+
+    marker = str(tf.workdir)
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or [])
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if marker in cmdline and "raydog.plugin" in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc)
+    return found

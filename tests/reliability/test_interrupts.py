@@ -69,3 +69,102 @@ def test_ctrl_c_during_a_long_head_wait_ends_promptly_and_records_the_head(terra
     assert terraform.plan_exitcode().returncode == 0
     terraform.destroy()
     assert view(sandbox).nothing_live(), view(sandbox).live
+
+
+# ── Ctrl-C while several pools are being created ─────────────────────────────────────────
+
+from reliability_helpers import (  # noqa: E402
+    assert_nothing_orphaned,
+    assert_state_owns_the_platform,
+    cluster_config,
+    live_pools,
+    pools_named,
+    provider_processes,
+    record,
+    scale,
+    tainted,
+)
+
+
+def interrupt(proc, timeout: float = 60.0) -> tuple[str, float]:
+    """SIGINT to Terraform's process group (what Ctrl-C in a terminal does); wait for it to end."""
+    sent = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=timeout)
+    return stdout + stderr, time.monotonic() - sent
+
+
+@pytest.mark.sandbox(provision_delay=0.0)
+def test_ctrl_c_while_pools_wait_for_nodes_keeps_every_pool_in_state_and_the_next_apply_converges(
+        terraform, sandbox):
+    pools = pools_named("w", 6, node_count=2)
+    terraform.write(cluster_config("intp", {}))
+    terraform.init()
+    terraform.apply()
+    # From now on nodes take 10 minutes to boot, so every worker pool's create is in flight
+    # (waiting for its nodes) when the interrupt comes.
+    sandbox.platform.provision_delay = 600.0
+    terraform.write(cluster_config("intp", pools))
+    proc = terraform.popen("apply", "-auto-approve", "-input=false", "-no-color")
+    in_flight = lambda: [p for p in live_pools(view(sandbox)) if p["name"] != "intp-head"]  # noqa: E731
+    wait_for(lambda: len(in_flight()) == len(pools), "every worker pool to be provisioned")
+    time.sleep(1.0)  # the creates are now polling for their tasks
+    assert all(not view(sandbox).live_nodes(p["id"]) for p in in_flight())
+
+    output, stopped_after = interrupt(proc)
+    assert proc.returncode != 0 and "Interrupted" in output, output
+    assert stopped_after < 30, f"terraform took {stopped_after:.1f}s to stop"
+    wait_for(lambda: not provider_processes(terraform), "the provider processes to exit", timeout=15)
+
+    # Every object that was created is in state: the finished ones as they are, the
+    # interrupted ones tainted; nothing on the sandbox is unknown to state.
+    assert_nothing_orphaned(terraform, sandbox)
+    state = terraform.resources()
+    assert {f"raydog_worker_pool.{name}" for name in pools} <= set(state)
+    assert {f"raydog_worker_pool.{name}" for name in pools} == set(tainted(terraform))
+    for name in pools:
+        assert state[f"raydog_worker_pool.{name}"]["task_group_id"], name
+
+    sandbox.platform.provision_delay = 0.0
+    terraform.apply()
+    assert_state_owns_the_platform(terraform, sandbox)
+    assert sorted(p["name"] for p in live_pools(view(sandbox))) == sorted(
+        ["intp-head", *(f"intp-{name}" for name in pools)])
+    assert tainted(terraform) == []
+    assert terraform.plan_exitcode().returncode == 0
+    terraform.destroy()
+    assert view(sandbox).nothing_live(), view(sandbox).live
+
+
+INTERRUPT_SEEDS = list(range(1, scale("RAYDOG_INTERRUPT_SEEDS", 2) + 1))
+
+
+@pytest.mark.parametrize("seed", INTERRUPT_SEEDS)
+def test_ctrl_c_at_a_random_moment_of_a_slow_apply_orphans_nothing(seed, sandbox_factory, terraform_factory):
+    """Latency makes every create take several requests' time; the interrupt lands anywhere in them."""
+    import random
+
+    rng = random.Random(seed)
+    sandbox = sandbox_factory(faults=f"latency=50-400ms,seed={seed}")
+    tf = terraform_factory(f"intr-{seed}", sandbox=sandbox)
+    pools = pools_named("r", 12, node_count=1)
+    tf.write(cluster_config("intr", pools, wait_for_nodes=False))
+    tf.init()
+    proc = tf.popen("apply", "-auto-approve", "-input=false", "-no-color", "-parallelism=10")
+    wait_for(lambda: len(live_pools(view(sandbox))) >= 2, "the first worker pool", timeout=120)
+    delay = rng.uniform(0.0, 4.0)
+    time.sleep(delay)
+    output, stopped_after = interrupt(proc)
+    live_at_interrupt = len(live_pools(view(sandbox)))
+    wait_for(lambda: not provider_processes(tf), "the provider processes to exit", timeout=15)
+    assert_nothing_orphaned(tf, sandbox)
+
+    sandbox.set_faults("none")
+    tf.apply()
+    assert_state_owns_the_platform(tf, sandbox)
+    assert len(live_pools(view(sandbox))) == len(pools) + 1
+    assert tf.plan_exitcode().returncode == 0
+    tf.destroy()
+    assert view(sandbox).nothing_live(), view(sandbox).live
+    record("interrupt", {"seed": seed, "delay": round(delay, 2), "exit_code": proc.returncode,
+                         "pools_live_at_interrupt": live_at_interrupt, "stopped_after": round(stopped_after, 1)})

@@ -12,7 +12,7 @@ from typing import Optional
 
 from tf.utils import Diagnostics
 
-from raydog import specs
+from raydog import names, specs
 from raydog.resources.common import report
 from raydog.yellowdog import PlatformError
 
@@ -101,10 +101,9 @@ def import_worker_pool(platform, diags: Diagnostics, id: str) -> Optional[dict]:
     pool, wr, group, timeout, tasks = found
     sample = tasks[0] if tasks else None
     state = base_state(pool, wr, group, timeout, sample)
-    prefix = f"{wr.name}-"
     environment = sample.environment if sample else {}
     state.update(
-        name=pool.name[len(prefix):] if pool.name and pool.name.startswith(prefix) else pool.name,
+        name=names.internal_pool_name(wr.name, pool.name, group.name),
         head_private_ip=environment.get("RAY_HEAD_IP") or environment.get("RAY_HEAD_NODE_PRIVATE_IP"),
         observability_host=environment.get("OBSERVABILITY_HOST"),
         task_script=sample.task_data if sample else None,

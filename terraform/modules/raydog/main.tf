@@ -23,16 +23,16 @@ locals {
   worker_pool_hashes = {
     for key, pool in var.worker_pools :
     key => substr(nonsensitive(sha256(jsonencode({
-      script             = local.worker_scripts[key]
-      template_id        = pool.template_id
-      images_id          = pool.images_id
-      userdata           = pool.userdata
-      instance_tags      = pool.instance_tags
-      metrics_enabled    = pool.metrics_enabled
-      environment        = pool.environment
-      lifetime           = var.lifetime
-      head_private_ip    = raydog_head.this.private_ip
-      observability_host = local.observability_host
+      script                          = local.worker_scripts[key]
+      compute_requirement_template_id = pool.compute_requirement_template_id
+      images_id                       = pool.images_id
+      userdata                        = pool.userdata
+      instance_tags                   = pool.instance_tags
+      metrics_enabled                 = pool.metrics_enabled
+      environment                     = pool.environment
+      lifetime                        = var.lifetime
+      head_private_ip                 = raydog_head.this.private_ip
+      observability_host              = local.observability_host
     }))), 0, 6)
   }
   # While a hash is unknown (a new head), the conditional yields a plain unknown name: the
@@ -76,7 +76,7 @@ resource "raydog_observability" "this" {
 
   cluster_id                      = raydog_cluster.this.id
   cluster_name                    = raydog_cluster.this.name
-  compute_requirement_template_id = var.observability.template_id
+  compute_requirement_template_id = var.observability.compute_requirement_template_id
   images_id                       = var.observability.images_id
   userdata                        = var.observability.userdata
   instance_tags                   = var.observability.instance_tags
@@ -93,7 +93,7 @@ resource "raydog_observability" "this" {
 resource "raydog_head" "this" {
   cluster_id                      = raydog_cluster.this.id
   cluster_name                    = raydog_cluster.this.name
-  compute_requirement_template_id = var.head.template_id
+  compute_requirement_template_id = var.head.compute_requirement_template_id
   images_id                       = var.head.images_id
   userdata                        = var.head.userdata
   instance_tags                   = var.head.instance_tags
@@ -114,7 +114,7 @@ resource "raydog_worker_pool" "this" {
   cluster_id                      = raydog_cluster.this.id
   cluster_name                    = raydog_cluster.this.name
   name                            = local.worker_pool_names[each.key]
-  compute_requirement_template_id = var.worker_pools[each.key].template_id
+  compute_requirement_template_id = var.worker_pools[each.key].compute_requirement_template_id
   node_count                      = var.worker_pools[each.key].node_count
   images_id                       = var.worker_pools[each.key].images_id
   userdata                        = var.worker_pools[each.key].userdata

@@ -64,6 +64,9 @@ output "prometheus_url" {
 }
 
 output "tunnel_command" {
-  description = "The `raydog tunnel` command that forwards the Ray client (10001) and dashboard (8265) ports from the head's public IP to localhost (see docs/guides/tunnels.md); null when the head has no public IP."
-  value       = raydog_head.this.public_ip == null ? null : "raydog tunnel --head ${raydog_head.this.public_ip}"
+  description = "The `raydog tunnel` command that forwards the Ray client (10001) and dashboard (8265) ports, and Grafana (3000) and Prometheus (9090) with an observability node, to localhost through the head's public IP (docs/guides/tunnels.md; add --key for a key outside the SSH agent and ~/.ssh); null when the head has no public IP."
+  value = raydog_head.this.public_ip == null ? null : join(" ", compact([
+    "raydog tunnel --head ${raydog_head.this.public_ip}",
+    local.observability_enabled ? "--observability-host ${local.observability_host}" : "",
+  ]))
 }

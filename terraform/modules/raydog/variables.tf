@@ -75,7 +75,7 @@ variable "max_nodes" {
 variable "head" {
   description = <<-EOT
     The Ray head node:
-    - template_id: compute requirement template (id or `namespace/name`);
+    - compute_requirement_template_id: compute requirement template (id or `namespace/name`);
     - images_id, userdata, instance_tags, metrics_enabled: as on `raydog_head`;
     - script_vars: variables of the built-in `head` script template (see docs/guides/node-scripts.md);
     - script: your own head script instead (bash text; exclusive with script_vars);
@@ -83,20 +83,20 @@ variable "head" {
     - create_timeout: how long the head may take to start (default: var.create_timeout).
   EOT
   type = object({
-    template_id     = string
-    images_id       = optional(string)
-    userdata        = optional(string)
-    instance_tags   = optional(map(string))
-    metrics_enabled = optional(bool)
-    script_vars     = optional(map(string))
-    script          = optional(string)
-    environment     = optional(map(string))
-    create_timeout  = optional(string)
+    compute_requirement_template_id = string
+    images_id                       = optional(string)
+    userdata                        = optional(string)
+    instance_tags                   = optional(map(string))
+    metrics_enabled                 = optional(bool)
+    script_vars                     = optional(map(string))
+    script                          = optional(string)
+    environment                     = optional(map(string))
+    create_timeout                  = optional(string)
   })
 
   validation {
-    condition     = trimspace(var.head.template_id) != ""
-    error_message = "head.template_id must name a compute requirement template, such as \"sandbox/ray-head\"."
+    condition     = trimspace(var.head.compute_requirement_template_id) != ""
+    error_message = "head.compute_requirement_template_id must name a compute requirement template, such as \"sandbox/ray-head\"."
   }
 
   validation {
@@ -121,7 +121,7 @@ variable "head" {
 variable "observability" {
   description = <<-EOT
     The optional observability node (Prometheus + Grafana; RayDog's enable_observability). null: none.
-    - template_id: compute requirement template (id or `namespace/name`);
+    - compute_requirement_template_id: compute requirement template (id or `namespace/name`);
     - images_id, userdata, instance_tags, metrics_enabled: as on `raydog_observability`;
     - script_vars: variables of the built-in `observability` script template;
     - script: your own start script instead (exclusive with script_vars);
@@ -129,20 +129,20 @@ variable "observability" {
     When set, the head and every worker get OBSERVABILITY_HOST.
   EOT
   type = object({
-    template_id     = string
-    images_id       = optional(string)
-    userdata        = optional(string)
-    instance_tags   = optional(map(string))
-    metrics_enabled = optional(bool)
-    script_vars     = optional(map(string))
-    script          = optional(string)
-    environment     = optional(map(string))
+    compute_requirement_template_id = string
+    images_id                       = optional(string)
+    userdata                        = optional(string)
+    instance_tags                   = optional(map(string))
+    metrics_enabled                 = optional(bool)
+    script_vars                     = optional(map(string))
+    script                          = optional(string)
+    environment                     = optional(map(string))
   })
   default = null
 
   validation {
-    condition     = var.observability == null || try(trimspace(var.observability.template_id) != "", false)
-    error_message = "observability.template_id must name a compute requirement template, such as \"sandbox/ray-observability\"."
+    condition     = var.observability == null || try(trimspace(var.observability.compute_requirement_template_id) != "", false)
+    error_message = "observability.compute_requirement_template_id must name a compute requirement template, such as \"sandbox/ray-observability\"."
   }
 
   validation {
@@ -163,7 +163,7 @@ variable "worker_pools" {
   description = <<-EOT
     Worker pools by internal name (RayDog's worker_pool_internal_name). Adding a key adds a pool,
     removing one removes it; the others keep running.
-    - template_id: compute requirement template (id or `namespace/name`);
+    - compute_requirement_template_id: compute requirement template (id or `namespace/name`);
     - node_count: number of worker nodes (default 1); changed in place;
     - images_id, userdata, instance_tags, metrics_enabled: as on `raydog_worker_pool`;
     - script_vars: variables of the built-in `worker` script template;
@@ -174,16 +174,16 @@ variable "worker_pools" {
     the old one is removed, so the cluster keeps its workers through the change.
   EOT
   type = map(object({
-    template_id     = string
-    node_count      = optional(number, 1)
-    images_id       = optional(string)
-    userdata        = optional(string)
-    instance_tags   = optional(map(string))
-    metrics_enabled = optional(bool)
-    script_vars     = optional(map(string))
-    script          = optional(string)
-    environment     = optional(map(string))
-    wait_for_nodes  = optional(bool, false)
+    compute_requirement_template_id = string
+    node_count                      = optional(number, 1)
+    images_id                       = optional(string)
+    userdata                        = optional(string)
+    instance_tags                   = optional(map(string))
+    metrics_enabled                 = optional(bool)
+    script_vars                     = optional(map(string))
+    script                          = optional(string)
+    environment                     = optional(map(string))
+    wait_for_nodes                  = optional(bool, false)
   }))
   default = {}
 
@@ -218,8 +218,8 @@ variable "worker_pools" {
   }
 
   validation {
-    condition     = alltrue([for pool in values(var.worker_pools) : trimspace(pool.template_id) != ""])
-    error_message = "Every worker pool needs a template_id naming a compute requirement template, such as \"sandbox/ray-worker\"."
+    condition     = alltrue([for pool in values(var.worker_pools) : trimspace(pool.compute_requirement_template_id) != ""])
+    error_message = "Every worker pool needs a compute_requirement_template_id naming a compute requirement template, such as \"sandbox/ray-worker\"."
   }
 
   validation {

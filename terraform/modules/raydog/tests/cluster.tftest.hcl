@@ -9,21 +9,21 @@ variables {
   tag       = "tftest"
   lifetime  = "2h"
   head = {
-    template_id    = "sandbox/ray-head"
-    create_timeout = "2m"
+    compute_requirement_template_id = "sandbox/ray-head"
+    create_timeout                  = "2m"
   }
   observability = {
-    template_id = "sandbox/ray-observability"
+    compute_requirement_template_id = "sandbox/ray-observability"
   }
   worker_pools = {
     alpha = {
-      template_id    = "sandbox/ray-worker"
-      script_vars    = { num_cpus = "1" }
-      wait_for_nodes = true
+      compute_requirement_template_id = "sandbox/ray-worker"
+      script_vars                     = { num_cpus = "1" }
+      wait_for_nodes                  = true
     }
     beta = {
-      template_id = "sandbox/ray-worker"
-      node_count  = 2
+      compute_requirement_template_id = "sandbox/ray-worker"
+      node_count                      = 2
     }
   }
 }
@@ -34,17 +34,17 @@ run "valid_configuration_plans" {
   variables {
     lifetime = "1h30m"
     head = {
-      template_id = "sandbox/ray-head"
+      compute_requirement_template_id = "sandbox/ray-head"
     }
     worker_pools = {
       alpha = {
-        template_id = "sandbox/ray-worker"
-        node_count  = 2
-        script_vars = { num_cpus = "1" }
+        compute_requirement_template_id = "sandbox/ray-worker"
+        node_count                      = 2
+        script_vars                     = { num_cpus = "1" }
       }
       beta = {
-        template_id = "sandbox/ray-worker"
-        script      = "#!/bin/bash\ntrap 'ray stop' EXIT\nray start --address=\"$RAY_HEAD_IP:6379\" --block\n"
+        compute_requirement_template_id = "sandbox/ray-worker"
+        script                          = "#!/bin/bash\ntrap 'ray stop' EXIT\nray start --address=\"$RAY_HEAD_IP:6379\" --block\n"
       }
     }
   }
@@ -107,7 +107,7 @@ run "create" {
   }
 
   assert {
-    condition     = output.head_public_ip != null && output.tunnel_command == "raydog tunnel --head ${output.head_public_ip}"
+    condition     = output.head_public_ip != null && output.tunnel_command == "raydog tunnel --head ${output.head_public_ip} --observability-host ${output.observability_private_ip}"
     error_message = "tunnel_command should reach the head's public IP"
   }
 
@@ -136,14 +136,14 @@ run "node_count_changes_in_place" {
   variables {
     worker_pools = {
       alpha = {
-        template_id    = "sandbox/ray-worker"
-        script_vars    = { num_cpus = "1" }
-        wait_for_nodes = true
-        node_count     = 3
+        compute_requirement_template_id = "sandbox/ray-worker"
+        script_vars                     = { num_cpus = "1" }
+        wait_for_nodes                  = true
+        node_count                      = 3
       }
       beta = {
-        template_id = "sandbox/ray-worker"
-        node_count  = 1
+        compute_requirement_template_id = "sandbox/ray-worker"
+        node_count                      = 1
       }
     }
   }
@@ -163,14 +163,14 @@ run "changed_script_rolls_the_pool" {
   variables {
     worker_pools = {
       alpha = {
-        template_id    = "sandbox/ray-worker"
-        script_vars    = { num_cpus = "2" }
-        wait_for_nodes = true
-        node_count     = 3
+        compute_requirement_template_id = "sandbox/ray-worker"
+        script_vars                     = { num_cpus = "2" }
+        wait_for_nodes                  = true
+        node_count                      = 3
       }
       beta = {
-        template_id = "sandbox/ray-worker"
-        node_count  = 1
+        compute_requirement_template_id = "sandbox/ray-worker"
+        node_count                      = 1
       }
     }
   }
@@ -200,10 +200,10 @@ run "removing_a_key_removes_the_pool" {
   variables {
     worker_pools = {
       alpha = {
-        template_id    = "sandbox/ray-worker"
-        script_vars    = { num_cpus = "2" }
-        wait_for_nodes = true
-        node_count     = 3
+        compute_requirement_template_id = "sandbox/ray-worker"
+        script_vars                     = { num_cpus = "2" }
+        wait_for_nodes                  = true
+        node_count                      = 3
       }
     }
   }

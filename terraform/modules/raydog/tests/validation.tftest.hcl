@@ -16,11 +16,11 @@ variables {
   name      = "tftest"
   namespace = "raydog-tftest"
   head = {
-    template_id = "sandbox/ray-head"
+    compute_requirement_template_id = "sandbox/ray-head"
   }
   worker_pools = {
     alpha = {
-      template_id = "sandbox/ray-worker"
+      compute_requirement_template_id = "sandbox/ray-worker"
     }
   }
 }
@@ -92,7 +92,7 @@ run "max_nodes_must_be_positive" {
 run "head_needs_a_template" {
   command = plan
   variables {
-    head = { template_id = " " }
+    head = { compute_requirement_template_id = " " }
   }
   expect_failures = [var.head]
 }
@@ -101,9 +101,9 @@ run "head_script_excludes_script_vars" {
   command = plan
   variables {
     head = {
-      template_id = "sandbox/ray-head"
-      script      = "ray start --head --block"
-      script_vars = { num_cpus = "1" }
+      compute_requirement_template_id = "sandbox/ray-head"
+      script                          = "ray start --head --block"
+      script_vars                     = { num_cpus = "1" }
     }
   }
   expect_failures = [var.head]
@@ -113,8 +113,8 @@ run "head_create_timeout_must_be_a_duration" {
   command = plan
   variables {
     head = {
-      template_id    = "sandbox/ray-head"
-      create_timeout = "5 minutes"
+      compute_requirement_template_id = "sandbox/ray-head"
+      create_timeout                  = "5 minutes"
     }
   }
   expect_failures = [var.head]
@@ -124,8 +124,8 @@ run "head_environment_cannot_set_provider_variables" {
   command = plan
   variables {
     head = {
-      template_id = "sandbox/ray-head"
-      environment = { OBSERVABILITY_HOST = "10.0.0.1" }
+      compute_requirement_template_id = "sandbox/ray-head"
+      environment                     = { OBSERVABILITY_HOST = "10.0.0.1" }
     }
   }
   expect_failures = [var.head]
@@ -134,7 +134,7 @@ run "head_environment_cannot_set_provider_variables" {
 run "observability_needs_a_template" {
   command = plan
   variables {
-    observability = { template_id = "" }
+    observability = { compute_requirement_template_id = "" }
   }
   expect_failures = [var.observability]
 }
@@ -143,9 +143,9 @@ run "observability_script_excludes_script_vars" {
   command = plan
   variables {
     observability = {
-      template_id = "sandbox/ray-observability"
-      script      = "prometheus"
-      script_vars = { grafana_port = "3001" }
+      compute_requirement_template_id = "sandbox/ray-observability"
+      script                          = "prometheus"
+      script_vars                     = { grafana_port = "3001" }
     }
   }
   expect_failures = [var.observability]
@@ -155,8 +155,8 @@ run "observability_environment_keys_must_be_bash_names" {
   command = plan
   variables {
     observability = {
-      template_id = "sandbox/ray-observability"
-      environment = { "not-a-name" = "x" }
+      compute_requirement_template_id = "sandbox/ray-observability"
+      environment                     = { "not-a-name" = "x" }
     }
   }
   expect_failures = [var.observability]
@@ -166,7 +166,7 @@ run "pool_key_must_follow_yellowdog_rule" {
   command = plan
   variables {
     worker_pools = {
-      Alpha = { template_id = "sandbox/ray-worker" }
+      Alpha = { compute_requirement_template_id = "sandbox/ray-worker" }
     }
   }
   expect_failures = [var.worker_pools]
@@ -176,7 +176,7 @@ run "pool_key_cannot_be_reserved" {
   command = plan
   variables {
     worker_pools = {
-      obs = { template_id = "sandbox/ray-worker" }
+      obs = { compute_requirement_template_id = "sandbox/ray-worker" }
     }
   }
   expect_failures = [var.worker_pools]
@@ -187,7 +187,7 @@ run "pool_key_leaves_room_for_hash" {
   variables {
     name = "t"
     worker_pools = {
-      a23456789012345678901234567890123456789012345 = { template_id = "sandbox/ray-worker" }
+      a23456789012345678901234567890123456789012345 = { compute_requirement_template_id = "sandbox/ray-worker" }
     }
   }
   expect_failures = [var.worker_pools]
@@ -198,7 +198,7 @@ run "pool_yellowdog_name_must_fit" {
   variables {
     name = "a23456789012345678901234567890"
     worker_pools = {
-      a2345678901234567890123 = { template_id = "sandbox/ray-worker" }
+      a2345678901234567890123 = { compute_requirement_template_id = "sandbox/ray-worker" }
     }
   }
   expect_failures = [var.worker_pools]
@@ -208,7 +208,7 @@ run "node_count_must_be_at_least_one" {
   command = plan
   variables {
     worker_pools = {
-      alpha = { template_id = "sandbox/ray-worker", node_count = 0 }
+      alpha = { compute_requirement_template_id = "sandbox/ray-worker", node_count = 0 }
     }
   }
   expect_failures = [var.worker_pools]
@@ -218,7 +218,7 @@ run "node_count_must_be_whole" {
   command = plan
   variables {
     worker_pools = {
-      alpha = { template_id = "sandbox/ray-worker", node_count = 1.5 }
+      alpha = { compute_requirement_template_id = "sandbox/ray-worker", node_count = 1.5 }
     }
   }
   expect_failures = [var.worker_pools]
@@ -229,8 +229,8 @@ run "total_nodes_are_capped" {
   variables {
     max_nodes = 10
     worker_pools = {
-      alpha = { template_id = "sandbox/ray-worker", node_count = 5 }
-      beta  = { template_id = "sandbox/ray-worker", node_count = 5 }
+      alpha = { compute_requirement_template_id = "sandbox/ray-worker", node_count = 5 }
+      beta  = { compute_requirement_template_id = "sandbox/ray-worker", node_count = 5 }
     }
   }
   expect_failures = [var.worker_pools]
@@ -240,7 +240,7 @@ run "pool_needs_a_template" {
   command = plan
   variables {
     worker_pools = {
-      alpha = { template_id = "" }
+      alpha = { compute_requirement_template_id = "" }
     }
   }
   expect_failures = [var.worker_pools]
@@ -251,9 +251,9 @@ run "pool_script_excludes_script_vars" {
   variables {
     worker_pools = {
       alpha = {
-        template_id = "sandbox/ray-worker"
-        script      = "ray start --block"
-        script_vars = { num_cpus = "1" }
+        compute_requirement_template_id = "sandbox/ray-worker"
+        script                          = "ray start --block"
+        script_vars                     = { num_cpus = "1" }
       }
     }
   }
@@ -265,8 +265,8 @@ run "pool_environment_cannot_set_provider_variables" {
   variables {
     worker_pools = {
       alpha = {
-        template_id = "sandbox/ray-worker"
-        environment = { RAY_HEAD_IP = "10.0.0.1" }
+        compute_requirement_template_id = "sandbox/ray-worker"
+        environment                     = { RAY_HEAD_IP = "10.0.0.1" }
       }
     }
   }
