@@ -15,6 +15,7 @@ import collections
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bench import configs
@@ -47,6 +48,21 @@ def summarise(files: list[Path], top: int = 30) -> str:
     return "\n".join(lines)
 
 
+def _profiled_launcher(plain: str, py_spy: str, rate: int, raw_dir: Path) -> str:
+    """The mirror's launcher, changed to run the provider in the background with py-spy attached.
+
+    py-spy must not be the provider's parent: it prints to stdout, and anything on stdout
+    before the go-plugin handshake line breaks Terraform. The launcher is part of the
+    package Terraform locks, so it is rewritten before ``terraform init``.
+    """
+    head, exec_line = plain.rstrip("\n").rsplit("\n", 1)
+    command = exec_line.removeprefix("exec ")
+    return (f"{head}\n{command} &\nchild=$!\n"
+            f'"{py_spy}" record --pid "$child" --format raw --rate {rate} --nonblocking '
+            f'--output "{raw_dir}/provider-$child.txt" >/dev/null 2>&1 &\n'
+            f'wait "$child"\n')
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.splitlines()[0])
     parser.add_argument("--pools", type=int, default=100)
@@ -64,20 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="raydog-profile-") as tmp, SandboxProcess() as sandbox:
         env = BenchEnv.create(Path(tmp))
         launcher = env.launcher()
-        plain = launcher.read_text()
-        profiled = plain.replace('exec "', f'exec "{py_spy}" record --format raw --rate {args.rate} --nonblocking '
-                                 f'--output "{raw_dir}/provider-$$.txt" -- "', 1)
+        launcher.write_text(_profiled_launcher(launcher.read_text(), py_spy, args.rate, raw_dir))
         tf = env.workdir("profile", sandbox)
         tf.write(configs.raydog_cluster(args.pools), provider_block=False)
         configs.set_node_count(tf.workdir, args.nodes)
-        # The launcher is part of the package Terraform locks: rewrite it before init, keep it after.
-        launcher.write_text(profiled)
         init(tf)
         actions = {"apply": apply, "plan": plan_no_change, "update": apply, "destroy": destroy}
         for step in STEPS:
             if step == "update":
                 configs.set_node_count(tf.workdir, args.nodes + 1)
             run = actions[step](tf)
+            time.sleep(1.0)  # py-spy writes its file after the provider has exited
             if step == args.step:
                 print(f"{step}: {run.seconds:.2f} s wall, {run.cpu_seconds:.2f} s CPU (under py-spy)")
                 break

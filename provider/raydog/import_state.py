@@ -324,7 +324,7 @@ def render_module_call(inventory: Inventory, module: str, source: str) -> tuple[
     def node_object(found: Found, script_file: str, indent: str, extra: dict | None = None) -> list[str]:
         attrs = found.attributes
         scripts[script_file] = attrs.get(_SCRIPT_ATTRIBUTE[found.kind]) or ""
-        values = {"template_id": attrs.get("compute_requirement_template_id"), **(extra or {}),
+        values = {"compute_requirement_template_id": attrs.get("compute_requirement_template_id"), **(extra or {}),
                   "images_id": attrs.get("images_id"), "instance_tags": attrs.get("instance_tags"),
                   "metrics_enabled": attrs.get("metrics_enabled"), "environment": attrs.get("environment")}
         body = [f"{indent}  {key} = {_hcl_value(value, indent + '  ')}" for key, value in values.items()
@@ -332,10 +332,15 @@ def render_module_call(inventory: Inventory, module: str, source: str) -> tuple[
         body.append(f'{indent}  script = file("${{path.module}}/scripts/{script_file}")')
         return body
 
+    def suffix_of(found: Found) -> dict:
+        # The module names new heads <cluster>-head-<hash>; an adopted node keeps its name ("" = none).
+        return {"name_suffix": found.attributes.get("name_suffix") or ""}
+
     if head is not None:
-        lines += ["", "  head = {", *node_object(head, "head.sh", "  "), "  }"]
+        lines += ["", "  head = {", *node_object(head, "head.sh", "  ", suffix_of(head)), "  }"]
     if observability is not None:
-        lines += ["", "  observability = {", *node_object(observability, "observability.sh", "  "), "  }"]
+        lines += ["", "  observability = {",
+                  *node_object(observability, "observability.sh", "  ", suffix_of(observability)), "  }"]
     lines += ["", "  worker_pools = {"]
     for pool in inventory.worker_pools:
         extra = {"node_count": int(pool.attributes["node_count"]),

@@ -51,6 +51,19 @@ def pool_name(cluster: str, suffix: str) -> str:
     return f"{cluster}-{suffix}"
 
 
+def suffixed(suffix: str, name_suffix: str | None) -> str:
+    """The pool suffix of a head or observability node, with its optional name_suffix."""
+    return f"{suffix}-{name_suffix}" if name_suffix else suffix
+
+
+def name_suffix_of(cluster: str, suffix: str, yellowdog_name: str | None) -> str | None:
+    """The name_suffix of a head or observability pool named ``<cluster>-<suffix>-<name_suffix>``."""
+    prefix = f"{cluster}-{suffix}-"
+    if yellowdog_name and yellowdog_name.startswith(prefix) and len(yellowdog_name) > len(prefix):
+        return yellowdog_name[len(prefix):]
+    return None
+
+
 def task_group_name(role: str) -> str:
     """A fresh task group name for one create of a pool.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Iterable, Optional
+from typing import Annotated, Any, ClassVar, Iterable, Optional
 from urllib.parse import urlparse
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
@@ -200,25 +200,43 @@ class NodeSpec(_Spec):
         return v
 
 
-class HeadSpec(NodeSpec):
+class _SingleNodeSpec(NodeSpec):
+    """Head and observability: one pool named ``<cluster>-<suffix>[-<name_suffix>]``."""
+
+    pool_suffix: ClassVar[str]
+    what: ClassVar[str]
+    # Declared after cluster_name so its validator sees it.
+    name_suffix: Optional[str] = None
+
+    @field_validator("cluster_name")
+    @classmethod
+    def _derived(cls, v):
+        _check_derived(v, cls.pool_suffix, cls.what)
+        return v
+
+    @field_validator("name_suffix")
+    @classmethod
+    def _suffix(cls, v, info: ValidationInfo):
+        if v is None:
+            return v
+        if not re.fullmatch(r"[a-z0-9_-]*[a-z0-9]", v):
+            raise ValueError(f'name suffix "{v}" may contain only lowercase letters, digits, "-" and "_", '
+                             "and must end with a letter or digit")
+        _check_derived(info.data.get("cluster_name"), names.suffixed(cls.pool_suffix, v), cls.what)
+        return v
+
+
+class HeadSpec(_SingleNodeSpec):
+    pool_suffix: ClassVar[str] = names.HEAD_SUFFIX
+    what: ClassVar[str] = "head pool"
     ray_start_script: Optional[str] = None
     observability_host: Optional[str] = None
 
-    @field_validator("cluster_name")
-    @classmethod
-    def _derived(cls, v):
-        _check_derived(v, names.HEAD_SUFFIX, "head pool")
-        return v
 
-
-class ObservabilitySpec(NodeSpec):
+class ObservabilitySpec(_SingleNodeSpec):
+    pool_suffix: ClassVar[str] = names.OBSERVABILITY_SUFFIX
+    what: ClassVar[str] = "observability pool"
     start_script: Optional[str] = None
-
-    @field_validator("cluster_name")
-    @classmethod
-    def _derived(cls, v):
-        _check_derived(v, names.OBSERVABILITY_SUFFIX, "observability pool")
-        return v
 
 
 class WorkerPoolSpec(NodeSpec):

@@ -16,6 +16,9 @@ Each addition is small and has a test in tests/unit/test_tfcompat.py:
   in-flight calls so nothing of a half-done create reaches state. Here StopProvider only
   sets ``STOP``; long waits poll it and return partial state with an error, so Terraform
   records the object as tainted.
+- Refined unknown values: Terraform 1.6+ sends an unknown whose range it knows (e.g. the
+  result of ``"x${var.n}"``) as msgpack extension 12; the framework only knows extension
+  0 and would hand resources raw ExtType objects. Both decode to ``Unknown`` here.
 - ``run``: logging to stderr in the levels Terraform understands, then the server.
 
 A create that returns state together with an error diagnostic is stored by Terraform as
@@ -38,6 +41,25 @@ from tf.utils import Diagnostics
 
 # Set when Terraform asks the provider to stop (Ctrl-C). Long operations poll it.
 STOP = threading.Event()
+
+# msgpack extension codes Terraform uses for unknown values: 0, and 12 for a "refined"
+# unknown (one whose prefix, range or nullness Terraform already knows).
+_UNKNOWN_EXT_CODES = frozenset({0, 12})
+
+
+def _msgpack_ext_hook(code, data):
+    import msgpack
+
+    return Unknown if code in _UNKNOWN_EXT_CODES else msgpack.ExtType(code, data)
+
+
+def _install_unknown_decoding() -> None:
+    import tf.utils
+
+    tf.utils._msgpack_ext_hook = _msgpack_ext_hook
+
+
+_install_unknown_decoding()
 
 
 class SingleNestedBlock(NestedBlock):

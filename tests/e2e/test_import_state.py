@@ -125,10 +125,6 @@ def test_raydog_cluster_is_adopted_into_the_module(sandbox, terraform, tmp_path)
 
     terraform.init()
     plan = terraform.plan_json()
-    acted = changes(plan)
-    if acted.get('module.ray.raydog_worker_pool.this["worker-nodes-01"]') == ["create", "delete"]:
-        pytest.xfail("needs the module's worker_pools[*].name to keep an adopted pool's name "
-                     "(it names pools <key>-<hash>); see the migration guide")
     imported = {rc["address"] for rc in plan["resource_changes"] if rc["change"].get("importing")}
     assert imported == {"module.ray.raydog_cluster.this", "module.ray.raydog_head.this",
                         'module.ray.raydog_worker_pool.this["worker-nodes-01"]'}

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hcl_tree import copy_tree
-
 from harness.terraform import Terraform
+from hcl_tree import copy_tree
 
 
 @pytest.fixture

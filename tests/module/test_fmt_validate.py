@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from hcl_tree import MODULE, copy_tree, example_names
-
 from harness.terraform import REPO, Terraform
+from hcl_tree import MODULE, copy_tree, example_names
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-from hcl_tree import MODULE
-
 from harness.terraform import REPO
+from hcl_tree import MODULE
 
 
 def test_module_terraform_test_passes_against_the_sandbox(in_tree, sandbox):

@@ -105,16 +105,15 @@ def test_create_survives_server_errors_and_throttling(platform, sandbox):
     assert [wr["id"] for wr in sandbox.state()["workRequirements"] if wr["name"] == name] == [info.id]
 
 
-def test_the_name_of_a_finished_requirement_is_reported_as_taken(platform):
+def test_a_finished_requirements_name_makes_a_new_requirement_not_an_adoption(platform):
     name = unique("c")
     old = platform.create_work_requirement(NS, name)
     platform.cancel_work_requirement(old.id)
 
-    with pytest.raises(PlatformError) as caught:
-        platform.create_work_requirement(NS, name)
+    new = platform.create_work_requirement(NS, name)
 
-    assert caught.value.name_taken
-    assert "choose another name" in str(caught.value)
+    assert new.id != old.id and not new.finished
+    assert platform.find_work_requirement(NS, name).id == new.id
 
 
 def test_missing_requirement_reads_as_none(platform):

@@ -21,6 +21,11 @@ from reliability_helpers import (
     tainted,
 )
 
+def flat(text: str) -> str:
+    """Terraform wraps diagnostics at 80 columns; compare messages on one line."""
+    return " ".join(text.split())
+
+
 CLEANUP_ROUTES = "DELETE /workerPools/{id}+PUT /compute/requirements/{id}/transition/{status}"
 
 
@@ -30,8 +35,8 @@ def test_head_task_that_exits_non_zero_names_status_and_exit_code_and_removes_it
     result = terraform.apply(check=False)
 
     assert result.returncode == 1
-    assert "The head node failed" in result.output, result.output
-    assert "task ended FAILED with exit code 42" in result.output, result.output
+    assert "The head node failed" in flat(result.output), flat(result.output)
+    assert "task ended FAILED with exit code 42" in flat(result.output), flat(result.output)
     assert set(terraform.resources()) == {"raydog_cluster.c"}, "neither the head nor its workers are in state"
     assert live_pool_names(sandbox) == []
     assert_state_owns_the_platform(terraform, sandbox)
@@ -49,7 +54,7 @@ def test_worker_tasks_that_fail_while_waited_for_remove_the_pool_and_keep_the_re
     result = terraform.apply(check=False)
 
     assert result.returncode == 1
-    assert "The bad node failed" in result.output and "exit code 3" in result.output, result.output
+    assert "The bad node failed" in flat(result.output) and "exit code 3" in flat(result.output), flat(result.output)
     assert "raydog_worker_pool.bad" not in terraform.resources()
     assert live_pool_names(sandbox) == ["wf-good", "wf-head"]
     assert_state_owns_the_platform(terraform, sandbox)
@@ -66,17 +71,18 @@ def test_failed_head_whose_cleanup_also_fails_stays_in_state_tainted_and_the_nex
     sandbox.set_faults("none")
 
     assert result.returncode == 1
-    assert "The head node failed" in result.output and "exit code 5" in result.output, result.output
-    assert "Could not remove the pool after the failure" in result.output, result.output
+    assert "The head node failed" in flat(result.output) and "exit code 5" in flat(result.output), flat(result.output)
+    assert "Could not remove the pool after the failure" in flat(result.output), flat(result.output)
     head_pool = view(sandbox).live_pools()["cf-head"]
     assert terraform.resources()["raydog_head.h"]["id"] == head_pool["id"]
     assert tainted(terraform) == ["raydog_head.h"]
     assert_nothing_orphaned(terraform, sandbox)
 
     terraform.write(cluster_config("cf", {}))
-    terraform.apply()
+    result = terraform.apply()
     pools = view(sandbox).live_pools()
-    assert list(pools) == ["cf-head"] and pools["cf-head"]["id"] != head_pool["id"]
+    assert list(pools) == ["cf-head"], pools
+    assert pools["cf-head"]["id"] != head_pool["id"], (flat(result.output), view(sandbox).state["workerPools"])
     assert view(sandbox).pool(head_pool["id"])["status"] in ("SHUTDOWN", "TERMINATED")
     assert_state_owns_the_platform(terraform, sandbox)
     terraform.destroy()
@@ -90,8 +96,8 @@ def test_unknown_compute_requirement_template_fails_with_the_platform_message_an
     result = terraform.apply(check=False)
 
     assert result.returncode == 1
-    assert "Cannot provision worker pool ut-w" in result.output, result.output
-    assert "compute requirement template 'sandbox/no-such-template' not found" in result.output, result.output
+    assert "Cannot provision worker pool ut-w" in flat(result.output), flat(result.output)
+    assert "compute requirement template 'sandbox/no-such-template' not found" in flat(result.output), flat(result.output)
     assert "raydog_worker_pool.w" not in terraform.resources()
     assert live_pool_names(sandbox) == ["ut-head"]
     assert [c["name"] for c in view(sandbox).state["computeRequirements"]] == ["ut-head"]
@@ -108,7 +114,7 @@ def test_quota_refusal_fails_with_the_platform_message_and_leaves_only_what_stat
     result = terraform.apply(check=False)
 
     assert result.returncode == 1
-    assert "quota exceeded" in result.output, result.output
+    assert "quota exceeded" in flat(result.output), flat(result.output)
     assert_state_owns_the_platform(terraform, sandbox)
     assert view(sandbox).live["instances"] <= 4
     in_state = {a for a in terraform.resources() if a.startswith("raydog_worker_pool.")}
@@ -118,7 +124,7 @@ def test_quota_refusal_fails_with_the_platform_message_and_leaves_only_what_stat
     survivor = next(iter(in_state)).split(".")[1]
     terraform.write(cluster_config("qt", {survivor: 5}))
     result = terraform.apply(check=False)
-    assert result.returncode == 1 and "quota exceeded" in result.output, result.output
+    assert result.returncode == 1 and "quota exceeded" in flat(result.output), flat(result.output)
     assert terraform.resources()[f"raydog_worker_pool.{survivor}"]["node_count"] == 2
     assert_state_owns_the_platform(terraform, sandbox)
 

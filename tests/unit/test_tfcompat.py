@@ -87,3 +87,12 @@ def test_data_source_results_are_encoded_through_the_schema():
     assert list(response.diagnostics) == []
     state = read_dynamic_value(response.state)
     assert state["content"] == "echo ray" and len(state["sha256"]) == 64
+
+
+def test_refined_unknown_values_decode_as_unknown():
+    import msgpack
+    from tf.types import Unknown
+
+    packed = msgpack.packb({"name": msgpack.ExtType(12, b"\x81\x01\xc3"), "n": msgpack.ExtType(0, b"\x00")})
+    decoded = read_dynamic_value(pb.DynamicValue(msgpack=packed))
+    assert decoded["name"] is Unknown and decoded["n"] is Unknown

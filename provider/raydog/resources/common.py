@@ -109,6 +109,17 @@ def node_attributes() -> list[Attribute]:
     ]
 
 
+def name_suffix_attribute(role: str, suffix: str) -> Attribute:
+    return attr(
+        "name_suffix",
+        types.String(),
+        f"Appended to the pool's YellowDog name (`<cluster_name>-{suffix}-<name_suffix>`), so a replacement "
+        f"{role} can be created before the old one is destroyed (create_before_destroy).",
+        optional=True,
+        requires_replace=True,
+    )
+
+
 def host_attributes() -> list[Attribute]:
     """Outputs of a single-node resource (head, observability)."""
     return [
@@ -250,7 +261,7 @@ class NodePool:
                 "Duplicate worker pool name",
                 f'Another resource in this configuration already creates worker pool "{wr.namespace}/{pool_name}"; '
                 "YellowDog pool names are unique, so give each pool its own name.",
-                path=["name"] if plan.suffix not in names.RESERVED_POOL_NAMES else ["cluster_name"],
+                path=["name"] if "name" in state and state.get("name") else ["cluster_name"],
             )
             return None
         try:
@@ -339,7 +350,12 @@ class NodePool:
                 for task in self.platform.list_tasks(state["task_group_id"]):
                     self.platform.cancel_task(task.id, abort=True)
             if state.get("id"):
-                self.platform.remove_pool(state["id"], state.get("compute_requirement_id"))
+                self.platform.remove_pool(
+                    state["id"],
+                    state.get("compute_requirement_id"),
+                    timeout_seconds=timeout_seconds(state, "delete"),
+                    stop_event=tfcompat.STOP,
+                )
             return True
         except PlatformError as exc:
             if not quiet:
@@ -401,7 +417,7 @@ class SingleNodeResource(RaydogResource):
         state = pool.create(
             planned,
             NodePlan(
-                suffix=self.suffix,
+                suffix=names.suffixed(self.suffix, planned.get("name_suffix")),
                 group_role=self.group_role,
                 task_names=[self.task_name],
                 script=planned[self.script_attribute],

@@ -6,7 +6,14 @@ from tf import types
 from tf.schema import Schema
 
 from raydog import names, specs
-from raydog.resources.common import SingleNodeResource, attr, host_attributes, node_attributes, schema
+from raydog.resources.common import (
+    SingleNodeResource,
+    attr,
+    host_attributes,
+    name_suffix_attribute,
+    node_attributes,
+    schema,
+)
 
 
 class HeadResource(SingleNodeResource):
@@ -27,6 +34,7 @@ class HeadResource(SingleNodeResource):
         return schema(
             [
                 *node_attributes(),
+                name_suffix_attribute("head", "head"),
                 attr(
                     "ray_start_script",
                     types.String(),

@@ -81,6 +81,7 @@ def import_node_pool(platform, diags: Diagnostics, id: str, suffix: str, script_
     task = tasks[0]
     state = base_state(pool, wr, group, timeout, task)
     state[script_attribute] = task.task_data
+    state["name_suffix"] = names.name_suffix_of(wr.name, suffix, pool.name)
     state["observability_host"] = task.environment.get("OBSERVABILITY_HOST")
     state["task_id"] = task.id
     if task.worker_id or task.node_id:

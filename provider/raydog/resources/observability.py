@@ -6,7 +6,14 @@ from tf import types
 from tf.schema import Schema
 
 from raydog import names, specs
-from raydog.resources.common import SingleNodeResource, attr, host_attributes, node_attributes, schema
+from raydog.resources.common import (
+    SingleNodeResource,
+    attr,
+    host_attributes,
+    name_suffix_attribute,
+    node_attributes,
+    schema,
+)
 
 PROMETHEUS_PORT = 9090
 GRAFANA_PORT = 3000
@@ -29,6 +36,7 @@ class ObservabilityResource(SingleNodeResource):
         return schema(
             [
                 *node_attributes(),
+                name_suffix_attribute("observability node", "obs"),
                 attr(
                     "start_script",
                     types.String(),

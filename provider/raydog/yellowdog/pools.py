@@ -45,6 +45,14 @@ class PoolOps(PlatformCore):
         existing = self.find_pool(spec.namespace, spec.name)
         if existing is not None and existing.live:
             _check_adoptable(existing, spec)
+            if existing.status == "RUNNING":
+                # Its workers are claimed by running tasks: it belongs to a live node resource
+                # (e.g. the one a create-before-destroy replacement is about to replace).
+                raise PlatformError(
+                    "provision worker pool", f"the name is taken by live worker pool {existing.id}, whose "
+                    "nodes are running tasks; give the new pool another name (name_suffix on a head or "
+                    "observability node, name on a worker pool), or remove or import the existing pool",
+                    object_id=label)
             log.warning("worker pool %s already exists as %s (%s): adopting it",
                         label, existing.id, existing.status)
             return existing

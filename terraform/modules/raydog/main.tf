@@ -17,12 +17,37 @@ locals {
 
   observability_host = local.observability_enabled ? raydog_observability.this[0].private_ip : null
 
-  # A pool is replaced create-before-destroy, so its YellowDog name must differ from the
-  # old pool's while both exist: the pool name carries a short hash of every input that
-  # forces replacement. The hash only names the pool; it reveals nothing usable of userdata.
+  # Worker pools are replaced create-before-destroy, and Terraform then replaces what they
+  # depend on (the head, the observability node) the same way. YellowDog pool names must
+  # differ while old and new exist, so each pool's name carries a short hash of every input
+  # that forces its replacement. The hash only names the pool; it reveals nothing of userdata.
+  observability_hash = !local.observability_enabled ? null : substr(nonsensitive(sha256(jsonencode({
+    cluster_id                      = raydog_cluster.this.id
+    script                          = local.observability_script
+    compute_requirement_template_id = var.observability.compute_requirement_template_id
+    images_id                       = var.observability.images_id
+    userdata                        = var.observability.userdata
+    instance_tags                   = var.observability.instance_tags
+    metrics_enabled                 = var.observability.metrics_enabled
+    environment                     = var.observability.environment
+    lifetime                        = var.lifetime
+  }))), 0, 6)
+  head_hash = substr(nonsensitive(sha256(jsonencode({
+    cluster_id                      = raydog_cluster.this.id
+    script                          = local.head_script
+    compute_requirement_template_id = var.head.compute_requirement_template_id
+    images_id                       = var.head.images_id
+    userdata                        = var.head.userdata
+    instance_tags                   = var.head.instance_tags
+    metrics_enabled                 = var.head.metrics_enabled
+    environment                     = var.head.environment
+    lifetime                        = var.lifetime
+    observability_host              = local.observability_host
+  }))), 0, 6)
   worker_pool_hashes = {
     for key, pool in var.worker_pools :
     key => substr(nonsensitive(sha256(jsonencode({
+      cluster_id                      = raydog_cluster.this.id
       script                          = local.worker_scripts[key]
       compute_requirement_template_id = pool.compute_requirement_template_id
       images_id                       = pool.images_id
@@ -35,11 +60,10 @@ locals {
       observability_host              = local.observability_host
     }))), 0, 6)
   }
-  # While a hash is unknown (a new head), the conditional yields a plain unknown name: the
-  # provider cannot yet decode an unknown carrying Terraform's refinements (a template's
-  # known prefix), which "${key}-${hash}" alone would be.
+  # A pool adopted from RayDog (raydog import-state) keeps its own name.
   worker_pool_names = {
-    for key, hash in local.worker_pool_hashes : key => hash == "" ? null : "${key}-${hash}"
+    for key, hash in local.worker_pool_hashes :
+    key => var.worker_pools[key].name != null ? var.worker_pools[key].name : "${key}-${hash}"
   }
 }
 
@@ -84,6 +108,12 @@ resource "raydog_observability" "this" {
   environment                     = var.observability.environment
   lifetime                        = var.lifetime
   start_script                    = local.observability_script
+  # "" keeps the plain <cluster>-obs name (an observability node adopted by raydog import-state).
+  name_suffix = var.observability.name_suffix == null ? local.observability_hash : (var.observability.name_suffix == "" ? null : var.observability.name_suffix)
+
+  lifecycle {
+    create_before_destroy = true
+  }
 
   timeouts {
     create = var.create_timeout
@@ -102,6 +132,12 @@ resource "raydog_head" "this" {
   lifetime                        = var.lifetime
   ray_start_script                = local.head_script
   observability_host              = local.observability_host
+  # "" keeps the plain <cluster>-head name (a head adopted by raydog import-state).
+  name_suffix = var.head.name_suffix == null ? local.head_hash : (var.head.name_suffix == "" ? null : var.head.name_suffix)
+
+  lifecycle {
+    create_before_destroy = true
+  }
 
   timeouts {
     create = var.head.create_timeout != null ? var.head.create_timeout : var.create_timeout

@@ -4,7 +4,7 @@
 #   duration: ^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$ with a non-zero digit
 
 variable "name" {
-  description = "Cluster name: the work requirement's name and the prefix of every pool's YellowDog name (`<name>-head`, `<name>-obs`, `<name>-<pool>-<hash>`). Changing it replaces the cluster."
+  description = "Cluster name: the work requirement's name and the prefix of every pool's YellowDog name (`<name>-head-<hash>`, `<name>-obs-<hash>`, `<name>-<pool>-<hash>`). Changing it replaces the cluster."
   type        = string
 
   validation {
@@ -13,8 +13,8 @@ variable "name" {
   }
 
   validation {
-    condition     = length(var.name) <= 55
-    error_message = "name may be at most 55 characters long, so that the head pool's YellowDog name, <name>-head, fits YellowDog's 60."
+    condition     = length(var.name) <= 48
+    error_message = "name may be at most 48 characters long, so that the head pool's YellowDog name, <name>-head-<6-character hash>, fits YellowDog's 60."
   }
 }
 
@@ -80,7 +80,10 @@ variable "head" {
     - script_vars: variables of the built-in `head` script template (see docs/guides/node-scripts.md);
     - script: your own head script instead (bash text; exclusive with script_vars);
     - environment: extra environment variables of the head task;
-    - create_timeout: how long the head may take to start (default: var.create_timeout).
+    - create_timeout: how long the head may take to start (default: var.create_timeout);
+    - name_suffix: suffix of the head pool's YellowDog name (default: a hash of the inputs
+      that replace the head, so a new head is created before the old one is removed; "" for
+      none, as for a head adopted with `raydog import-state`).
   EOT
   type = object({
     compute_requirement_template_id = string
@@ -92,6 +95,7 @@ variable "head" {
     script                          = optional(string)
     environment                     = optional(map(string))
     create_timeout                  = optional(string)
+    name_suffix                     = optional(string)
   })
 
   validation {
@@ -125,7 +129,8 @@ variable "observability" {
     - images_id, userdata, instance_tags, metrics_enabled: as on `raydog_observability`;
     - script_vars: variables of the built-in `observability` script template;
     - script: your own start script instead (exclusive with script_vars);
-    - environment: extra environment variables of its task.
+    - environment: extra environment variables of its task;
+    - name_suffix: suffix of its pool's YellowDog name (default: a hash of its inputs; "" for none).
     When set, the head and every worker get OBSERVABILITY_HOST.
   EOT
   type = object({
@@ -137,6 +142,7 @@ variable "observability" {
     script_vars                     = optional(map(string))
     script                          = optional(string)
     environment                     = optional(map(string))
+    name_suffix                     = optional(string)
   })
   default = null
 
@@ -169,7 +175,9 @@ variable "worker_pools" {
     - script_vars: variables of the built-in `worker` script template;
     - script: your own worker script instead (exclusive with script_vars);
     - environment: extra environment variables of the pool's tasks;
-    - wait_for_nodes: whether apply waits until every node's task is executing (default false).
+    - wait_for_nodes: whether apply waits until every node's task is executing (default false);
+    - name: the pool's name in the cluster (default: the key and a hash of the inputs that
+      replace the pool; set it to keep the name of a pool adopted with `raydog import-state`).
     A change that replaces a pool (its script, template, image, ...) creates the new pool before
     the old one is removed, so the cluster keeps its workers through the change.
   EOT
@@ -184,6 +192,7 @@ variable "worker_pools" {
     script                          = optional(string)
     environment                     = optional(map(string))
     wait_for_nodes                  = optional(bool, false)
+    name                            = optional(string)
   }))
   default = {}
 
