@@ -34,10 +34,7 @@ MODULE_SOURCE = "./modules/raydog"
 
 # Pages with examples known not to validate, each with why; the test fails when such a page
 # validates again, so the entry cannot outlive the fix.
-KNOWN_BROKEN = {
-    "guides/node-scripts.md": "a fragment (`# ...` for the head's required arguments) and "
-    'file("~/.ssh/id_ed25519.pub"), which fails where that file does not exist',
-}
+KNOWN_BROKEN: dict[str, str] = {}
 
 BULLET = re.compile(r"^- `([A-Za-z0-9_]+)` \(([^)]*)\)")
 
