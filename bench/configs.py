@@ -24,8 +24,9 @@ def _pools_local(pools: int) -> str:
 
 def raydog_cluster(pools: int, head_timeout: str = "5m") -> str:
     """raydog_cluster + raydog_head + ``pools`` raydog_worker_pool (for_each), each of var.node_count nodes."""
-    worker_pools = f"""
-resource "raydog_worker_pool" "w" {{
+    worker_pools = (
+        """
+resource "raydog_worker_pool" "w" {
   for_each = toset(local.pools)
 
   cluster_id                      = raydog_cluster.c.id
@@ -35,9 +36,14 @@ resource "raydog_worker_pool" "w" {{
   head_private_ip                 = raydog_head.h.private_ip
   node_count                      = var.node_count
   wait_for_nodes                  = true
-}}
-""" if pools else ""
-    return PROVIDER_BLOCK + f"""
+}
+"""
+        if pools
+        else ""
+    )
+    return (
+        PROVIDER_BLOCK
+        + f"""
 variable "node_count" {{
   description = "Nodes in every worker pool."
   type        = number
@@ -65,11 +71,13 @@ resource "raydog_head" "h" {{
   }}
 }}
 {worker_pools}"""
+    )
 
 
 def floor_graph(pools: int) -> str:
     """The same shape with terraform_data: cluster -> head -> pools, node_count in each pool's input."""
-    worker_pools = """
+    worker_pools = (
+        """
 resource "terraform_data" "pool" {
   for_each = toset(local.pools)
 
@@ -80,7 +88,10 @@ resource "terraform_data" "pool" {
     node_count      = var.node_count
   }
 }
-""" if pools else ""
+"""
+        if pools
+        else ""
+    )
     return f"""
 variable "node_count" {{
   description = "Nodes in every worker pool."

@@ -18,12 +18,43 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import psutil
-
 from harness.terraform import Terraform, terraform_command, write_cli_config
 
+from bench import REPO
+
 PROVIDER_MARKERS = ("raydog.plugin", "terraform-provider-raydog")
+
+# `raydog install` run from another copy of the provider's code (e.g. a git ref, to compare).
+_INSTALL_FROM_SOURCE = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import raydog.install
+assert Path(raydog.install.__file__).resolve().is_relative_to(Path(sys.argv[1]).resolve()), raydog.install.__file__
+raydog.install.install(Path(sys.argv[2]))
+"""
+
+
+CHECKOUT_PATHS = ("provider", "scripts", "terraform", "examples")
+
+
+def checkout(ref: str, destination: Path) -> Path:
+    """The provider's code, node scripts, module and examples at git ``ref``, laid out as in
+    the repository under ``destination`` (which is returned)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    present = subprocess.run(
+        ["git", "-C", str(REPO), "ls-tree", "--name-only", ref], check=True, capture_output=True, text=True
+    ).stdout.split()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, *[p for p in CHECKOUT_PATHS if p in present]],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(destination)], input=archive.stdout, check=True)
+    return destination
 
 
 @dataclass
@@ -35,27 +66,37 @@ class BenchEnv:
     mirror: Path | None = None
 
     @classmethod
-    def create(cls, root: Path) -> "BenchEnv":
+    def create(cls, root: Path, provider_source: Path | None = None) -> BenchEnv:
+        """Install the provider (from this checkout, or from ``provider_source``: a directory
+        holding a ``raydog`` package, laid out like the repository's ``provider/``)."""
         root.mkdir(parents=True, exist_ok=True)
         mirror = root / "mirror"
-        subprocess.run([sys.executable, "-m", "raydog.cli", "install", "--dir", str(mirror)],
-                       check=True, capture_output=True, text=True)
+        if provider_source is None:
+            command = [sys.executable, "-m", "raydog.cli", "install", "--dir", str(mirror)]
+        else:
+            command = [sys.executable, "-c", _INSTALL_FROM_SOURCE, str(provider_source), str(mirror)]
+        subprocess.run(command, check=True, capture_output=True, text=True)
         home = root / "home"
         home.mkdir(exist_ok=True)
         cli_config = write_cli_config(home / "terraformrc", mirror)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "YD_"))}
-        env.update(TF_CLI_CONFIG_FILE=str(cli_config), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1",
-                   HOME=str(home))
+        env.update(
+            TF_CLI_CONFIG_FILE=str(cli_config), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1", HOME=str(home)
+        )
         return cls(root, env, mirror)
 
     def launcher(self) -> Path:
         """The provider executable Terraform runs (the mirror's launcher script)."""
-        return next(self.mirror.glob("registry.terraform.io/yellowdog/raydog/*/*/terraform-provider-raydog_v*"))
+        return next(
+            self.mirror.glob("registry.terraform.io/yellowdog/raydog/*/*/terraform-provider-raydog_v*")
+        )
 
-    def workdir(self, name: str, sandbox: "SandboxProcess | None" = None) -> Terraform:
+    def workdir(self, name: str, sandbox: SandboxProcess | None = None) -> Terraform:
         env = dict(self.env)
         if sandbox is not None:
-            env.update(YD_API_URL=sandbox.url, YD_API_KEY_ID=sandbox.key_id, YD_API_KEY_SECRET=sandbox.key_secret)
+            env.update(
+                YD_API_URL=sandbox.url, YD_API_KEY_ID=sandbox.key_id, YD_API_KEY_SECRET=sandbox.key_secret
+            )
         return Terraform(self.root / "work" / name, env)
 
 
@@ -65,20 +106,41 @@ class SandboxProcess:
     key_id = "sandbox"
     key_secret = "sandbox-secret"
 
-    def __init__(self, mode: str = "simulate", provision_delay: float = 0.0, task_start_delay: float = 0.0,
-                 data_dir: Path | None = None, ready_timeout: float = 60.0) -> None:
-        args = [sys.executable, "-m", "raydog.cli", "sandbox", "--port", "0", "--mode", mode,
-                "--provision-delay", str(provision_delay), "--task-start-delay", str(task_start_delay)]
+    def __init__(
+        self,
+        mode: str = "simulate",
+        provision_delay: float = 0.0,
+        task_start_delay: float = 0.0,
+        data_dir: Path | None = None,
+        ready_timeout: float = 60.0,
+    ) -> None:
+        args = [
+            sys.executable,
+            "-m",
+            "raydog.cli",
+            "sandbox",
+            "--port",
+            "0",
+            "--mode",
+            mode,
+            "--provision-delay",
+            str(provision_delay),
+            "--task-start-delay",
+            str(task_start_delay),
+        ]
         if data_dir is not None:
             args += ["--data-dir", str(data_dir)]
         self.mode = mode
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
         self.url = self._read_url(ready_timeout)
 
     def _read_url(self, timeout: float) -> str:
         found: dict[str, str] = {}
-        reader = threading.Thread(target=lambda: found.setdefault("line", self.proc.stdout.readline()), daemon=True)
+        reader = threading.Thread(
+            target=lambda: found.setdefault("line", self.proc.stdout.readline()), daemon=True
+        )
         reader.start()
         reader.join(timeout)
         line = found.get("line", "").strip()
@@ -89,7 +151,9 @@ class SandboxProcess:
         return line
 
     def _sandbox(self, method: str, path: str) -> dict:
-        request = urllib.request.Request(f"{self.url}/sandbox/v1{path}", method=method, data=b"" if method == "POST" else None)
+        request = urllib.request.Request(
+            f"{self.url}/sandbox/v1{path}", method=method, data=b"" if method == "POST" else None
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
 
@@ -103,6 +167,11 @@ class SandboxProcess:
     def state(self) -> dict:
         return self._sandbox("GET", "/state")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the sandbox process has used so far (all its threads)."""
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return times.user + times.system
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -115,7 +184,7 @@ class SandboxProcess:
             if stream:
                 stream.close()
 
-    def __enter__(self) -> "SandboxProcess":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -169,7 +238,11 @@ class ProviderWatch:
 
 
 def _is_provider(process: psutil.Process) -> bool:
+    """A provider process: Python running raydog.plugin (the launcher script, and the subshells
+    it forks before it execs Python, are not counted)."""
     try:
+        if process.name() in ("sh", "bash", "dash"):
+            return False
         return any(marker in part for part in process.cmdline() for marker in PROVIDER_MARKERS)
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
@@ -211,30 +284,42 @@ class CommandFailed(RuntimeError):
     pass
 
 
-def timed(tf: Terraform, *args: str, ok: tuple[int, ...] = (0,), timeout: float = 600,
-          wrap: list[str] | None = None) -> Run:
+def timed(
+    tf: Terraform, *args: str, ok: tuple[int, ...] = (0,), timeout: float = 600, wrap: list[str] | None = None
+) -> Run:
     """Run ``terraform ARGS`` in ``tf``'s directory; wall time from launch to exit, with provider stats.
 
     ``wrap`` prefixes the command (a profiler such as ``py-spy record --``).
     """
     cpu_before = _children_cpu()
     started = time.perf_counter()
-    proc = subprocess.Popen([*(wrap or []), *terraform_command(), *args], cwd=tf.workdir, env=tf.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [*(wrap or []), *terraform_command(), *args],
+        cwd=tf.workdir,
+        env=tf.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     watch = ProviderWatch(proc.pid)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9)
         stdout, stderr = proc.communicate()
-        raise CommandFailed(f"terraform {' '.join(args)} timed out after {timeout}s\n{stdout[-3000:]}\n{stderr[-3000:]}")
+        raise CommandFailed(
+            f"terraform {' '.join(args)} timed out after {timeout}s\n{stdout[-3000:]}\n{stderr[-3000:]}"
+        )
     finally:
         watch.stop()
     seconds = time.perf_counter() - started
     cpu = _children_cpu() - cpu_before
     run = Run(list(args), seconds, cpu, proc.returncode, stdout, stderr, watch.launches, watch.peak_rss_mb)
     if proc.returncode not in ok:
-        raise CommandFailed(f"terraform {' '.join(args)} exited {proc.returncode}\n{stdout[-3000:]}\n{stderr[-3000:]}")
+        raise CommandFailed(
+            f"terraform {' '.join(args)} exited {proc.returncode}\n{stdout[-3000:]}\n{stderr[-3000:]}"
+        )
     return run
 
 
@@ -267,5 +352,16 @@ def destroy(tf: Terraform, parallelism: int = 10, wrap: list[str] | None = None)
     return timed(tf, "destroy", "-auto-approve", *AUTO, f"-parallelism={parallelism}", wrap=wrap)
 
 
-__all__ = ["BenchEnv", "SandboxProcess", "ProviderWatch", "Run", "CommandFailed", "timed", "init", "apply",
-           "plan_no_change", "destroy", "terraform_command"]
+__all__ = [
+    "BenchEnv",
+    "CommandFailed",
+    "ProviderWatch",
+    "Run",
+    "SandboxProcess",
+    "apply",
+    "destroy",
+    "init",
+    "plan_no_change",
+    "terraform_command",
+    "timed",
+]

@@ -42,9 +42,15 @@ def summarise(files: list[Path], top: int = 30) -> str:
             for frame in set(frames):
                 total_counts[frame] += count
     lines = [f"{samples} samples in {len(files)} provider processes", "", "self:"]
-    lines += [f"  {count:6d} {100 * count / max(samples, 1):5.1f}%  {frame}" for frame, count in self_counts.most_common(top)]
+    lines += [
+        f"  {count:6d} {100 * count / max(samples, 1):5.1f}%  {frame}"
+        for frame, count in self_counts.most_common(top)
+    ]
     lines += ["", "cumulative:"]
-    lines += [f"  {count:6d} {100 * count / max(samples, 1):5.1f}%  {frame}" for frame, count in total_counts.most_common(top)]
+    lines += [
+        f"  {count:6d} {100 * count / max(samples, 1):5.1f}%  {frame}"
+        for frame, count in total_counts.most_common(top)
+    ]
     return "\n".join(lines)
 
 
@@ -57,10 +63,12 @@ def _profiled_launcher(plain: str, py_spy: str, rate: int, raw_dir: Path) -> str
     """
     head, exec_line = plain.rstrip("\n").rsplit("\n", 1)
     command = exec_line.removeprefix("exec ")
-    return (f"{head}\n{command} &\nchild=$!\n"
-            f'"{py_spy}" record --pid "$child" --format raw --rate {rate} --nonblocking '
-            f'--output "{raw_dir}/provider-$child.txt" >/dev/null 2>&1 &\n'
-            f'wait "$child"\n')
+    return (
+        f"{head}\n{command} &\nchild=$!\n"
+        f'"{py_spy}" record --pid "$child" --format raw --rate {rate} --nonblocking '
+        f'--output "{raw_dir}/provider-$child.txt" >/dev/null 2>&1 &\n'
+        f'wait "$child"\n'
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

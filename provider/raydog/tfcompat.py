@@ -109,7 +109,7 @@ def _make_servicer_class():
     from tf.gen import tfplugin_pb2 as pb
     from tf.iface import PlanContext
     from tf.provider import ProviderServicer, _decode_state, _encode_state
-    from tf.utils import to_dynamic_value
+    from tf.utils import _to_attribute_path, to_dynamic_value
 
     class RaydogServicer(ProviderServicer):
         def PlanResourceChange(self, request, context):
@@ -117,7 +117,9 @@ def _make_servicer_class():
             klass = self._get_res_cls(request.type_name)
             plan_create = getattr(klass, "plan_create", None)
             prior = request.prior_state
-            if plan_create is None or response.diagnostics or not _is_null(prior):
+            if not _is_null(prior):
+                return self._add_planned_replacements(request, response)
+            if plan_create is None or response.diagnostics:
                 return response
             diags = Diagnostics()
             attrs = self._get_res_attrs(request.type_name)
@@ -134,6 +136,29 @@ def _make_servicer_class():
                 planned_state=_encode_state(attrs, blocks, planned, planned_enc),
                 diagnostics=diags.to_pb(),
             )
+
+        def _add_planned_replacements(self, request, response):
+            """Replace when plan() changed an attribute flagged requires_replace.
+
+            The framework lists requires_replace from the configuration's changes before it
+            calls plan(), so a resource that finds it must be replaced (a node whose task has
+            ended) could not say so; Terraform replaces only for a listed path whose value changed.
+            """
+            if any(d.severity == pb.Diagnostic.ERROR for d in response.diagnostics) or not response.planned_state.msgpack:
+                return response
+            attrs = self._get_res_attrs(request.type_name)
+            blocks = self._get_res_blocks(request.type_name)
+            diags = Diagnostics()
+            _, prior = _decode_state(diags, attrs, blocks, request.prior_state)
+            _, planned = _decode_state(diags, attrs, blocks, response.planned_state)
+            if diags.has_errors() or prior is None or planned is None:
+                return response
+            listed = {tuple(step.attribute_name for step in path.steps) for path in response.requires_replace}
+            for name, attribute in attrs.items():
+                if attribute.requires_replace and (name,) not in listed and not attribute.type.semantically_equal(
+                        prior.get(name), planned.get(name)):
+                    response.requires_replace.append(_to_attribute_path([name]))
+            return response
 
         def UpgradeResourceState(self, request, context):
             diags = Diagnostics()

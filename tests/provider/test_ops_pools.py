@@ -138,6 +138,16 @@ def test_a_removed_pool_name_can_be_provisioned_again(platform):
     assert platform.get_pool(old.id).live is False
 
 
+def test_a_create_and_a_refresh_read_the_pool_alone(platform, sandbox):
+    sandbox.reset_requests()
+    pool = platform.provision_pool(pool_spec(unique("p")), details=False)
+    live = platform.get_pool(pool.id, details=False)
+
+    routes = sandbox.requests()["routes"]
+    assert routes == {"POST /workerPools/provisioned/template": 1, "GET /workerPools/{id}": 1}
+    assert pool.compute_requirement_id and (live.id, live.live) == (pool.id, True)
+
+
 def test_missing_pool_reads_as_none(platform):
     assert platform.get_pool("ydid:wrkrpool:000000:00000000-0000-0000-0000-000000000000") is None
     assert platform.find_pool(NS, unique("absent")) is None

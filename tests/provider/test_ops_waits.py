@@ -78,6 +78,18 @@ def test_one_search_per_round_serves_many_tasks(platform, sandbox):
     assert routes.get("GET /work/tasks", 0) >= 1
 
 
+def test_a_wait_on_tasks_this_client_added_reads_no_task(platform, sandbox):
+    _, group = cluster(platform, node_count=4)
+    added = platform.add_tasks(group.id, tasks(4))
+    sandbox.reset_requests()
+
+    platform.wait_until_executing([t.id for t in added], timeout_seconds=30)
+
+    routes = sandbox.requests()["routes"]
+    assert routes.get("GET /work/tasks/{id}", 0) == 0
+    assert routes.get("GET /work/tasks", 0) >= 1
+
+
 def test_times_out_with_the_last_status_when_no_node_comes(platform):
     _, group = cluster(platform, node_count=0)
     [task] = platform.add_tasks(group.id, tasks(1))

@@ -6,11 +6,13 @@ Each test names its objects uniquely, so it holds whether or not the sandbox is 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
 
 from raydog.yellowdog import NotAuthorisedError, Platform, PlatformError, TaskGroupSpec, TaskSpec
+from raydog.yellowdog.core import WORK_REQUIREMENT_LOCKS
 
 NS = "raydog-ops"
 MISSING_WR = "ydid:workreq:000000:00000000-0000-0000-0000-000000000000"
@@ -208,6 +210,49 @@ def test_two_clients_racing_on_one_requirement_keep_every_group(sandbox):
         thread.join()
 
     assert len(first.get_work_requirement(wr.id).task_groups) == 10
+
+
+def appends_queued_behind_the_lock(platform, wr_id: str, specs: list[TaskGroupSpec]) -> dict[str, object]:
+    """Ask for every group while the requirement's lock is held elsewhere, so they make one batch."""
+    results: dict[str, object] = {}
+
+    def add(spec: TaskGroupSpec) -> None:
+        try:
+            results[spec.name] = platform.ensure_task_group(wr_id, spec)
+        except PlatformError as exc:
+            results[spec.name] = exc
+
+    threads = [threading.Thread(target=add, args=(spec,)) for spec in specs]
+    with WORK_REQUIREMENT_LOCKS.hold(wr_id):
+        for thread in threads:
+            thread.start()
+        while len(platform._pending_groups.get(wr_id, [])) < len(specs):
+            time.sleep(0.01)
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_appends_waiting_for_the_lock_share_one_update(platform, sandbox):
+    wr = platform.create_work_requirement(NS, unique("c"))
+    sandbox.reset_requests()
+
+    results = appends_queued_behind_the_lock(platform, wr.id, [group_spec(f"pool-{i}") for i in range(6)])
+
+    assert route_count(sandbox, "PUT /work/requirements") == 1
+    assert sorted(g["name"] for g in wr_state(sandbox, wr.id)["taskGroups"]) == sorted(results)
+    assert {g["id"] for g in wr_state(sandbox, wr.id)["taskGroups"]} == {r.id for r in results.values()}
+
+
+def test_a_refused_group_in_a_batch_fails_alone(platform, sandbox):
+    wr = platform.create_work_requirement(NS, unique("c"))
+
+    results = appends_queued_behind_the_lock(platform, wr.id, [group_spec("good-1"), group_spec("Not A Name"),
+                                                               group_spec("good-2")])
+
+    assert isinstance(results.pop("Not A Name"), PlatformError)
+    assert sorted(g["name"] for g in wr_state(sandbox, wr.id)["taskGroups"]) == ["good-1", "good-2"]
+    assert {g["id"] for g in wr_state(sandbox, wr.id)["taskGroups"]} == {r.id for r in results.values()}
 
 
 def test_task_group_append_whose_answer_was_dropped_is_kept_once(platform, sandbox):

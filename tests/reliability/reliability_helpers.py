@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from harness.platform_view import FINISHED_POOL, view
+from harness.platform_view import FINISHED_POOL, FINISHED_TASK, view
 
 # The faults of issue 6, item 1 (the seed is added per run).
 ISSUE_FAULTS = "5xx=0.1,429=0.05,latency=0-300ms,drop=0.05"
@@ -127,7 +127,7 @@ class FaultCounts:
             "latency_seconds": round(self.latency_seconds, 1),
         }
 
-    def add(self, other: "FaultCounts") -> None:
+    def add(self, other: FaultCounts) -> None:
         self.requests += other.requests
         self.server_errors.update(other.server_errors)
         self.throttled += other.throttled
@@ -191,6 +191,10 @@ def orphans(tf, sandbox) -> dict[str, list[str]]:
         "compute_requirements": sorted(
             c["id"] for c in platform.state["computeRequirements"]
             if c["status"] != "TERMINATED" and c["workerPoolId"] not in known["pools"]),
+        "tasks": sorted(
+            f"{g['name']}/{t['name']} ({t['status']})" for w in platform.state["workRequirements"]
+            for g in w["taskGroups"] if g["id"] not in known["task_groups"]
+            for t in g["tasks"] if t["status"] not in FINISHED_TASK),
     }
     return {k: v for k, v in found.items() if v}
 
@@ -284,3 +288,51 @@ def provider_processes(tf) -> list:
         if marker in cmdline and "raydog.plugin" in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
             found.append(proc)
     return found
+
+
+# ── provider memory ───────────────────────────────────────────────────────────
+
+
+@dataclass
+class CommandRun:
+    returncode: int
+    output: str
+    seconds: float
+    provider_peak_rss: dict[int, int]  # provider pid -> highest RSS seen (bytes)
+
+
+def run_sampled(tf, *args: str, timeout: float = 600, interval: float = 0.05) -> CommandRun:
+    """Run a Terraform command, sampling the RSS of every provider process it starts."""
+    import psutil
+
+    started = time.monotonic()
+    proc = tf.popen(*args)
+    peaks: dict[int, int] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        try:
+            parent = psutil.Process(proc.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not stop.is_set():
+            try:
+                children = parent.children(recursive=True)
+            except psutil.NoSuchProcess:
+                return
+            for child in children:
+                try:
+                    if "raydog.plugin" in " ".join(child.cmdline()):
+                        peaks[child.pid] = max(peaks.get(child.pid, 0), child.memory_info().rss)
+                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                    pass
+            stop.wait(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        stop.set()
+        sampler.join()
+    return CommandRun(proc.returncode, stdout + stderr, time.monotonic() - started, peaks)

@@ -14,7 +14,6 @@ empty; a destroy instead of the repair leaves nothing live either.
 from __future__ import annotations
 
 import pytest
-
 from harness.platform_view import view
 from harness.terraform import changes
 from reliability_helpers import assert_state_owns_the_platform, cluster_config, live_pools
@@ -53,35 +52,28 @@ def destroy_and_check(tf, sandbox) -> None:
     assert view(sandbox).nothing_live(), view(sandbox).live
 
 
-def test_killed_worker_node_is_restored_in_place_and_a_terminated_pool_is_recreated(terraform, sandbox):
+def test_lost_worker_nodes_are_restored_in_place_and_a_terminated_pool_is_recreated(terraform, sandbox):
     before = build(terraform, "dn")
-    pool_a, pool_b = before["raydog_worker_pool.a"], before["raydog_worker_pool.b"]
-    sandbox.kill_node(view(sandbox).live_nodes(pool_a["id"])[0]["id"])
+    pool_a, pool_b, pool_c = (before[f"raydog_worker_pool.{name}"] for name in "abc")
+    sandbox.kill_node(view(sandbox).live_nodes(pool_a["id"])[-1]["id"])
     sandbox.terminate_pool(pool_b["id"])
-
-    plan = terraform.plan_json()
-    assert changes(plan) == {"raydog_worker_pool.a": ["update"], "raydog_worker_pool.b": ["create"]}
-    update = next(rc for rc in plan["resource_changes"] if rc["address"] == "raydog_worker_pool.a")["change"]
-    assert (update["before"]["node_count"], update["after"]["node_count"]) == (1, 2)
-
-    after = repair_and_check(terraform, sandbox, "dn")
-    assert after["raydog_worker_pool.a"]["id"] == pool_a["id"], "the node is restored in the same pool"
-    assert after["raydog_worker_pool.b"]["id"] != pool_b["id"]
-    for address in ("raydog_cluster.c", "raydog_head.h", "raydog_worker_pool.c"):
-        assert after[address]["id"] == before[address]["id"], address
-    destroy_and_check(terraform, sandbox)
-
-
-def test_aborted_worker_tasks_are_restored_in_place(terraform, sandbox):
-    before = build(terraform, "dt")
-    pool = before["raydog_worker_pool.a"]
-    for task in view(sandbox).live_tasks(pool["task_group_id"]):
+    for task in view(sandbox).live_tasks(pool_c["task_group_id"]):
         sandbox.abort_task(task["id"])
 
     plan = terraform.plan_json()
-    assert changes(plan) == {"raydog_worker_pool.a": ["update"]}
-    after = repair_and_check(terraform, sandbox, "dt")
-    assert after["raydog_worker_pool.a"]["id"] == pool["id"]
+    assert changes(plan) == {
+        "raydog_worker_pool.a": ["update"], "raydog_worker_pool.b": ["create"], "raydog_worker_pool.c": ["update"]}
+    counts = {rc["address"]: (rc["change"]["before"]["node_count"], rc["change"]["after"]["node_count"])
+              for rc in plan["resource_changes"] if rc["change"]["actions"] == ["update"]}
+    assert counts == {"raydog_worker_pool.a": (1, 2), "raydog_worker_pool.c": (0, 1)}
+
+    after = repair_and_check(terraform, sandbox, "dn")
+    for name in "ac":
+        assert after[f"raydog_worker_pool.{name}"]["id"] == before[f"raydog_worker_pool.{name}"]["id"], (
+            "the nodes are restored in the same pool")
+    assert after["raydog_worker_pool.b"]["id"] != pool_b["id"]
+    for address in ("raydog_cluster.c", "raydog_head.h"):
+        assert after[address]["id"] == before[address]["id"], address
     destroy_and_check(terraform, sandbox)
 
 

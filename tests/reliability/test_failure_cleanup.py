@@ -11,8 +11,8 @@ covered by tests/provider/test_cluster_lifecycle.py.
 from __future__ import annotations
 
 import pytest
-
 from harness.platform_view import view
+from harness.terraform import changes
 from reliability_helpers import (
     assert_nothing_orphaned,
     assert_state_owns_the_platform,
@@ -20,6 +20,7 @@ from reliability_helpers import (
     live_pool_names,
     tainted,
 )
+
 
 def flat(text: str) -> str:
     """Terraform wraps diagnostics at 80 columns; compare messages on one line."""
@@ -39,9 +40,15 @@ def test_head_task_that_exits_non_zero_names_status_and_exit_code_and_removes_it
     assert "task ended FAILED with exit code 42" in flat(result.output), flat(result.output)
     assert set(terraform.resources()) == {"raydog_cluster.c"}, "neither the head nor its workers are in state"
     assert live_pool_names(sandbox) == []
-    assert_state_owns_the_platform(terraform, sandbox)
+    assert_nothing_orphaned(terraform, sandbox)
+    # The head's task group was the cluster's only one, so its failure finished the work
+    # requirement: the next plan creates the cluster again, with its head and workers.
+    cluster = terraform.resources()["raydog_cluster.c"]["id"]
+    assert view(sandbox).work_requirement(cluster)["status"] == "FAILED"
 
     terraform.write(cluster_config("hf", {"w": 2}))
+    assert changes(terraform.plan_json()) == {
+        "raydog_cluster.c": ["create"], "raydog_head.h": ["create"], "raydog_worker_pool.w": ["create"]}
     terraform.apply()
     assert live_pool_names(sandbox) == ["hf-head", "hf-w"]
     terraform.destroy()

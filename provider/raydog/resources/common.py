@@ -123,7 +123,9 @@ def name_suffix_attribute(role: str, suffix: str) -> Attribute:
 def host_attributes() -> list[Attribute]:
     """Outputs of a single-node resource (head, observability)."""
     return [
-        attr("task_id", types.String(), "Id of the node's task.", computed=True),
+        # requires_replace on a computed attribute: read() clears it when the task has ended
+        # outside Terraform and plan() then plans a replacement (see SingleNodeResource.plan).
+        Attribute("task_id", types.String(), description="Id of the node's task.", computed=True, requires_replace=True),
         attr("node_id", types.String(), "Id of the YellowDog node.", computed=True),
         attr("private_ip", types.String(), "Private IP address of the node.", computed=True),
         attr("public_ip", types.String(), "Public IP address of the node.", computed=True),
@@ -279,7 +281,8 @@ class NodePool:
                     idle_node_shutdown=IDLE_NODE_SHUTDOWN,
                     idle_pool_shutdown=IDLE_POOL_SHUTDOWN,
                     node_boot_timeout=None,
-                )
+                ),
+                details=False,  # the ids are all a create needs: no read-back
             )
         except PlatformError as exc:
             report(self.diags, f"Cannot provision worker pool {pool_name}", exc, ["compute_requirement_template_id"])
@@ -334,7 +337,7 @@ class NodePool:
     def read_pool(self, state: dict):
         """The live pool, None when it is gone, or the string "error" when we could not tell."""
         try:
-            pool = self.platform.get_pool(state["id"])
+            pool = self.platform.get_pool(state["id"], details=False)  # the pool alone answers `live`
         except PlatformError as exc:
             report(self.diags, "Cannot read the worker pool; keeping it in state", exc)
             return "error"
@@ -447,9 +450,18 @@ class SingleNodeResource(RaydogResource):
             report(ctx.diagnostics, f"Cannot read the {self.group_role} task; keeping it in state", exc)
             return current
         if task is None or task.finished:
-            # The node's task has ended: plan a new one (a live pool of the same name is adopted).
-            return None
+            # The node's task has ended but its pool lives on. Keep the pool in state (so a
+            # destroy still removes it, and a re-create doesn't adopt a pool that may have lost
+            # its node) with no task: plan() turns that into a replacement.
+            log.info("%s task %s has ended (%s): the resource will be replaced", self.group_role,
+                     current.get("task_id"), None if task is None else task.status)
+            return self.full({**current, "task_id": None})
         return self.full(current)
+
+    def plan(self, ctx, current: Optional[dict], planned: dict) -> dict:
+        if current is not None and current.get("id") and not current.get("task_id"):
+            planned["task_id"] = Unknown  # task_id forces replacement: a new node, task and address
+        return planned
 
     def update(self, ctx, current: dict, planned: dict) -> Optional[dict]:
         # Only timeouts change in place; every other input forces replacement.

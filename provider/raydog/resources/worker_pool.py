@@ -150,9 +150,14 @@ class WorkerPoolResource(RaydogResource):
         return self.full(state)
 
     def grow(self, current: State, planned: State, live: list, target: int) -> list:
-        """Resize the pool up and add one task per new node, named after the highest index so far."""
+        """Resize the pool up and add one task per new node, named after the highest index so far.
+
+        The index counts finished tasks too: task names are unique in a group, and a new task
+        named like one that ended (a lost node's) would be taken for it.
+        """
         self.platform.resize_pool(current["id"], target)
-        highest = max((names.worker_task_index(t.name) or 0 for t in live), default=0)
+        every = self.platform.list_tasks(current["task_group_id"], include_finished=True)
+        highest = max((names.worker_task_index(t.name) or 0 for t in [*every, *live]), default=0)
         lifetime = specs.parse_duration(planned["lifetime"]) if planned.get("lifetime") else None
         new = [
             TaskSpec(

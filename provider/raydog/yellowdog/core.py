@@ -65,6 +65,12 @@ class PlatformCore:
         self._sdk = sdk
         self.api_url = api_url
         self._wr_locks = WORK_REQUIREMENT_LOCKS
+        # task id -> task group id of the tasks this client added (a task never changes
+        # group), so a wait on them searches their group without reading a task first.
+        self._task_groups: dict[str, str] = {}
+        # work requirement id -> task groups waiting to be appended (see WorkOps.ensure_task_group)
+        self._pending_guard = threading.Lock()
+        self._pending_groups: dict[str, list] = {}
 
     def _call(self, operation: str, object_id: str | None, call: Callable[[], T]) -> T:
         """Run one SDK call; anything it raises comes out as a PlatformError."""

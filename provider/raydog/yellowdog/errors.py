@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported where used: resources import these errors in every provider launch

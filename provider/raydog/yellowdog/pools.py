@@ -39,23 +39,16 @@ INSTANCE_PAGE = 20
 class PoolOps(PlatformCore):
     """Worker pool, compute requirement and node operations of ``Platform``."""
 
-    def provision_pool(self, spec: PoolSpec) -> PoolInfo:
-        """Provision the pool ``spec.namespace/spec.name``, or adopt the live pool of that name."""
+    def provision_pool(self, spec: PoolSpec, details: bool = True) -> PoolInfo:
+        """Provision the pool ``spec.namespace/spec.name``, or adopt the live pool of that name.
+
+        The provision request goes first: the platform refuses a name a live pool holds
+        ("already exists"), and only then is the pool looked up by name and adopted, so a
+        new pool costs no lookup. ``details=False`` returns the platform's answer as it is
+        (no read-back: ``template_id``, ``instance_tags`` and ``tag`` are None), which is
+        all a create needs.
+        """
         label = f"{spec.namespace}/{spec.name}"
-        existing = self.find_pool(spec.namespace, spec.name)
-        if existing is not None and existing.live:
-            _check_adoptable(existing, spec)
-            if existing.status == "RUNNING":
-                # Its workers are claimed by running tasks: it belongs to a live node resource
-                # (e.g. the one a create-before-destroy replacement is about to replace).
-                raise PlatformError(
-                    "provision worker pool", f"the name is taken by live worker pool {existing.id}, whose "
-                    "nodes are running tasks; give the new pool another name (name_suffix on a head or "
-                    "observability node, name on a worker pool), or remove or import the existing pool",
-                    object_id=label)
-            log.warning("worker pool %s already exists as %s (%s): adopting it",
-                        label, existing.id, existing.status)
-            return existing
 
         def create() -> PoolInfo:
             usage, properties = _provision_request(spec)
@@ -63,24 +56,40 @@ class PoolOps(PlatformCore):
                 self._sdk.worker_pool_client.provision_worker_pool(usage, properties)))
             log.info("provisioned worker pool %s as %s (compute requirement %s, %d node(s))",
                      label, pool.id, getattr(pool, "computeRequirementId", None), spec.node_count)
-            return self._read_back(pool)
+            if details or not getattr(pool, "computeRequirementId", None):
+                return self._read_back(pool)
+            return self._pool_info(pool, None)
 
         def find_live() -> PoolInfo | None:
             found = self.find_pool(spec.namespace, spec.name)
             if found is None or not found.live:
                 return None
             _check_adoptable(found, spec)
+            if found.status == "RUNNING":
+                # Its workers are claimed by running tasks: it belongs to a live node resource
+                # (e.g. the one a create-before-destroy replacement is about to replace).
+                raise PlatformError(
+                    "provision worker pool", f"the name is taken by live worker pool {found.id}, whose "
+                    "nodes are running tasks; give the new pool another name (name_suffix on a head or "
+                    "observability node, name on a worker pool), or remove or import the existing pool",
+                    object_id=label)
+            log.warning("worker pool %s already exists as %s (%s): adopting it",
+                        label, found.id, found.status)
             return found
 
         return create_or_adopt(f"provision worker pool {label}", create, find_live)
 
-    def get_pool(self, pool_id: str) -> PoolInfo | None:
-        """The pool (finished ones with live=False), or None if the platform has no such id."""
+    def get_pool(self, pool_id: str, details: bool = True) -> PoolInfo | None:
+        """The pool (finished ones with live=False), or None if the platform has no such id.
+
+        ``details=False`` reads the pool alone (one request): enough for ``live``, ``status``
+        and the ids, as a refresh needs; the compute requirement's fields are then None.
+        """
         pool = self._read_pool(pool_id)
         if pool is None:
             return None
         cr_id = getattr(pool, "computeRequirementId", None)
-        return self._pool_info(pool, self._read_cr(cr_id) if cr_id else None)
+        return self._pool_info(pool, self._read_cr(cr_id) if cr_id and details else None)
 
     def find_pool(self, namespace: str, name: str) -> PoolInfo | None:
         """The pool of that name: the live one if there is one, else the last finished one."""
@@ -102,19 +111,21 @@ class PoolOps(PlatformCore):
         return self._pool_info(pool, self._read_cr(cr_id) if cr_id else None)
 
     def resize_pool(self, pool_id: str, node_count: int) -> PoolInfo:
-        """Set the pool's target node count (idempotent)."""
+        """Set the pool's target node count (idempotent); returns the pool as the platform answered
+        (``target_node_count`` is the new size; the compute requirement's fields are not read)."""
         if node_count < 0:
             raise ValueError("resize_pool: node_count must not be negative")
         log.info("resizing worker pool %s to %d node(s)", pool_id, node_count)
         pool = self._call("resize worker pool", pool_id,
                           lambda: self._sdk.worker_pool_client.resize_worker_pool_by_id(pool_id, node_count))
-        return self._read_back(pool)
+        return self._pool_info(pool, None)
 
     def shutdown_node(self, node_id: str) -> None:
-        """Shut one node down gracefully. A node already gone or missing is success."""
-        node = self._read_node(node_id)
-        if node is None or (node.status is not None and node.status.gone):
-            return
+        """Shut one node down gracefully. A node already gone or missing is success.
+
+        The shutdown is asked for at once; only when the platform refuses it is the node
+        read, to tell "already gone" (success) from a real failure.
+        """
         log.info("shutting down node %s", node_id)
         try:
             self._call("shut down node", node_id,
@@ -134,11 +145,14 @@ class PoolOps(PlatformCore):
         nodes, which a retried delete shuts down. Anything already gone is success.
         ``timeout_seconds=0`` returns without waiting.
         """
-        pool = self._read_pool(pool_id)
+        # With the compute requirement's id known, nothing is read first: terminate and shut
+        # down are asked for at once, and a refusal is checked against what is there.
+        pool = None if compute_requirement_id else self._read_pool(pool_id)
         cr_id = compute_requirement_id or (getattr(pool, "computeRequirementId", None) if pool else None)
         if cr_id:
             self._terminate_compute_requirement(cr_id)
-        if pool is not None and not (pool.status is not None and pool.status.finished):
+        pool_finished = pool is not None and pool.status is not None and pool.status.finished
+        if compute_requirement_id or (pool is not None and not pool_finished):
             self._shutdown_pool(pool_id)
         if timeout_seconds > 0:
             poll_until(f"worker pool {pool_id} removed", pool_id, lambda: self._removal_state(pool_id, cr_id),
@@ -174,9 +188,6 @@ class PoolOps(PlatformCore):
             return self._pool_info(pool, None)
 
     def _terminate_compute_requirement(self, cr_id: str) -> None:
-        cr = self._read_cr(cr_id)
-        if cr is None or _cr_gone(cr):
-            return
         log.info("terminating compute requirement %s", cr_id)
         try:
             self._call("terminate compute requirement", cr_id,

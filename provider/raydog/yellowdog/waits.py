@@ -1,7 +1,11 @@
 """Waiting for the platform: brisk polling, bounded by a timeout, stoppable.
 
-Polls start at 0.2 s and back off to 2 s. A transient error during a wait (no answer,
-429, 5xx) is logged and the wait goes on until its deadline; anything else ends it.
+Polls come often while a wait is young and less often as it ages: the pause is a tenth
+of the time waited so far, at least 0.2 s and at most 2 s. So a change is noticed within
+about 10% of the time it took (a head whose node boots in 3 s is seen executing within
+~0.3 s of it, not a whole back-off step later), and a wait of minutes costs one request
+per 2 s. A transient error during a wait (no answer, 429, 5xx) is logged and the wait
+goes on until its deadline; anything else ends it.
 ``stop_event`` (set when Terraform asks the provider to stop) ends a wait at once.
 """
 
@@ -16,10 +20,18 @@ from yellowdog_client.model import TaskSearch, TaskStatus
 from .core import log
 from .errors import PlatformError, StoppedError, TaskFailedError, WaitTimeoutError
 from .models import TaskInfo
-from .retry import backoff
 from .work import WorkOps, _task_info
 
 ProgressCallback = Callable[[list[TaskInfo]], None]
+
+POLL_MIN = 0.2  # seconds between polls, at least
+POLL_MAX = 2.0  # and at most
+POLL_FRACTION = 0.1  # of the time waited so far
+
+
+def poll_interval(waited: float) -> float:
+    """The pause before the next poll of a wait that has lasted ``waited`` seconds."""
+    return min(POLL_MAX, max(POLL_MIN, POLL_FRACTION * waited))
 
 
 def poll_until(what: str, object_id: str, check: Callable[[], tuple[bool, str | None]],
@@ -28,7 +40,6 @@ def poll_until(what: str, object_id: str, check: Callable[[], tuple[bool, str | 
     """Call ``check`` (returning (done, status)) until done, the timeout, or a stop."""
     started = time.monotonic()
     deadline = started + timeout_seconds
-    delays = backoff()
     last_status: str | None = None
     while True:
         _raise_if_stopped(stop_event, operation, object_id)
@@ -44,7 +55,7 @@ def poll_until(what: str, object_id: str, check: Callable[[], tuple[bool, str | 
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise WaitTimeoutError(object_id, time.monotonic() - started, last_status, operation=operation)
-        _pause(min(next(delays), remaining), stop_event)
+        _pause(min(poll_interval(time.monotonic() - started), remaining), stop_event)
         _raise_if_stopped(stop_event, operation, object_id)
 
 
@@ -60,13 +71,15 @@ class WaitOps(WorkOps):
         Raises TaskFailedError as soon as one ends (any terminal status, with the exit code
         and the platform's error text), WaitTimeoutError after ``timeout_seconds``, and
         StoppedError when ``stop_event`` is set. Each round costs one task search per task
-        group (pass ``task_group_id`` to skip learning it) rather than one read per task.
+        group rather than one read per task; the group is known for tasks this client added
+        (or pass ``task_group_id``), else it is learnt from one task read.
         ``on_progress`` is called with every task's latest info when any status changes.
         """
         ids = list(dict.fromkeys(task_ids))
         latest: dict[str, TaskInfo] = {}
         executing: set[str] = set()
         groups: set[str] = {task_group_id} if task_group_id else set()
+        groups.update(self._task_groups[task_id] for task_id in ids if task_id in self._task_groups)
         operation = "wait for task to execute"
 
         def check() -> tuple[bool, str | None]:
@@ -103,6 +116,11 @@ class WaitOps(WorkOps):
         found: dict[str, TaskInfo] = {}
         wanted = set(task_ids)
         if len(wanted) > 1:
+            if not groups:  # tasks waited for together are usually one group's: learn it from one
+                first = self._call("read task", task_ids[0],
+                                   lambda: self._sdk.work_client.get_task_by_id(task_ids[0]))
+                found[task_ids[0]] = _task_info(first)
+                groups = {first.taskGroupId} if first.taskGroupId else set()
             for group_id in sorted(groups):
                 for task in self._search_tasks(TaskSearch(taskGroupId=group_id), group_id):
                     if task.id in wanted:

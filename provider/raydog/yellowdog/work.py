@@ -134,42 +134,121 @@ class WorkOps(PlatformCore):
 
         A live group of that name is adopted; a finished one is an error (names are unique
         in a work requirement, so the caller must pick a new one). The append replaces the
-        whole group list, so it runs under the work requirement's lock and is verified by
-        reading the requirement back; a group lost to another client's concurrent update is
-        appended again, at most ``GROUP_APPEND_ATTEMPTS`` times.
+        whole group list, so it runs under the work requirement's lock and is verified in
+        the requirement the platform answers with (read back only when that lacks the
+        group); a group lost to another client's concurrent update is appended again, at
+        most ``GROUP_APPEND_ATTEMPTS`` times.
+
+        Appends wait for each other on that lock, so they are made in batches: whichever
+        caller gets the lock adds every group asked for meanwhile in one read and one
+        update, and each caller gets its own group (or its own error). A hundred pools
+        created ten at a time then cost a few dozen updates of the requirement, not a
+        hundred, each carrying the whole growing group list.
         """
+        request = _GroupRequest(spec)
+        with self._pending_guard:
+            self._pending_groups.setdefault(wr_id, []).append(request)
         with self._wr_locks.hold(wr_id):
+            if not request.done:
+                with self._pending_guard:
+                    batch = self._pending_groups.pop(wr_id, [])
+                try:
+                    self._ensure_groups(wr_id, batch)
+                except BaseException as exc:  # unexpected: every caller of the batch gets it
+                    for unanswered in batch:
+                        if not unanswered.done:
+                            unanswered.fail(exc if isinstance(exc, Exception) else PlatformError(
+                                "add task group", f"interrupted ({type(exc).__name__})", object_id=wr_id))
+                    raise
+        return request.outcome()
+
+    def _ensure_groups(self, wr_id: str, batch: list[_GroupRequest]) -> None:
+        """Answer every request of ``batch`` (the caller holds the requirement's lock)."""
+        remaining = list(batch)
+        try:
             for attempt in range(1, GROUP_APPEND_ATTEMPTS + 1):
                 wr = self._require_wr(wr_id)
                 if wr.status is not None and wr.status.finished:
                     raise PlatformError("add task group", f"the work requirement is {wr.status}; "
                                         f"no task group can be added to it", object_id=wr_id)
-                existing = _group_named(wr, spec.name)
-                if existing is not None:
-                    return _adoptable_group(wr_id, existing, spec)
-                if self._append_group(wr, spec, attempt):
-                    added = _group_named(lookup_patiently(lambda: self._require_wr(wr_id)), spec.name)
-                    if added is not None and added.id:
-                        return _tg_info(added)
-                    log.warning("task group %s vanished from %s after the update (a concurrent update "
-                                "replaced the group list); appending it again", spec.name, wr_id)
-        raise PlatformError("add task group", f"task group {spec.name!r} was not kept after "
-                            f"{GROUP_APPEND_ATTEMPTS} attempts: another client keeps replacing the work "
-                            f"requirement's task groups", object_id=wr_id)
+                to_add: list[_GroupRequest] = []
+                for request in remaining:
+                    existing = _group_named(wr, request.spec.name)
+                    if existing is not None:
+                        try:
+                            request.resolve(_adoptable_group(wr_id, existing, request.spec))
+                        except PlatformError as err:
+                            request.fail(err)
+                    elif all(other.spec.name != request.spec.name for other in to_add):
+                        to_add.append(request)  # a second request for one name adopts the first's group
+                remaining = [request for request in remaining if not request.done]
+                if not remaining:
+                    return
+                try:
+                    updated = self._append_groups(wr, [request.spec for request in to_add], attempt)
+                except PlatformError as err:
+                    if len(to_add) == 1:
+                        to_add[0].fail(err)
+                        remaining = [request for request in remaining if not request.done]
+                        if not remaining:
+                            return
+                        continue
+                    # Refused, but for which group? Add them one by one so only that one fails.
+                    log.warning("adding %d task groups to %s at once was refused (%s); adding them one by one",
+                                len(to_add), wr_id, err)
+                    for request in remaining:
+                        self._ensure_groups(wr_id, [request])
+                    return
+                if updated is not None:
+                    self._settle_added(wr_id, to_add, updated)
+                remaining = [request for request in remaining if not request.done]
+                if not remaining:
+                    return
+        except PlatformError as err:
+            for request in remaining:
+                if not request.done:
+                    request.fail(err)
+            return
+        for request in remaining:
+            request.fail(PlatformError("add task group", f"task group {request.spec.name!r} was not kept after "
+                                       f"{GROUP_APPEND_ATTEMPTS} attempts: another client keeps replacing the work "
+                                       f"requirement's task groups", object_id=wr_id))
 
-    def _append_group(self, wr: WorkRequirement, spec: TaskGroupSpec, attempt: int) -> bool:
-        """PUT the requirement with the group appended; False if the answer was lost or refused
-        as a duplicate (the caller reads the requirement again to find out what happened)."""
-        wr.taskGroups = list(wr.taskGroups or []) + [_new_group(spec)]
-        log.info("adding task group %s to work requirement %s (attempt %d)", spec.name, wr.id, attempt)
+    def _settle_added(self, wr_id: str, added: list[_GroupRequest], updated: WorkRequirement) -> None:
+        """Answer the appended requests from the update's answer, or from a read-back for any
+        it lacks; a group in neither was lost to a concurrent update and is appended again."""
+        for request in added:
+            group = _group_named(updated, request.spec.name)
+            if group is not None and group.id:
+                request.resolve(_tg_info(group))
+        missing = [request for request in added if not request.done]
+        if not missing:
+            return
+        current = lookup_patiently(lambda: self._require_wr(wr_id))
+        for request in missing:
+            group = _group_named(current, request.spec.name)
+            if group is not None and group.id:
+                request.resolve(_tg_info(group))
+            else:
+                log.warning("task group %s vanished from %s after the update (a concurrent update "
+                            "replaced the group list); appending it again", request.spec.name, wr_id)
+
+    def _append_groups(self, wr: WorkRequirement, specs: list[TaskGroupSpec],
+                       attempt: int) -> WorkRequirement | None:
+        """PUT the requirement with the groups appended and return the platform's answer; None if
+        the answer was lost or a group refused as a duplicate (the caller reads the
+        requirement again to find out what happened)."""
+        names = ", ".join(spec.name for spec in specs)
+        wr.taskGroups = list(wr.taskGroups or []) + [_new_group(spec) for spec in specs]
+        log.info("adding task group(s) %s to work requirement %s (attempt %d)", names, wr.id, attempt)
         try:
-            self._call("add task group", wr.id, lambda: self._sdk.work_client.update_work_requirement(wr))
-            return True
+            return self._call("add task group", wr.id,
+                              lambda: self._sdk.work_client.update_work_requirement(wr))
         except PlatformError as err:
             if not (err.no_answer or err.name_taken):
                 raise
-            log.warning("add task group %s to %s: %s; reading the requirement back", spec.name, wr.id, err)
-            return False
+            log.warning("add task group(s) %s to %s: %s; reading the requirement back", names, wr.id, err)
+            return None
 
     def find_pool_group(self, namespace: str, worker_tag: str,
                         wr_id: str | None = None) -> tuple[WorkRequirementInfo, TaskGroupInfo, timedelta | None] | None:
@@ -243,6 +322,7 @@ class WorkOps(PlatformCore):
         if pending:
             raise last_error or PlatformError("add tasks", "the platform did not add every task",
                                               object_id=task_group_id)
+        self._task_groups.update((info.id, info.task_group_id or task_group_id) for info in done.values())
         return [done[name] for name in names]
 
     def list_tasks(self, task_group_id: str, include_finished: bool = False) -> list[TaskInfo]:
@@ -257,10 +337,11 @@ class WorkOps(PlatformCore):
         return None if task is None else _task_info(task)
 
     def cancel_task(self, task_id: str, abort: bool = True) -> TaskInfo | None:
-        """Cancel a task (abort: SIGTERM it if it runs). Finished or missing is success."""
-        task = self._read_task(task_id)
-        if task is None or (task.status is not None and task.status.finished):
-            return None if task is None else _task_info(task)
+        """Cancel a task (abort: SIGTERM it if it runs). Finished or missing is success.
+
+        The cancel is asked for at once; only when the platform refuses it is the task read,
+        to tell "already finished or gone" (success) from a real failure.
+        """
         log.info("cancelling task %s (abort=%s)", task_id, abort)
         try:
             return _task_info(self._call("cancel task", task_id,
@@ -287,6 +368,28 @@ class WorkOps(PlatformCore):
     def _search_tasks(self, search: TaskSearch, object_id: str):
         return self._all_pages("search tasks", object_id,
                                lambda ref: self._sdk.work_client.find_tasks_slice(search, ref))
+
+
+class _GroupRequest:
+    """One caller's ensure_task_group, answered by whichever caller's batch adds it."""
+
+    def __init__(self, spec: TaskGroupSpec) -> None:
+        self.spec = spec
+        self.done = False
+        self._info: TaskGroupInfo | None = None
+        self._error: Exception | None = None
+
+    def resolve(self, info: TaskGroupInfo) -> None:
+        self._info, self.done = info, True
+
+    def fail(self, error: Exception) -> None:
+        self._error, self.done = error, True
+
+    def outcome(self) -> TaskGroupInfo:
+        if self._error is not None:
+            raise self._error
+        assert self._info is not None
+        return self._info
 
 
 def _group_named(wr: WorkRequirement, name: str) -> TaskGroup | None:
