@@ -238,12 +238,13 @@ class ProviderWatch:
 
 
 def _is_provider(process: psutil.Process) -> bool:
-    """A provider process: Python running raydog.plugin (the launcher script, and the subshells
-    it forks before it execs Python, are not counted)."""
+    """A provider process: Python running the provider (not the mirror's launcher script, nor
+    the subshell it forks, which carry the provider's name until the launcher execs Python)."""
     try:
-        if process.name() in ("sh", "bash", "dash"):
-            return False
-        return any(marker in part for part in process.cmdline() for marker in PROVIDER_MARKERS)
+        command = " ".join(process.cmdline())
+        if "raydog.plugin" in command:
+            return True
+        return process.name().startswith("python") and PROVIDER_MARKERS[1] in command
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
 
