@@ -13,6 +13,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -131,8 +132,10 @@ class SandboxProcess:
         if data_dir is not None:
             args += ["--data-dir", str(data_dir)]
         self.mode = mode
+        # stderr goes to a file: a pipe nobody reads would block the sandbox once it filled up.
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+            args, stdout=subprocess.PIPE, stderr=self._stderr, text=True, start_new_session=True
         )
         self.url = self._read_url(ready_timeout)
 
@@ -145,8 +148,10 @@ class SandboxProcess:
         reader.join(timeout)
         line = found.get("line", "").strip()
         if not line.startswith("http"):
-            self.stop()
-            error = self.proc.stderr.read() if self.proc.stderr else ""
+            self.stop(keep_stderr=True)
+            self._stderr.seek(0)
+            error = self._stderr.read()[-2000:]
+            self._stderr.close()
             raise RuntimeError(f"raydog sandbox --mode {self.mode} did not start: {line or error.strip()}")
         return line
 
@@ -172,7 +177,7 @@ class SandboxProcess:
         times = psutil.Process(self.proc.pid).cpu_times()
         return times.user + times.system
 
-    def stop(self) -> None:
+    def stop(self, keep_stderr: bool = False) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -180,9 +185,10 @@ class SandboxProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream:
-                stream.close()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        if not keep_stderr:
+            self._stderr.close()
 
     def __enter__(self) -> Self:
         return self
