@@ -8,19 +8,10 @@ import uuid
 from datetime import timedelta
 
 import pytest
-
 from raydog.yellowdog import Platform, PlatformError, PoolSpec, TaskGroupSpec, TaskSpec
 
 NS = "raydog-ops"
 TEMPLATE = "sandbox/ray-worker"
-
-
-@pytest.fixture
-def platform(sandbox):
-    client = Platform.connect(sandbox.url, sandbox.key_id, sandbox.key_secret)
-    yield client
-    sandbox.set_faults(None)
-    client.close()
 
 
 def unique(prefix: str) -> str:

@@ -9,7 +9,6 @@ import threading
 import uuid
 
 import pytest
-
 from raydog.yellowdog import (
     Platform,
     PoolSpec,
@@ -21,14 +20,6 @@ from raydog.yellowdog import (
 )
 
 NS = "raydog-ops"
-
-
-@pytest.fixture
-def platform(sandbox):
-    client = Platform.connect(sandbox.url, sandbox.key_id, sandbox.key_secret)
-    yield client
-    sandbox.set_faults(None)
-    client.close()
 
 
 def unique(prefix: str) -> str:

@@ -10,20 +10,11 @@ import time
 import uuid
 
 import pytest
-
 from raydog.yellowdog import NotAuthorisedError, Platform, PlatformError, TaskGroupSpec, TaskSpec
 from raydog.yellowdog.core import WORK_REQUIREMENT_LOCKS
 
 NS = "raydog-ops"
 MISSING_WR = "ydid:workreq:000000:00000000-0000-0000-0000-000000000000"
-
-
-@pytest.fixture
-def platform(sandbox):
-    client = Platform.connect(sandbox.url, sandbox.key_id, sandbox.key_secret)
-    yield client
-    sandbox.set_faults(None)
-    client.close()
 
 
 def unique(prefix: str) -> str:
