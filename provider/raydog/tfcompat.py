@@ -6,6 +6,9 @@ Each addition is small and has a test in tests/unit/test_tfcompat.py:
 - ``RaydogServicer``: the framework's ProviderServicer, plus
   * a plan on create (``Resource.plan_create(ctx, proposed, planned)``) so computed
     values known from the configuration appear in the plan;
+  * a replacement when ``plan()`` changes an attribute flagged ``requires_replace`` (the
+    framework only looks at the configuration's changes), so a resource can plan its own
+    replacement - a head whose task ended outside Terraform;
   * ``UpgradeResourceState`` that fills keys added to a schema and drops removed ones,
     with no "Using default upgrade" warning;
   * ``ReadDataSource`` that encodes values through the schema's types (the framework
@@ -144,7 +147,8 @@ def _make_servicer_class():
             calls plan(), so a resource that finds it must be replaced (a node whose task has
             ended) could not say so; Terraform replaces only for a listed path whose value changed.
             """
-            if any(d.severity == pb.Diagnostic.ERROR for d in response.diagnostics) or not response.planned_state.msgpack:
+            failed = any(d.severity == pb.Diagnostic.ERROR for d in response.diagnostics)
+            if failed or not response.planned_state.msgpack:
                 return response
             attrs = self._get_res_attrs(request.type_name)
             blocks = self._get_res_blocks(request.type_name)

@@ -147,7 +147,7 @@ def test_ctrl_c_at_a_random_moment_of_a_slow_apply_orphans_nothing(seed, sandbox
     tf.init()
     proc = tf.popen("apply", "-auto-approve", "-input=false", "-no-color", "-parallelism=10")
     wait_for(lambda: len(live_pools(view(sandbox))) >= 2, "the first worker pool", timeout=120)
-    delay = rng.uniform(0.0, 4.0)
+    delay = rng.uniform(0.0, 1.5)
     time.sleep(delay)
     output, stopped_after = interrupt(proc)
     assert proc.returncode == 0 or "Interrupt received" in output, output

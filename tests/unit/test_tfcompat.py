@@ -96,3 +96,24 @@ def test_refined_unknown_values_decode_as_unknown():
     packed = msgpack.packb({"name": msgpack.ExtType(12, b"\x81\x01\xc3"), "n": msgpack.ExtType(0, b"\x00")})
     decoded = read_dynamic_value(pb.DynamicValue(msgpack=packed))
     assert decoded["name"] is Unknown and decoded["n"] is Unknown
+
+
+def plan_head(task_id):
+    """PlanResourceChange for a head whose state (and configuration) is unchanged but for task_id."""
+    from raydog.resources.head import HeadResource
+
+    state = tfcompat.complete_state(HeadResource.get_schema(), {
+        "id": "ydid:wrkrpool:000000:1", "cluster_id": "ydid:workreq:000000:1", "cluster_name": "c",
+        "compute_requirement_template_id": "sandbox/ray-head", "ray_start_script": "ray start --head --block",
+        "task_id": task_id, "private_ip": "10.0.0.1"})
+    request = pb.PlanResourceChange.Request(
+        type_name="raydog_head", prior_state=to_dynamic_value(state), proposed_new_state=to_dynamic_value(state),
+        config=to_dynamic_value(state))
+    return servicer().PlanResourceChange(request, None)
+
+
+def test_a_node_whose_task_ended_is_planned_for_replacement_and_a_running_one_is_not():
+    ended = plan_head(None)  # read() clears task_id when the node's task has ended
+    assert [[step.attribute_name for step in path.steps] for path in ended.requires_replace] == [["task_id"]]
+    assert not [d for d in ended.diagnostics if d.severity == pb.Diagnostic.ERROR]
+    assert list(plan_head("ydid:task:000000:1:1:1").requires_replace) == []
