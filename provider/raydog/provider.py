@@ -11,8 +11,6 @@ from tf.iface import Config, Provider
 from tf.schema import Attribute, Schema
 from tf.utils import Diagnostics
 
-from raydog import specs
-
 DEFAULT_API_URL = "https://api.yellowdog.ai"
 PROVIDER_ADDRESS = "registry.terraform.io/yellowdog/raydog"
 
@@ -28,6 +26,7 @@ class RaydogProvider(Provider):
     """Ray clusters on YellowDog. One instance serves every resource of a Terraform run."""
 
     def __init__(self) -> None:
+        self._settings: dict | None = None
         self._platform = None
         self._lock = threading.Lock()
 
@@ -64,11 +63,14 @@ class RaydogProvider(Provider):
         )
 
     def validate_config(self, diags: Diagnostics, config: Config) -> None:
+        from raydog import specs  # pydantic: not needed by a launch that only reads schemas
+
         for path, message in specs.problems(specs.ProviderSpec, config):
             diags.add_error(f"Invalid provider {path[0]}", message, path=path)
 
     def configure_provider(self, diags: Diagnostics, config: Config) -> None:
-        from raydog.yellowdog import NotAuthorisedError, Platform, PlatformError
+        from raydog import specs
+        from raydog.yellowdog import NotAuthorisedError, PlatformError, check_credentials
 
         settings = resolve_settings(config, os.environ)
         missing = [a for a in ("application_key_id", "application_key_secret") if not settings[a]]
@@ -87,10 +89,7 @@ class RaydogProvider(Provider):
         if diags.has_errors():
             return
         try:
-            platform = Platform.connect(
-                settings["api_url"], settings["application_key_id"], settings["application_key_secret"]
-            )
-            platform.check_credentials()
+            check_credentials(settings["api_url"], settings["application_key_id"], settings["application_key_secret"])
         except NotAuthorisedError as exc:
             diags.add_error(
                 "YellowDog refused the application key",
@@ -107,14 +106,25 @@ class RaydogProvider(Provider):
             )
             return
         with self._lock:
-            self._platform = platform
+            self._settings = settings
+            self._platform = None
 
     @property
     def platform(self):
-        """The configured platform client; resources only run after configure succeeded."""
-        if self._platform is None:
-            raise RuntimeError("the raydog provider was used before it was configured")
-        return self._platform
+        """The platform client, built on first use: a launch that makes no platform call
+        (most of them: schemas, validation, a plan of new resources) never imports the SDK.
+        Resources only run after configure succeeded."""
+        with self._lock:
+            if self._platform is None:
+                if self._settings is None:
+                    raise RuntimeError("the raydog provider was used before it was configured")
+                from raydog.yellowdog import Platform
+
+                settings = self._settings
+                self._platform = Platform.connect(
+                    settings["api_url"], settings["application_key_id"], settings["application_key_secret"]
+                )
+            return self._platform
 
     def get_resources(self):
         from raydog.resources.cluster import ClusterResource

@@ -22,6 +22,9 @@ Each addition is small and has a test in tests/unit/test_tfcompat.py:
 - Refined unknown values: Terraform 1.6+ sends an unknown whose range it knows (e.g. the
   result of ``"x${var.n}"``) as msgpack extension 12; the framework only knows extension
   0 and would hand resources raw ExtType objects. Both decode to ``Unknown`` here.
+- A start-up that does not import ``cryptography`` (~30 ms of every launch) to read the
+  expiry of the framework's cached TLS certificate: the expiry is kept beside the cache,
+  keyed by the certificate's hash (``_server_certificate``).
 - ``run``: logging to stderr in the levels Terraform understands, then the server.
 
 A create that returns state together with an error diagnostic is stored by Terraform as
@@ -30,6 +33,7 @@ tainted; the framework already passes that through, so resources rely on it dire
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import signal
@@ -238,7 +242,49 @@ def run(provider, argv: Optional[list[str]] = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tf.provider.ProviderServicer = _make_servicer_class()
     tf.runner._ShutdownInterceptor = _GracefulShutdownInterceptor
+    tf.runner._self_signed_cert = functools.partial(_server_certificate, tf.runner._self_signed_cert)
     tf.runner.run_provider(provider, argv)
+
+
+def _server_certificate(framework_certificate):
+    """``tf.runner._self_signed_cert``, minus the ``cryptography`` import on a warm cache.
+
+    The framework caches its self-signed certificate (valid 7 days) but parses it with
+    ``cryptography`` in every launch only to read its expiry. The expiry is stored next to
+    the cache, keyed by the certificate's SHA-256, so a launch reads two small files; a
+    missing, stale or mismatched record falls back to the framework, which renews the
+    certificate if needed, and the record is rewritten.
+    """
+    import base64
+    import hashlib
+    import time
+
+    import grpc
+    import tf.runner
+
+    cache = tf.runner._get_cert_cache_path()
+    record = cache.with_name("ssl_cert.expiry.json")
+    try:
+        cached = json.loads(cache.read_text())
+        cert_pem = cached["cert_pem"].encode()
+        expiry = json.loads(record.read_text())
+        if expiry["sha256"] == hashlib.sha256(cert_pem).hexdigest() and expiry["not_after"] > time.time() + 60:
+            return base64.b64decode(cached["cert_chain"]), grpc.ssl_server_credentials(
+                private_key_certificate_chain_pairs=[(cached["key_pem"].encode(), cert_pem)],
+                require_client_auth=False,
+            )
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no record yet, or unreadable: the framework's path below
+    chain, credentials = framework_certificate()
+    try:
+        from cryptography import x509  # already imported by the framework's path
+
+        cert_pem = json.loads(cache.read_text())["cert_pem"].encode()
+        not_after = x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc.timestamp()
+        record.write_text(json.dumps({"sha256": hashlib.sha256(cert_pem).hexdigest(), "not_after": not_after}))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # next launch takes the framework's path again
+    return chain, credentials
 
 
 class _GracefulShutdownInterceptor:

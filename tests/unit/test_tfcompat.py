@@ -117,3 +117,28 @@ def test_a_node_whose_task_ended_is_planned_for_replacement_and_a_running_one_is
     assert [[step.attribute_name for step in path.steps] for path in ended.requires_replace] == [["task_id"]]
     assert not [d for d in ended.diagnostics if d.severity == pb.Diagnostic.ERROR]
     assert list(plan_head("ydid:task:000000:1:1:1").requires_replace) == []
+
+
+def test_server_certificate_reads_the_cached_expiry_and_falls_back_to_the_framework(tmp_path, monkeypatch):
+    import tf.runner
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    calls = []
+
+    def framework():  # the framework's own: makes (or reuses) and caches the certificate
+        calls.append(1)
+        return original()
+
+    original = tf.runner._self_signed_cert
+    chain, credentials = tfcompat._server_certificate(framework)
+    assert calls == [1] and chain and credentials is not None
+    record = tmp_path / ".cache" / "tf-python-provider" / "ssl_cert.expiry.json"
+    assert json.loads(record.read_text())["not_after"] > 0
+
+    again, credentials = tfcompat._server_certificate(framework)
+    assert calls == [1] and again == chain and credentials is not None  # the cache, no framework call
+
+    record.write_text(json.dumps({"sha256": "another certificate", "not_after": 4e9}))
+    tfcompat._server_certificate(framework)
+    assert len(calls) == 2  # a record of another certificate is not trusted
+    assert json.loads(record.read_text())["sha256"] != "another certificate"

@@ -7,7 +7,10 @@ The HTTP tests drive the real SDK through ``Platform`` against a tiny scripted s
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -17,7 +20,7 @@ import pytest
 from urllib3 import HTTPResponse
 from urllib3.exceptions import MaxRetryError, ProtocolError
 
-from raydog.yellowdog import NotAuthorisedError, Platform, PlatformError, retry
+from raydog.yellowdog import NotAuthorisedError, Platform, PlatformError, policy, retry
 from raydog.yellowdog.retry import BoundedRetry, create_or_adopt
 
 
@@ -71,6 +74,7 @@ class ScriptedServer:
 @pytest.fixture
 def scripted(monkeypatch):
     monkeypatch.setattr(retry, "INITIAL_BACKOFF", timedelta(0))  # no backoff sleeps in tests
+    monkeypatch.setattr(policy, "INITIAL_BACKOFF", timedelta(0))  # nor in the credential check's
     servers = []
 
     def start(*replies) -> tuple[ScriptedServer, Platform]:
@@ -184,7 +188,7 @@ def test_wrong_key_is_reported_as_not_authorised(scripted):
 
 
 def test_unreachable_url_is_a_platform_error_without_status(monkeypatch):
-    monkeypatch.setattr(retry, "INITIAL_BACKOFF", timedelta(0))
+    monkeypatch.setattr(policy, "INITIAL_BACKOFF", timedelta(0))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -195,6 +199,62 @@ def test_unreachable_url_is_a_platform_error_without_status(monkeypatch):
 
     assert caught.value.status is None
     assert "cannot reach the YellowDog API" in str(caught.value)
+
+
+def test_credential_check_sends_the_sdks_own_request_with_the_key(scripted):
+    server, platform = scripted()
+
+    platform.check_credentials()
+
+    assert server.requests == [("GET", "/work/requirements?size=1&sliced=true")]
+
+
+def test_credential_check_retries_throttling_and_server_errors_then_succeeds(scripted):
+    server, platform = scripted((429, "", {"Retry-After": "0"}), SERVER_ERROR, "drop", (200, {"items": []}, {}))
+
+    platform.check_credentials()
+
+    assert len(server.requests) == 4
+
+
+def test_credential_check_gives_up_after_the_attempt_limit(scripted):
+    server, platform = scripted(*[SERVER_ERROR] * 10)
+
+    with pytest.raises(PlatformError) as caught:
+        platform.check_credentials()
+
+    assert len(server.requests) == retry.ATTEMPTS
+    assert (caught.value.status, caught.value.message) == (500, "boom")
+
+
+def test_refused_key_is_not_retried_and_the_secret_is_not_in_the_message(scripted):
+    body = {"errorType": "NotAuthorisedException", "message": "application key not recognised", "detail": []}
+    server, platform = scripted((403, body, {}))
+
+    with pytest.raises(NotAuthorisedError) as caught:
+        platform.check_credentials()
+
+    assert len(server.requests) == 1 and caught.value.status == 403
+    assert "key-secret" not in str(caught.value)
+
+
+def test_a_web_server_that_is_not_yellowdog_fails_the_check(scripted):
+    _, platform = scripted((200, "<html>hello</html>", {}))
+
+    with pytest.raises(PlatformError) as caught:
+        platform.check_credentials()
+
+    assert "not like the YellowDog API" in str(caught.value)
+
+
+def test_credential_check_does_not_import_the_sdk():
+    code = ("import sys, raydog.yellowdog as y\ny.policy.ATTEMPTS = 1\n"
+            "try:\n    y.check_credentials('http://127.0.0.1:1', 'id', 'secret')\nexcept y.PlatformError:\n    pass\n"
+            "print(any(m.startswith('yellowdog_client') for m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
 
 
 def test_create_or_adopt_creates_again_when_nothing_was_committed():

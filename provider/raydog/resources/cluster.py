@@ -8,13 +8,12 @@ from tf import types
 from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, State, UpdateContext
 from tf.schema import Schema
 
-from raydog import specs
 from raydog.resources.common import RaydogResource, attr, report, timeouts_block
 from raydog.yellowdog import PlatformError
 
 
 class ClusterResource(RaydogResource):
-    spec = specs.ClusterSpec
+    spec_name = "ClusterSpec"
 
     @classmethod
     def get_name(cls) -> str:

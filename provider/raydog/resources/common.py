@@ -20,7 +20,7 @@ from tf.schema import Attribute, Block, Schema
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from raydog import names, scripts, specs, tfcompat
+from raydog import names, scripts, tfcompat
 from raydog.yellowdog import (
     PlatformError,
     PoolSpec,
@@ -60,7 +60,16 @@ def timeouts_block() -> tfcompat.SingleNestedBlock:
     )
 
 
+def parse_lifetime(values: dict):
+    """The ``lifetime`` attribute as a timedelta (None when unset)."""
+    from raydog import specs
+
+    return specs.parse_duration(values["lifetime"]) if values.get("lifetime") else None
+
+
 def timeout_seconds(state: dict, operation: str) -> float:
+    from raydog import specs
+
     configured = (state.get("timeouts") or {}).get(operation)
     return specs.parse_duration(configured or DEFAULT_TIMEOUTS[operation]).total_seconds()
 
@@ -135,7 +144,7 @@ def host_attributes() -> list[Attribute]:
 class RaydogResource(Resource):
     """Base of the raydog resources: access to the configured platform and full states."""
 
-    spec: type = specs.NodeSpec
+    spec_name = "NodeSpec"  # the raydog.specs model of the configuration
     script_attribute: Optional[str] = None
     script_role: Optional[str] = None
 
@@ -151,8 +160,10 @@ class RaydogResource(Resource):
         return tfcompat.complete_state(cls.get_schema(), state)
 
     def validate(self, diags: Diagnostics, type_name: str, config: dict) -> None:
+        from raydog import specs  # pydantic: imported when first needed, not in schema-only launches
+
         super().validate(diags, type_name, config)
-        for path, message in specs.problems(self.spec, config):
+        for path, message in specs.problems(getattr(specs, self.spec_name), config):
             diags.add_error(f"Invalid {'.'.join(str(p if isinstance(p, str) else p[0]) for p in path)}", message, path=path)
         if self.script_attribute and self.script_role:
             lint_script_attribute(diags, config, self.script_attribute, self.script_role)
@@ -256,7 +267,7 @@ class NodePool:
         wr = self.cluster(state)
         if wr is None:
             return None
-        lifetime = specs.parse_duration(state["lifetime"]) if state.get("lifetime") else None
+        lifetime = parse_lifetime(state)
         pool_name = names.pool_name(state["cluster_name"], plan.suffix)
         if not claim_pool_name(wr.namespace, pool_name):
             self.diags.add_error(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tf import types
 from tf.schema import Schema
 
-from raydog import names, specs
+from raydog import names
 from raydog.resources.common import (
     SingleNodeResource,
     attr,
@@ -17,7 +17,7 @@ from raydog.resources.common import (
 
 
 class HeadResource(SingleNodeResource):
-    spec = specs.HeadSpec
+    spec_name = "HeadSpec"
     script_attribute = "ray_start_script"
     script_role = "head"
     script_template = "head"
@@ -65,6 +65,8 @@ class HeadResource(SingleNodeResource):
         return environment
 
     def outputs(self, private_ip: str) -> dict[str, str]:
+        from raydog import specs
+
         return {
             "ray_address": f"{private_ip}:{specs.RAY_GCS_PORT}",
             "client_address": f"ray://{private_ip}:{specs.RAY_CLIENT_PORT}",

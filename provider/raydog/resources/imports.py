@@ -12,7 +12,7 @@ from typing import Optional
 
 from tf.utils import Diagnostics
 
-from raydog import names, specs
+from raydog import names
 from raydog.resources.common import report
 from raydog.yellowdog import PlatformError
 
@@ -50,6 +50,8 @@ def read_pool_and_group(platform, diags: Diagnostics, id: str):
 
 def base_state(pool, wr, group, timeout, task) -> dict:
     """The attributes every node resource shares, as the platform reports them."""
+    from raydog import specs
+
     environment = {k: v for k, v in (task.environment if task else {}).items() if k not in specs.PROVIDER_SET_VARIABLES}
     return {
         "id": pool.id,

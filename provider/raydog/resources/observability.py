@@ -5,7 +5,7 @@ from __future__ import annotations
 from tf import types
 from tf.schema import Schema
 
-from raydog import names, specs
+from raydog import names
 from raydog.resources.common import (
     SingleNodeResource,
     attr,
@@ -20,7 +20,7 @@ GRAFANA_PORT = 3000
 
 
 class ObservabilityResource(SingleNodeResource):
-    spec = specs.ObservabilitySpec
+    spec_name = "ObservabilitySpec"
     script_attribute = "start_script"
     script_template = "observability"
     suffix = names.OBSERVABILITY_SUFFIX

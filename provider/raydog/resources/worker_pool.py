@@ -13,13 +13,14 @@ from tf import types
 from tf.iface import CreateContext, DeleteContext, ImportContext, PlanContext, ReadContext, State, UpdateContext
 from tf.schema import Schema
 
-from raydog import names, specs, tfcompat
+from raydog import names, tfcompat
 from raydog.resources.common import (
     NodePlan,
     NodePool,
     RaydogResource,
     attr,
     node_attributes,
+    parse_lifetime,
     plan_script_default,
     report,
     schema,
@@ -29,7 +30,7 @@ from raydog.yellowdog import PlatformError, StoppedError, TaskFailedError, TaskS
 
 
 class WorkerPoolResource(RaydogResource):
-    spec = specs.WorkerPoolSpec
+    spec_name = "WorkerPoolSpec"
     script_attribute = "task_script"
     script_role = "worker"
 
@@ -158,7 +159,7 @@ class WorkerPoolResource(RaydogResource):
         self.platform.resize_pool(current["id"], target)
         every = self.platform.list_tasks(current["task_group_id"], include_finished=True)
         highest = max((names.worker_task_index(t.name) or 0 for t in [*every, *live]), default=0)
-        lifetime = specs.parse_duration(planned["lifetime"]) if planned.get("lifetime") else None
+        lifetime = parse_lifetime(planned)
         new = [
             TaskSpec(
                 name=names.worker_task_name(highest + i),

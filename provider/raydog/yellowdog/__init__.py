@@ -3,9 +3,10 @@
 Resources use ``Platform`` (built once per provider process with ``Platform.connect``),
 the spec/info dataclasses, and the ``PlatformError`` family; they never see SDK types.
 
-``Platform`` is imported on first use: importing yellowdog_client costs ~0.4 s, and
+``Platform`` is imported on first use: importing yellowdog_client costs ~0.3 s, and
 Terraform starts the provider several times per command, mostly for schemas and
-validation, where no platform call is made.
+validation, where no platform call is made. ``check_credentials`` (probe.py) checks the
+key at configure time without it.
 """
 
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ from .models import (
     TaskSpec,
     WorkRequirementInfo,
 )
+from .probe import check_credentials
 
 if TYPE_CHECKING:
     from .client import Platform
@@ -59,5 +61,6 @@ __all__ = [
     "TaskSpec",
     "WaitTimeoutError",
     "WorkRequirementInfo",
+    "check_credentials",
     "from_sdk_exception",
 ]

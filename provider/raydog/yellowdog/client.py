@@ -9,11 +9,11 @@ and read-modify-write updates of a work requirement are serialised per requireme
 from __future__ import annotations
 
 from yellowdog_client import PlatformClient
-from yellowdog_client.model import ApiKey, ServicesSchema, SliceReference, WorkRequirementSearch
+from yellowdog_client.model import ApiKey, ServicesSchema
 
-from . import retry
+from . import probe, retry
 from .core import PlatformCore, log, record_response_status
-from .errors import NotAuthorisedError, PlatformError
+from .errors import NotAuthorisedError
 from .pools import PoolOps
 from .waits import WaitOps
 
@@ -24,34 +24,20 @@ class Platform(WaitOps, PoolOps, PlatformCore):
     @classmethod
     def connect(cls, api_url: str, key_id: str, key_secret: str) -> "Platform":
         """Build the client (no request is made; see ``check_credentials``)."""
-        if not api_url or not api_url.startswith(("http://", "https://")):
-            raise PlatformError("connect", f"the API URL {api_url!r} must start with http:// or https://")
+        url = probe.check_url(api_url)
         if not key_id or not key_secret:
             raise NotAuthorisedError("connect", "an application key id and secret are both required")
-        url = api_url.rstrip("/")
         schema = ServicesSchema(defaultUrl=url, retry=retry.retry_properties(),
                                 connectionTimeout=retry.CONNECT_TIMEOUT, readTimeout=retry.READ_TIMEOUT)
         sdk = PlatformClient.create(schema, ApiKey(key_id, key_secret))
         _install_transport_policy(sdk)
         log.info("platform client for %s with application key %s", url, key_id)
-        return cls(sdk, url)
+        return cls(sdk, url, (key_id, key_secret))
 
     def check_credentials(self) -> None:
         """Make one cheap authenticated call: NotAuthorisedError on a wrong key,
         PlatformError when the URL cannot be reached or does not answer like YellowDog."""
-        search = WorkRequirementSearch()
-        try:
-            self._call("check credentials", self.api_url, lambda: (
-                self._sdk.work_client.get_work_requirements(search).slice(SliceReference(size=1))))
-        except NotAuthorisedError as err:
-            raise NotAuthorisedError("check credentials", f"the application key was not accepted by "
-                                     f"{self.api_url}: {err.message}", status=err.status,
-                                     error_type=err.error_type) from err
-        except PlatformError as err:
-            if err.no_reply:
-                raise PlatformError("check credentials", f"cannot reach the YellowDog API at {self.api_url}: "
-                                    f"{err.message}") from err
-            raise
+        probe.check_credentials(self.api_url, *self._key)
 
 
 def _install_transport_policy(sdk: PlatformClient) -> None:

@@ -128,12 +128,12 @@ def from_sdk_exception(exc: BaseException, operation: str, object_id: str | None
     if isinstance(exc, BaseCustomException):
         error_type = str(getattr(exc, "errorType", "") or "") or None
         message = _join(exc.message, exc.detail)
-        return _classify(operation, message, status, object_id, error_type,
+        return classify(operation, message, status, object_id, error_type,
                          authorisation=error_type == "NotAuthorisedException")
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         response = exc.response
-        error_type, message = _read_error_body(response)
-        return _classify(operation, message or _reason(response), response.status_code, object_id,
+        error_type, message = read_error_body(response.text or "")
+        return classify(operation, message or _reason(response), response.status_code, object_id,
                          error_type, authorisation=False)
     if isinstance(exc, requests.Timeout):
         return PlatformError(operation, f"no answer in time: {_cause(exc)}", object_id=object_id,
@@ -149,7 +149,7 @@ def from_sdk_exception(exc: BaseException, operation: str, object_id: str | None
                          status=status, object_id=object_id)
 
 
-def _classify(operation: str, message: str, status: int | None, object_id: str | None,
+def classify(operation: str, message: str, status: int | None, object_id: str | None,
               error_type: str | None, authorisation: bool) -> PlatformError:
     if status == 404:
         cls: type[PlatformError] = NotFoundError
@@ -161,9 +161,8 @@ def _classify(operation: str, message: str, status: int | None, object_id: str |
                error_type=error_type)
 
 
-def _read_error_body(response: requests.Response) -> tuple[str | None, str]:
+def read_error_body(text: str) -> tuple[str | None, str]:
     """The platform's errorType and message from an error body ({"errorType","message","detail"})."""
-    text = response.text or ""
     try:
         body = json.loads(text)
     except ValueError:

@@ -19,30 +19,28 @@ from __future__ import annotations
 import logging
 import random
 import time
-from datetime import timedelta
 from typing import Callable, TypeVar
 
 from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError, ResponseError
 from yellowdog_client.common import FullJitterRetry
 from yellowdog_client.model import RetryProperties
 
+from . import policy
 from .errors import PlatformError
 
 T = TypeVar("T")
 log = logging.getLogger("raydog.yellowdog")
 
-# Requests per call, the first included. Seven keeps a call's chance of failing through a
-# flaky API (20% of requests failing) near 1 in 100,000; BUDGET still bounds the time.
-ATTEMPTS = 7
-INITIAL_BACKOFF = timedelta(seconds=0.5)  # full jitter: the n-th retry waits U(0, min(MAX, 0.5 * 2^(n-1)))
-MAX_BACKOFF = timedelta(seconds=4)
-MAX_RETRY_AFTER = 5.0  # seconds; a longer Retry-After is cut to this
-BUDGET = 20.0  # seconds after the first failure past which no retry starts
-CONNECT_TIMEOUT = timedelta(seconds=10)
-READ_TIMEOUT = timedelta(seconds=60)
-
-RETRY_STATUSES = (429, 500, 502, 503, 504)
-RETRY_METHODS = frozenset(["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS"])
+# The policy's numbers (policy.py), named here too: retry.ATTEMPTS and so on.
+ATTEMPTS = policy.ATTEMPTS
+INITIAL_BACKOFF = policy.INITIAL_BACKOFF
+MAX_BACKOFF = policy.MAX_BACKOFF
+MAX_RETRY_AFTER = policy.MAX_RETRY_AFTER
+BUDGET = policy.BUDGET
+CONNECT_TIMEOUT = policy.CONNECT_TIMEOUT
+READ_TIMEOUT = policy.READ_TIMEOUT
+RETRY_STATUSES = policy.RETRY_STATUSES
+RETRY_METHODS = policy.RETRY_METHODS
 
 
 def retry_properties() -> RetryProperties:

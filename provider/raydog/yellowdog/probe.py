@@ -1,0 +1,101 @@
+"""The configure-time credential check, made without importing the SDK.
+
+Terraform configures the provider in the plan and apply launches of every command, and
+a wrong key must fail there, once, rather than once per resource. Importing
+yellowdog_client costs ~0.3 s, which a launch that makes no other platform call (a plan
+of new resources, a validate) would pay for this one request alone. So the check sends
+the SDK's own cheapest authenticated request, ``GET /work/requirements?size=1&sliced=true``
+with the ``yd-key`` header, through the standard library (which honours the same proxy
+variables as requests), retried under the provider's one policy (policy.py). The SDK is
+imported when a resource first calls the platform.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import http.client
+import urllib.error
+import urllib.request
+
+from . import policy
+from .errors import NotAuthorisedError, PlatformError, classify, read_error_body
+
+log = logging.getLogger("raydog.yellowdog")
+
+OPERATION = "check credentials"
+PATH = "/work/requirements?size=1&sliced=true"
+
+
+def check_url(api_url: str) -> str:
+    """The API URL without a trailing slash; PlatformError unless it is http(s)."""
+    if not api_url or not api_url.startswith(("http://", "https://")):
+        raise PlatformError("connect", f"the API URL {api_url!r} must start with http:// or https://")
+    return api_url.rstrip("/")
+
+
+def check_credentials(api_url: str, key_id: str, key_secret: str, user_agent: str = "raydog") -> None:
+    """One authenticated request: NotAuthorisedError on a refused key, PlatformError when
+    the URL cannot be reached or does not answer like YellowDog."""
+    url = check_url(api_url)
+    if not key_id or not key_secret:
+        raise NotAuthorisedError("connect", "an application key id and secret are both required")
+    request = urllib.request.Request(url + PATH, headers={
+        "Authorization": f"yd-key {key_id}:{key_secret}", "Accept": "application/json", "User-Agent": user_agent})
+    first_failure: float | None = None
+    for attempt in range(1, policy.ATTEMPTS + 1):
+        try:
+            with urllib.request.urlopen(request, timeout=policy.READ_TIMEOUT.total_seconds()) as response:
+                body = response.read()
+            _check_answer(url, body)
+            return
+        except urllib.error.HTTPError as answer:
+            error = _refusal(url, answer)
+            retry_after = _retry_after(answer)
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as failure:  # refused, timed out, cut off
+            reason = getattr(failure, "reason", None) or failure
+            error = PlatformError(OPERATION, f"cannot reach the YellowDog API at {url}: {reason}", no_reply=True)
+            retry_after = None
+        if not error.transient or attempt == policy.ATTEMPTS:
+            raise error
+        first_failure = time.monotonic() if first_failure is None else first_failure
+        if time.monotonic() - first_failure > policy.BUDGET:
+            raise error
+        wait = policy.backoff_seconds(attempt) if retry_after is None else retry_after
+        log.debug("%s: %s; retry %d in %.1fs", OPERATION, error, attempt, wait)
+        time.sleep(wait)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _check_answer(url: str, body: bytes) -> None:
+    """A 200 must be the slice YellowDog sends ({"items": [...]}), not some other web page."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict) or "items" not in answer:
+        raise PlatformError(OPERATION, f"{url} answered, but not like the YellowDog API: "
+                                       f"{body[:200].decode('utf-8', 'replace')!r}")
+
+
+def _refusal(url: str, answer: urllib.error.HTTPError) -> PlatformError:
+    try:
+        text = answer.read().decode("utf-8", "replace")
+    except OSError:
+        text = ""
+    error_type, message = read_error_body(text)
+    error = classify(OPERATION, message or answer.reason or f"HTTP {answer.code}", answer.code, None, error_type,
+                     authorisation=error_type == "NotAuthorisedException")
+    if isinstance(error, NotAuthorisedError):
+        return NotAuthorisedError(OPERATION, f"the application key was not accepted by {url}: {error.message}",
+                                  status=error.status, error_type=error.error_type)
+    return error
+
+
+def _retry_after(answer: urllib.error.HTTPError) -> float | None:
+    value = answer.headers.get("Retry-After") if answer.headers else None
+    try:
+        return None if value is None else min(max(float(value), 0.0), policy.MAX_RETRY_AFTER)
+    except ValueError:
+        return None  # an HTTP date: fall back to the backoff
