@@ -5,8 +5,8 @@ a wrong key must fail there, once, rather than once per resource. Importing
 yellowdog_client costs ~0.3 s, which a launch that makes no other platform call (a plan
 of new resources, a validate) would pay for this one request alone. So the check sends
 the SDK's own cheapest authenticated request, ``GET /work/requirements?size=1&sliced=true``
-with the ``yd-key`` header, through the standard library (which honours the same proxy
-variables as requests), retried under the provider's one policy (policy.py). The SDK is
+with the ``yd-key`` header, through the standard library, honouring the proxy variables
+and CA bundle that requests would, retried under the provider's one policy (policy.py). The SDK is
 imported when a resource first calls the platform.
 """
 
@@ -46,7 +46,8 @@ def check_credentials(api_url: str, key_id: str, key_secret: str, user_agent: st
     first_failure: float | None = None
     for attempt in range(1, policy.ATTEMPTS + 1):
         try:
-            with urllib.request.urlopen(request, timeout=policy.READ_TIMEOUT.total_seconds()) as response:
+            with urllib.request.urlopen(request, timeout=policy.READ_TIMEOUT.total_seconds(),
+                                        context=_tls_context(url)) as response:
                 body = response.read()
             _check_answer(url, body)
             return
@@ -66,6 +67,19 @@ def check_credentials(api_url: str, key_id: str, key_secret: str, user_agent: st
         log.debug("%s: %s; retry %d in %.1fs", OPERATION, error, attempt, wait)
         time.sleep(wait)
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _tls_context(url: str):
+    """The CA bundle the SDK's requests would use: REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, certifi."""
+    if not url.startswith("https://"):
+        return None
+    import os
+    import ssl
+
+    import certifi
+
+    return ssl.create_default_context(
+        cafile=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where())
 
 
 def _check_answer(url: str, body: bytes) -> None:
