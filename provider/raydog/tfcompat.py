@@ -18,7 +18,8 @@ Each addition is small and has a test in tests/unit/test_tfcompat.py:
 - A graceful StopProvider: the framework stops the gRPC server at once, which cancels
   in-flight calls so nothing of a half-done create reaches state. Here StopProvider only
   sets ``STOP``; long waits poll it and return partial state with an error, so Terraform
-  records the object as tainted.
+  records the object as tainted. A provider whose Terraform died without a Shutdown call
+  (SIGKILL) exits instead of waiting for one forever.
 - Refined unknown values: Terraform 1.6+ sends an unknown whose range it knows (e.g. the
   result of ``"x${var.n}"``) as msgpack extension 12; the framework only knows extension
   0 and would hand resources raw ExtType objects. Both decode to ``Unknown`` here.
@@ -36,6 +37,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -291,12 +293,29 @@ class _GracefulShutdownInterceptor:
     """Like the framework's, except that StopProvider no longer kills in-flight calls.
 
     Terraform sends StopProvider on Ctrl-C and expects the provider to finish its calls
-    promptly; GRPCController.Shutdown still ends the process when Terraform is done.
+    promptly; GRPCController.Shutdown still ends the process when Terraform is done, and
+    so does Terraform's death.
     """
 
     def __init__(self):
-        self.stopped = False
+        self._stopped = False
         self.server = None
+        self._parent = os.getppid()
+
+    @property
+    def stopped(self) -> bool:
+        """Shut down by Terraform, or orphaned. The framework's server loop reads this every
+        50 ms; a provider whose Terraform was killed outright (SIGKILL, a cancelled CI job)
+        gets no Shutdown call and would otherwise wait for one forever."""
+        if not self._stopped and os.getppid() != self._parent:
+            logging.getLogger("raydog").warning("Terraform (pid %d) is gone; the provider exits", self._parent)
+            STOP.set()
+            self._stopped = True
+        return self._stopped
+
+    @stopped.setter
+    def stopped(self, value: bool) -> None:
+        self._stopped = value
 
     def intercept_service(self, continuation, handler_call_details):
         result = continuation(handler_call_details)
