@@ -25,22 +25,21 @@ from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError, R
 from yellowdog_client.common import FullJitterRetry
 from yellowdog_client.model import RetryProperties
 
-from . import policy
 from .errors import PlatformError
+from .policy import (  # the policy's numbers, named here too (retry.ATTEMPTS, ...)
+    ATTEMPTS,
+    BUDGET,
+    CONNECT_TIMEOUT,
+    INITIAL_BACKOFF,
+    MAX_BACKOFF,
+    MAX_RETRY_AFTER,
+    READ_TIMEOUT,
+    RETRY_METHODS,
+    RETRY_STATUSES,
+)
 
 T = TypeVar("T")
 log = logging.getLogger("raydog.yellowdog")
-
-# The policy's numbers (policy.py), named here too: retry.ATTEMPTS and so on.
-ATTEMPTS = policy.ATTEMPTS
-INITIAL_BACKOFF = policy.INITIAL_BACKOFF
-MAX_BACKOFF = policy.MAX_BACKOFF
-MAX_RETRY_AFTER = policy.MAX_RETRY_AFTER
-BUDGET = policy.BUDGET
-CONNECT_TIMEOUT = policy.CONNECT_TIMEOUT
-READ_TIMEOUT = policy.READ_TIMEOUT
-RETRY_STATUSES = policy.RETRY_STATUSES
-RETRY_METHODS = policy.RETRY_METHODS
 
 
 def retry_properties() -> RetryProperties:
