@@ -11,7 +11,7 @@ from __future__ import annotations
 from yellowdog_client import PlatformClient
 from yellowdog_client.model import ApiKey, ServicesSchema
 
-from . import probe, retry
+from . import policy, probe, retry
 from .core import PlatformCore, log, record_response_status
 from .errors import NotAuthorisedError
 from .pools import PoolOps
@@ -28,7 +28,7 @@ class Platform(WaitOps, PoolOps, PlatformCore):
         if not key_id or not key_secret:
             raise NotAuthorisedError("connect", "an application key id and secret are both required")
         schema = ServicesSchema(defaultUrl=url, retry=retry.retry_properties(),
-                                connectionTimeout=retry.CONNECT_TIMEOUT, readTimeout=retry.READ_TIMEOUT)
+                                connectionTimeout=policy.CONNECT_TIMEOUT, readTimeout=policy.READ_TIMEOUT)
         sdk = PlatformClient.create(schema, ApiKey(key_id, key_secret))
         _install_transport_policy(sdk)
         log.info("platform client for %s with application key %s", url, key_id)

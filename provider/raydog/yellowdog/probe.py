@@ -12,10 +12,10 @@ imported when a resource first calls the platform.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import time
-import http.client
 import urllib.error
 import urllib.request
 

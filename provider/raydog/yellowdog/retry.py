@@ -29,11 +29,9 @@ from .errors import PlatformError
 from .policy import (  # the policy's numbers, named here too (retry.ATTEMPTS, ...)
     ATTEMPTS,
     BUDGET,
-    CONNECT_TIMEOUT,
     INITIAL_BACKOFF,
     MAX_BACKOFF,
     MAX_RETRY_AFTER,
-    READ_TIMEOUT,
     RETRY_METHODS,
     RETRY_STATUSES,
 )
