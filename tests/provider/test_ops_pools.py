@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from raydog.yellowdog import Platform, PlatformError, PoolSpec, TaskGroupSpec, TaskSpec
+from raydog.yellowdog import Platform, PlatformError, PoolSpec, TaskGroupSpec, TaskSpec, check_credentials
 
 NS = "raydog-ops"
 TEMPLATE = "sandbox/ray-worker"
@@ -246,8 +246,8 @@ def test_remove_pool_survives_dropped_answers(platform, sandbox):
 
 def test_no_secret_reaches_the_logs(sandbox, caplog):
     caplog.set_level(logging.DEBUG)
+    check_credentials(sandbox.url, sandbox.key_id, sandbox.key_secret)
     platform = Platform.connect(sandbox.url, sandbox.key_id, sandbox.key_secret)
-    platform.check_credentials()
     pool = platform.provision_pool(pool_spec(unique("p"), userdata="#!/bin/bash\nexport TOKEN=userdata-secret-1"))
     wr = platform.create_work_requirement(NS, unique("c"))
     group = platform.ensure_task_group(wr.id, TaskGroupSpec("head", pool.worker_tag, NS, None, False))

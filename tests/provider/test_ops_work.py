@@ -10,7 +10,14 @@ import time
 import uuid
 
 import pytest
-from raydog.yellowdog import NotAuthorisedError, Platform, PlatformError, TaskGroupSpec, TaskSpec
+from raydog.yellowdog import (
+    NotAuthorisedError,
+    Platform,
+    PlatformError,
+    TaskGroupSpec,
+    TaskSpec,
+    check_credentials,
+)
 from raydog.yellowdog.core import WORK_REQUIREMENT_LOCKS
 
 NS = "raydog-ops"
@@ -37,15 +44,13 @@ def route_count(sandbox, route: str) -> int:
 # -- credentials ---------------------------------------------------------------------------
 
 
-def test_check_credentials_accepts_the_sandbox_key(platform):
-    platform.check_credentials()
+def test_check_credentials_accepts_the_sandbox_key(sandbox):
+    check_credentials(sandbox.url, sandbox.key_id, sandbox.key_secret)
 
 
 def test_check_credentials_refuses_a_wrong_secret(sandbox):
-    wrong = Platform.connect(sandbox.url, sandbox.key_id, "not-the-secret")
-
     with pytest.raises(NotAuthorisedError) as caught:
-        wrong.check_credentials()
+        check_credentials(sandbox.url, sandbox.key_id, "not-the-secret")
 
     assert caught.value.status in (401, 403)
     assert "not-the-secret" not in str(caught.value)

@@ -20,7 +20,7 @@ import pytest
 from urllib3 import HTTPResponse
 from urllib3.exceptions import MaxRetryError, ProtocolError
 
-from raydog.yellowdog import NotAuthorisedError, Platform, PlatformError, policy, retry
+from raydog.yellowdog import NotAuthorisedError, Platform, PlatformError, check_credentials, policy, retry
 from raydog.yellowdog.retry import BoundedRetry, create_or_adopt
 
 
@@ -178,10 +178,10 @@ def test_typed_error_carries_the_http_status(scripted):
 
 def test_wrong_key_is_reported_as_not_authorised(scripted):
     body = {"errorType": "NotAuthorisedException", "message": "application key not recognised", "detail": []}
-    _, platform = scripted((401, body, {}))
+    server, _ = scripted((401, body, {}))
 
     with pytest.raises(NotAuthorisedError) as caught:
-        platform.check_credentials()
+        check_credentials(server.url, "key-id", "key-secret")
 
     assert caught.value.status == 401
     assert "application key not recognised" in str(caught.value)
@@ -192,36 +192,34 @@ def test_unreachable_url_is_a_platform_error_without_status(monkeypatch):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    platform = Platform.connect(f"http://127.0.0.1:{port}", "key-id", "key-secret")
-
     with pytest.raises(PlatformError) as caught:
-        platform.check_credentials()
+        check_credentials(f"http://127.0.0.1:{port}", "key-id", "key-secret")
 
     assert caught.value.status is None
     assert "cannot reach the YellowDog API" in str(caught.value)
 
 
 def test_credential_check_sends_the_sdks_own_request_with_the_key(scripted):
-    server, platform = scripted()
+    server, _ = scripted()
 
-    platform.check_credentials()
+    check_credentials(server.url, "key-id", "key-secret")
 
     assert server.requests == [("GET", "/work/requirements?size=1&sliced=true")]
 
 
 def test_credential_check_retries_throttling_and_server_errors_then_succeeds(scripted):
-    server, platform = scripted((429, "", {"Retry-After": "0"}), SERVER_ERROR, "drop", (200, {"items": []}, {}))
+    server, _ = scripted((429, "", {"Retry-After": "0"}), SERVER_ERROR, "drop", (200, {"items": []}, {}))
 
-    platform.check_credentials()
+    check_credentials(server.url, "key-id", "key-secret")
 
     assert len(server.requests) == 4
 
 
 def test_credential_check_gives_up_after_the_attempt_limit(scripted):
-    server, platform = scripted(*[SERVER_ERROR] * 10)
+    server, _ = scripted(*[SERVER_ERROR] * 10)
 
     with pytest.raises(PlatformError) as caught:
-        platform.check_credentials()
+        check_credentials(server.url, "key-id", "key-secret")
 
     assert len(server.requests) == retry.ATTEMPTS
     assert (caught.value.status, caught.value.message) == (500, "boom")
@@ -229,20 +227,20 @@ def test_credential_check_gives_up_after_the_attempt_limit(scripted):
 
 def test_refused_key_is_not_retried_and_the_secret_is_not_in_the_message(scripted):
     body = {"errorType": "NotAuthorisedException", "message": "application key not recognised", "detail": []}
-    server, platform = scripted((403, body, {}))
+    server, _ = scripted((403, body, {}))
 
     with pytest.raises(NotAuthorisedError) as caught:
-        platform.check_credentials()
+        check_credentials(server.url, "key-id", "key-secret")
 
     assert len(server.requests) == 1 and caught.value.status == 403
     assert "key-secret" not in str(caught.value)
 
 
 def test_a_web_server_that_is_not_yellowdog_fails_the_check(scripted):
-    _, platform = scripted((200, "<html>hello</html>", {}))
+    server, _ = scripted((200, "<html>hello</html>", {}))
 
     with pytest.raises(PlatformError) as caught:
-        platform.check_credentials()
+        check_credentials(server.url, "key-id", "key-secret")
 
     assert "not like the YellowDog API" in str(caught.value)
 

@@ -13,7 +13,6 @@ from yellowdog_client.model import ApiKey, ServicesSchema
 
 from . import policy, probe, retry
 from .core import PlatformCore, log, record_response_status
-from .errors import NotAuthorisedError
 from .pools import PoolOps
 from .waits import WaitOps
 
@@ -23,21 +22,14 @@ class Platform(WaitOps, PoolOps, PlatformCore):
 
     @classmethod
     def connect(cls, api_url: str, key_id: str, key_secret: str) -> "Platform":
-        """Build the client (no request is made; see ``check_credentials``)."""
-        url = probe.check_url(api_url)
-        if not key_id or not key_secret:
-            raise NotAuthorisedError("connect", "an application key id and secret are both required")
+        """Build the client (no request is made; ``check_credentials`` checks the key)."""
+        url = probe.check_settings(api_url, key_id, key_secret)
         schema = ServicesSchema(defaultUrl=url, retry=retry.retry_properties(),
                                 connectionTimeout=policy.CONNECT_TIMEOUT, readTimeout=policy.READ_TIMEOUT)
         sdk = PlatformClient.create(schema, ApiKey(key_id, key_secret))
         _install_transport_policy(sdk)
         log.info("platform client for %s with application key %s", url, key_id)
-        return cls(sdk, url, (key_id, key_secret))
-
-    def check_credentials(self) -> None:
-        """Make one cheap authenticated call: NotAuthorisedError on a wrong key,
-        PlatformError when the URL cannot be reached or does not answer like YellowDog."""
-        probe.check_credentials(self.api_url, *self._key)
+        return cls(sdk, url)
 
 
 def _install_transport_policy(sdk: PlatformClient) -> None:

@@ -61,10 +61,9 @@ WORK_REQUIREMENT_LOCKS = KeyedLocks()
 class PlatformCore:
     """The SDK client and the call wrapper that the operations use."""
 
-    def __init__(self, sdk: PlatformClient, api_url: str, key: tuple[str, str] | None = None) -> None:
+    def __init__(self, sdk: PlatformClient, api_url: str) -> None:
         self._sdk = sdk
         self.api_url = api_url
-        self._key = key  # (id, secret), for the credential check only
         self._wr_locks = WORK_REQUIREMENT_LOCKS
         # task id -> task group id of the tasks this client added (a task never changes
         # group), so a wait on them searches their group without reading a task first.

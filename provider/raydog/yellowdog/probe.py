@@ -12,15 +12,16 @@ imported when a resource first calls the platform.
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import time
-import urllib.error
-import urllib.request
+from typing import TYPE_CHECKING
 
 from . import policy
 from .errors import NotAuthorisedError, PlatformError, classify, read_error_body
+
+if TYPE_CHECKING:  # imported where used: raydog.yellowdog is imported by every launch (~35 ms)
+    import urllib.error
 
 log = logging.getLogger("raydog.yellowdog")
 
@@ -28,26 +29,32 @@ OPERATION = "check credentials"
 PATH = "/work/requirements?size=1&sliced=true"
 
 
-def check_url(api_url: str) -> str:
-    """The API URL without a trailing slash; PlatformError unless it is http(s)."""
+def check_settings(api_url: str, key_id: str, key_secret: str) -> str:
+    """The API URL without a trailing slash; PlatformError unless it is http(s),
+    NotAuthorisedError unless a key id and secret are both given. No request is made."""
     if not api_url or not api_url.startswith(("http://", "https://")):
         raise PlatformError("connect", f"the API URL {api_url!r} must start with http:// or https://")
+    if not key_id or not key_secret:
+        raise NotAuthorisedError("connect", "an application key id and secret are both required")
     return api_url.rstrip("/")
 
 
 def check_credentials(api_url: str, key_id: str, key_secret: str, user_agent: str = "raydog") -> None:
     """One authenticated request: NotAuthorisedError on a refused key, PlatformError when
     the URL cannot be reached or does not answer like YellowDog."""
-    url = check_url(api_url)
-    if not key_id or not key_secret:
-        raise NotAuthorisedError("connect", "an application key id and secret are both required")
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    url = check_settings(api_url, key_id, key_secret)
+    context = _tls_context(url)
     request = urllib.request.Request(url + PATH, headers={
         "Authorization": f"yd-key {key_id}:{key_secret}", "Accept": "application/json", "User-Agent": user_agent})
     first_failure: float | None = None
     for attempt in range(1, policy.ATTEMPTS + 1):
         try:
             with urllib.request.urlopen(request, timeout=policy.READ_TIMEOUT.total_seconds(),
-                                        context=_tls_context(url)) as response:
+                                        context=context) as response:
                 body = response.read()
             _check_answer(url, body)
             return

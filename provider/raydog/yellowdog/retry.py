@@ -34,6 +34,7 @@ from .policy import (  # the policy's numbers, named here too (retry.ATTEMPTS, .
     MAX_RETRY_AFTER,
     RETRY_METHODS,
     RETRY_STATUSES,
+    backoff_seconds,
 )
 
 T = TypeVar("T")
@@ -98,7 +99,7 @@ def create_or_adopt(what: str, create: Callable[[], T], find_live: Callable[[], 
     last_error: PlatformError | None = None
     for attempt in range(attempts):
         if attempt:
-            time.sleep(random.uniform(0, min(MAX_BACKOFF.total_seconds(), 0.5 * 2 ** attempt)))
+            time.sleep(backoff_seconds(attempt + 1))
         try:
             return create()
         except PlatformError as err:
