@@ -402,7 +402,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from raydog.yellowdog import Platform, PlatformError
+    from raydog.yellowdog import YellowDogClient, PlatformError
 
     module = args.module
     if module is not None and not re.fullmatch(r"module\.[A-Za-z_][A-Za-z0-9_-]*", module):
@@ -426,7 +426,7 @@ def run(args: argparse.Namespace) -> int:
         if args.link and not (directory / GENERATED_FILE).is_file():
             return _fail(f"{directory / GENERATED_FILE} does not exist: run `terraform plan "
                          f"-generate-config-out={GENERATED_FILE}` in {directory} first")
-        platform = Platform.connect(url, key_id, key_secret)
+        platform = YellowDogClient.connect(url, key_id, key_secret)
         try:
             inventory = take_inventory(platform, state)
         finally:

@@ -118,10 +118,10 @@ class RaydogProvider(Provider):
             if self._platform is None:
                 if self._settings is None:
                     raise RuntimeError("the raydog provider was used before it was configured")
-                from raydog.yellowdog import Platform
+                from raydog.yellowdog import YellowDogClient
 
                 settings = self._settings
-                self._platform = Platform.connect(
+                self._platform = YellowDogClient.connect(
                     settings["api_url"], settings["application_key_id"], settings["application_key_secret"]
                 )
             return self._platform

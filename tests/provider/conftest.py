@@ -1,14 +1,14 @@
-"""Fixtures for the YellowDog-layer tests (test_ops_*): a Platform client on the test's sandbox."""
+"""Fixtures for the YellowDog-layer tests (test_ops_*): a YellowDogClient client on the test's sandbox."""
 
 from __future__ import annotations
 
 import pytest
-from raydog.yellowdog import Platform
+from raydog.yellowdog import YellowDogClient
 
 
 @pytest.fixture
 def platform(sandbox):
-    client = Platform.connect(sandbox.url, sandbox.key_id, sandbox.key_secret)
+    client = YellowDogClient.connect(sandbox.url, sandbox.key_id, sandbox.key_secret)
     yield client
     sandbox.set_faults(None)
     client.close()

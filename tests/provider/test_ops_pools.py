@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from raydog.yellowdog import Platform, PlatformError, PoolSpec, TaskGroupSpec, TaskSpec, check_credentials
+from raydog.yellowdog import YellowDogClient, PlatformError, PoolSpec, TaskGroupSpec, TaskSpec, check_credentials
 
 NS = "raydog-ops"
 TEMPLATE = "sandbox/ray-worker"
@@ -53,7 +53,7 @@ def pool_leftovers(sandbox, pool_id: str) -> dict:
 NOTHING_LEFT = {"pool": False, "compute_requirement": False, "instances": 0, "nodes": 0}
 
 
-def running_task(platform: Platform, pool, name: str):
+def running_task(platform: YellowDogClient, pool, name: str):
     """A cluster with one task executing on the pool's node."""
     wr = platform.create_work_requirement(NS, unique("c"))
     group = platform.ensure_task_group(wr.id, TaskGroupSpec(name, pool.worker_tag, NS, None, False))
@@ -247,7 +247,7 @@ def test_remove_pool_survives_dropped_answers(platform, sandbox):
 def test_no_secret_reaches_the_logs(sandbox, caplog):
     caplog.set_level(logging.DEBUG)
     check_credentials(sandbox.url, sandbox.key_id, sandbox.key_secret)
-    platform = Platform.connect(sandbox.url, sandbox.key_id, sandbox.key_secret)
+    platform = YellowDogClient.connect(sandbox.url, sandbox.key_id, sandbox.key_secret)
     pool = platform.provision_pool(pool_spec(unique("p"), userdata="#!/bin/bash\nexport TOKEN=userdata-secret-1"))
     wr = platform.create_work_requirement(NS, unique("c"))
     group = platform.ensure_task_group(wr.id, TaskGroupSpec("head", pool.worker_tag, NS, None, False))

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 from raydog.yellowdog import (
-    Platform,
+    YellowDogClient,
     PoolSpec,
     StoppedError,
     TaskFailedError,
@@ -26,7 +26,7 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def cluster(platform: Platform, node_count: int, finish_if_any_task_failed: bool = False):
+def cluster(platform: YellowDogClient, node_count: int, finish_if_any_task_failed: bool = False):
     """A work requirement with one group whose tasks run on a pool of ``node_count`` nodes (0: no pool)."""
     tag = unique("p")
     if node_count:

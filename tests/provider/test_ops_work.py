@@ -12,7 +12,7 @@ import uuid
 import pytest
 from raydog.yellowdog import (
     NotAuthorisedError,
-    Platform,
+    YellowDogClient,
     PlatformError,
     TaskGroupSpec,
     TaskSpec,
@@ -194,9 +194,9 @@ def test_concurrent_ensure_task_group_from_ten_threads_loses_no_group(platform, 
 
 
 def test_two_clients_racing_on_one_requirement_keep_every_group(sandbox):
-    """Two Platform objects in one process share the per-requirement locks."""
-    first = Platform.connect(sandbox.url, sandbox.key_id, sandbox.key_secret)
-    second = Platform.connect(sandbox.url, sandbox.key_id, sandbox.key_secret)
+    """Two YellowDogClient objects in one process share the per-requirement locks."""
+    first = YellowDogClient.connect(sandbox.url, sandbox.key_id, sandbox.key_secret)
+    second = YellowDogClient.connect(sandbox.url, sandbox.key_id, sandbox.key_secret)
     wr = first.create_work_requirement(NS, unique("c"))
     threads = [threading.Thread(target=client.ensure_task_group, args=(wr.id, group_spec(f"g-{n}-{i}")))
                for i in range(5) for n, client in enumerate((first, second))]

@@ -1,7 +1,7 @@
 """The provider's retry policy: bounded, honours Retry-After (capped), never re-sends a POST
 that may have committed, and recovers creates by looking the object up by name.
 
-The HTTP tests drive the real SDK through ``Platform`` against a tiny scripted server.
+The HTTP tests drive the real SDK through ``YellowDogClient`` against a tiny scripted server.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 from urllib3 import HTTPResponse
 from urllib3.exceptions import MaxRetryError, ProtocolError
 
-from raydog.yellowdog import NotAuthorisedError, Platform, PlatformError, check_credentials, policy, retry
+from raydog.yellowdog import NotAuthorisedError, YellowDogClient, PlatformError, check_credentials, policy, retry
 from raydog.yellowdog.retry import BoundedRetry, create_or_adopt
 
 
@@ -77,10 +77,10 @@ def scripted(monkeypatch):
     monkeypatch.setattr(policy, "INITIAL_BACKOFF", timedelta(0))  # nor in the credential check's
     servers = []
 
-    def start(*replies) -> tuple[ScriptedServer, Platform]:
+    def start(*replies) -> tuple[ScriptedServer, YellowDogClient]:
         server = ScriptedServer(list(replies))
         servers.append(server)
-        return server, Platform.connect(server.url, "key-id", "key-secret")
+        return server, YellowDogClient.connect(server.url, "key-id", "key-secret")
 
     yield start
     for server in servers:

@@ -1,9 +1,9 @@
 """The provider's YellowDog layer: the only code that imports yellowdog_client.
 
-Resources use ``Platform`` (built once per provider process with ``Platform.connect``),
+Resources use ``YellowDogClient`` (built once per provider process with ``YellowDogClient.connect``),
 the spec/info dataclasses, and the ``PlatformError`` family; they never see SDK types.
 
-``Platform`` is imported on first use: importing yellowdog_client costs ~0.3 s, and
+``YellowDogClient`` is imported on first use: importing yellowdog_client costs ~0.3 s, and
 Terraform starts the provider several times per command, mostly for schemas and
 validation, where no platform call is made. ``check_credentials`` (probe.py) checks the
 key at configure time without it.
@@ -33,15 +33,15 @@ from .models import (
 from .probe import check_credentials
 
 if TYPE_CHECKING:
-    from .client import Platform
+    from .client import YellowDogClient
 
 
 def __getattr__(name: str):
-    if name == "Platform":
-        from .client import Platform
+    if name == "YellowDogClient":
+        from .client import YellowDogClient
 
-        globals()["Platform"] = Platform
-        return Platform
+        globals()["YellowDogClient"] = YellowDogClient
+        return YellowDogClient
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -49,7 +49,7 @@ __all__ = [
     "NodeAddress",
     "NotAuthorisedError",
     "NotFoundError",
-    "Platform",
+    "YellowDogClient",
     "PlatformError",
     "PoolInfo",
     "PoolSpec",

@@ -1,4 +1,4 @@
-"""``Platform``: the provider's one connection to YellowDog, built once per provider process.
+"""``YellowDogClient``: the provider's one connection to YellowDog, built once per provider process.
 
 It wraps the SDK's ``PlatformClient`` with the provider's retry policy, maps every SDK
 error to a ``PlatformError``, and offers the idempotent operations of work.py, pools.py
@@ -12,16 +12,16 @@ from yellowdog_client import PlatformClient
 from yellowdog_client.model import ApiKey, ServicesSchema
 
 from . import policy, probe, retry
-from .core import PlatformCore, log, record_response_status
+from .core import ClientCore, log, record_response_status
 from .pools import PoolOps
 from .waits import WaitOps
 
 
-class Platform(WaitOps, PoolOps, PlatformCore):
+class YellowDogClient(WaitOps, PoolOps, ClientCore):
     """Idempotent, retried, verified YellowDog operations for the Terraform resources."""
 
     @classmethod
-    def connect(cls, api_url: str, key_id: str, key_secret: str) -> "Platform":
+    def connect(cls, api_url: str, key_id: str, key_secret: str) -> "YellowDogClient":
         """Build the client (no request is made; ``check_credentials`` checks the key)."""
         url = probe.check_settings(api_url, key_id, key_secret)
         schema = ServicesSchema(defaultUrl=url, retry=retry.retry_properties(),

@@ -1,6 +1,6 @@
 """What every platform operation shares: the SDK client, error mapping, locks, logging.
 
-``PlatformCore`` is the base of ``Platform`` (client.py); the operation mixins in work.py,
+``ClientCore`` is the base of ``YellowDogClient`` (client.py); the operation mixins in work.py,
 pools.py and waits.py build on its ``_call``, which runs one SDK call and turns whatever
 it raises into a ``PlatformError`` carrying the HTTP status, message and object id.
 """
@@ -53,12 +53,12 @@ class KeyedLocks:
             yield
 
 
-# Shared by every Platform in the process: two clients in one process must not race
+# Shared by every YellowDogClient in the process: two clients in one process must not race
 # their own read-modify-write updates of one work requirement.
 WORK_REQUIREMENT_LOCKS = KeyedLocks()
 
 
-class PlatformCore:
+class ClientCore:
     """The SDK client and the call wrapper that the operations use."""
 
     def __init__(self, sdk: PlatformClient, api_url: str) -> None:

@@ -24,7 +24,7 @@ from yellowdog_client.model import (
     WorkerPoolStatus,
 )
 
-from .core import PlatformCore, log
+from .core import ClientCore, log
 from .errors import PlatformError
 from .models import NodeAddress, PoolInfo, PoolSpec
 from .retry import create_or_adopt, lookup_patiently
@@ -36,8 +36,8 @@ GONE_CR_STATUSES = (ComputeRequirementStatus.TERMINATING, ComputeRequirementStat
 INSTANCE_PAGE = 20
 
 
-class PoolOps(PlatformCore):
-    """Worker pool, compute requirement and node operations of ``Platform``."""
+class PoolOps(ClientCore):
+    """Worker pool, compute requirement and node operations of ``YellowDogClient``."""
 
     def provision_pool(self, spec: PoolSpec, details: bool = True) -> PoolInfo:
         """Provision the pool ``spec.namespace/spec.name``, or adopt the live pool of that name.

@@ -60,7 +60,7 @@ def poll_until(what: str, object_id: str, check: Callable[[], tuple[bool, str | 
 
 
 class WaitOps(WorkOps):
-    """Waits of ``Platform`` on tasks."""
+    """Waits of ``YellowDogClient`` on tasks."""
 
     def wait_until_executing(self, task_ids: Sequence[str], timeout_seconds: float,
                              stop_event: threading.Event | None = None,

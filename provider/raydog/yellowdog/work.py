@@ -22,7 +22,7 @@ from yellowdog_client.model import (
     WorkRequirementStatus,
 )
 
-from .core import PlatformCore, log
+from .core import ClientCore, log
 from .errors import PlatformError
 from .models import TaskGroupInfo, TaskGroupSpec, TaskInfo, TaskSpec, WorkRequirementInfo
 from .retry import create_or_adopt, lookup_patiently
@@ -34,8 +34,8 @@ LIVE_WR_STATUSES = [status for status in WorkRequirementStatus if not status.fin
 UNFINISHED_TASK_STATUSES = [status for status in TaskStatus if not status.finished]
 
 
-class WorkOps(PlatformCore):
-    """Work requirement, task group and task operations of ``Platform``."""
+class WorkOps(ClientCore):
+    """Work requirement, task group and task operations of ``YellowDogClient``."""
 
     # -- work requirements -------------------------------------------------------------
 
