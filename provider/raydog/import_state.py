@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from raydog import names
+from raydog.settings import DEFAULT_API_URL
 
 IMPORTS_FILE = "imports.tf"
 VERSIONS_FILE = "versions.tf"
 MODULE_FILE = "cluster.tf"
 GENERATED_FILE = "generated.tf"
-DEFAULT_API_URL = "https://api.yellowdog.ai"
 PROVIDER_SOURCE = "yellowdog/raydog"
 
 CLUSTER, HEAD, OBSERVABILITY, WORKER_POOL = "cluster", "head", "observability", "worker_pool"
@@ -155,7 +155,8 @@ def take_inventory(platform, state: SavedState) -> Inventory:
 def _identify_pool(platform, wr, pool_id: str) -> tuple[Found | None, str]:
     from tf.utils import Diagnostics
 
-    from raydog.resources.imports import import_node_pool, import_worker_pool
+    from raydog.lifecycle.importing import import_node_pool
+    from raydog.resources.worker_pool import import_worker_pool
 
     pool = platform.get_pool(pool_id)
     if pool is None:

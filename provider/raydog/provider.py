@@ -4,31 +4,41 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from tf import types
 from tf.iface import Config, Provider
-from tf.schema import Attribute, Schema
+from tf.schema import Schema
 from tf.utils import Diagnostics
 
-DEFAULT_API_URL = "https://api.yellowdog.ai"
-PROVIDER_ADDRESS = "registry.terraform.io/yellowdog/raydog"
+from raydog import settings as settings_module
+from raydog.config import rules
+from raydog.config.fields import STRING, Field, Table
+from raydog.lifecycle.node_pool import PoolClaims
+from raydog.settings import DEFAULT_API_URL, ENV_FALLBACKS, PROVIDER_ADDRESS, Settings
 
-# attribute -> environment variable it falls back to
-ENV_FALLBACKS = {
-    "api_url": "YD_API_URL",
-    "application_key_id": "YD_API_KEY_ID",
-    "application_key_secret": "YD_API_KEY_SECRET",
-}
+if TYPE_CHECKING:
+    from raydog.yellowdog import YellowDogClient
+
+TABLE = Table(fields=(
+    Field("api_url", STRING, f"YellowDog API URL. Env `YD_API_URL`; default `{DEFAULT_API_URL}`.", optional=True,
+          check=rules.api_url),
+    Field("application_key_id", STRING, "YellowDog application key id. Env `YD_API_KEY_ID`.", optional=True,
+          check=rules.application_key),
+    Field("application_key_secret", STRING, "YellowDog application key secret. Env `YD_API_KEY_SECRET`.",
+          optional=True, sensitive=True, check=rules.application_key),
+))
 
 
 class RaydogProvider(Provider):
     """Ray clusters on YellowDog. One instance serves every resource of a Terraform run."""
 
     def __init__(self) -> None:
-        self._settings: dict | None = None
-        self._platform = None
+        self._settings: Optional[Settings] = None
+        self._client: Optional["YellowDogClient"] = None
         self._lock = threading.Lock()
+        # Set when Terraform asks the provider to stop (Ctrl-C); long waits poll it.
+        self.stopping = threading.Event()
+        self.pool_claims = PoolClaims()
 
     def get_model_prefix(self) -> str:
         return "raydog_"
@@ -37,43 +47,19 @@ class RaydogProvider(Provider):
         return PROVIDER_ADDRESS
 
     def get_provider_schema(self, diags: Diagnostics) -> Schema:
-        return Schema(
-            version=0,
-            attributes=[
-                Attribute(
-                    "api_url",
-                    types.String(),
-                    description=f"YellowDog API URL. Env `YD_API_URL`; default `{DEFAULT_API_URL}`.",
-                    optional=True,
-                ),
-                Attribute(
-                    "application_key_id",
-                    types.String(),
-                    description="YellowDog application key id. Env `YD_API_KEY_ID`.",
-                    optional=True,
-                ),
-                Attribute(
-                    "application_key_secret",
-                    types.String(),
-                    description="YellowDog application key secret. Env `YD_API_KEY_SECRET`.",
-                    optional=True,
-                    sensitive=True,
-                ),
-            ],
-        )
+        return TABLE.schema("Ray clusters on YellowDog.")
 
     def validate_config(self, diags: Diagnostics, config: Config) -> None:
-        from raydog import specs  # pydantic: not needed by a launch that only reads schemas
-
-        for path, message in specs.problems(specs.ProviderSpec, config):
+        for path, message in TABLE.problems(config):
             diags.add_error(f"Invalid provider {path[0]}", message, path=path)
 
     def configure_provider(self, diags: Diagnostics, config: Config) -> None:
-        from raydog import specs
         from raydog.yellowdog import NotAuthorisedError, PlatformError, check_credentials
 
-        settings = resolve_settings(config, os.environ)
-        missing = [a for a in ("application_key_id", "application_key_secret") if not settings[a]]
+        settings = settings_module.resolve_settings(config, os.environ)
+        values = {"api_url": settings.api_url, "application_key_id": settings.key_id,
+                  "application_key_secret": settings.key_secret}
+        missing = [a for a in ("application_key_id", "application_key_secret") if not values[a]]
         if missing:
             # One error for the key, however much of it is missing: it is one thing to fix.
             attributes = " and ".join(missing)
@@ -84,12 +70,13 @@ class RaydogProvider(Provider):
                 f"variable{'s' if len(missing) > 1 else ''}.",
                 path=[missing[0]],
             )
-        for path, message in specs.problems(specs.ProviderSpec, settings):
-            diags.add_error(f"Invalid {path[0]}", f"{message} (from the provider block or {ENV_FALLBACKS[path[0]]})", path=path)
+        for attribute, message in settings_module.settings_problems(values):
+            diags.add_error(f"Invalid {attribute}", f"{message} (from the provider block or {ENV_FALLBACKS[attribute]})",
+                            path=[attribute])
         if diags.has_errors():
             return
         try:
-            check_credentials(settings["api_url"], settings["application_key_id"], settings["application_key_secret"])
+            check_credentials(settings.api_url, settings.key_id, settings.key_secret)
         except NotAuthorisedError as exc:
             diags.add_error(
                 "YellowDog refused the application key",
@@ -100,31 +87,29 @@ class RaydogProvider(Provider):
             return
         except PlatformError as exc:
             diags.add_error(
-                f"Cannot reach the YellowDog API at {settings['api_url']}",
+                f"Cannot reach the YellowDog API at {settings.api_url}",
                 f"{exc}. Check api_url (or YD_API_URL).",
                 path=["api_url"],
             )
             return
         with self._lock:
             self._settings = settings
-            self._platform = None
+            self._client = None
 
     @property
-    def platform(self):
+    def client(self) -> "YellowDogClient":
         """The platform client, built on first use: a launch that makes no platform call
         (most of them: schemas, validation, a plan of new resources) never imports the SDK.
         Resources only run after configure succeeded."""
         with self._lock:
-            if self._platform is None:
+            if self._client is None:
                 if self._settings is None:
                     raise RuntimeError("the raydog provider was used before it was configured")
                 from raydog.yellowdog import YellowDogClient
 
-                settings = self._settings
-                self._platform = YellowDogClient.connect(
-                    settings["api_url"], settings["application_key_id"], settings["application_key_secret"]
-                )
-            return self._platform
+                self._client = YellowDogClient.connect(
+                    self._settings.api_url, self._settings.key_id, self._settings.key_secret)
+            return self._client
 
     def get_resources(self):
         from raydog.resources.cluster import ClusterResource
@@ -138,13 +123,3 @@ class RaydogProvider(Provider):
         from raydog.data_sources.node_script import NodeScriptDataSource
 
         return [NodeScriptDataSource]
-
-
-def resolve_settings(config: Config, environ) -> dict[str, Optional[str]]:
-    """Provider settings: the configuration's value, else the environment variable, else the default."""
-    settings = {}
-    for attribute, env in ENV_FALLBACKS.items():
-        value = config.get(attribute)
-        settings[attribute] = value if value else (environ.get(env) or None)
-    settings["api_url"] = (settings["api_url"] or DEFAULT_API_URL).rstrip("/")
-    return settings

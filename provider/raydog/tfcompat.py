@@ -17,7 +17,7 @@ Each addition is small and has a test in tests/unit/test_tfcompat.py:
     partial objects).
 - A graceful StopProvider: the framework stops the gRPC server at once, which cancels
   in-flight calls so nothing of a half-done create reaches state. Here StopProvider only
-  sets ``STOP``; long waits poll it and return partial state with an error, so Terraform
+  sets the provider's ``stopping`` event; long waits poll it and return partial state with an error, so Terraform
   records the object as tainted. A provider whose Terraform died without a Shutdown call
   (SIGKILL) exits instead of waiting for one forever.
 - Refined unknown values: Terraform 1.6+ sends an unknown whose range it knows (e.g. the
@@ -43,13 +43,30 @@ import sys
 import threading
 from typing import Any, Optional
 
-from tf.blocks import NestedBlock
-from tf.schema import Block, NestMode, Schema
-from tf.types import Unknown
-from tf.utils import Diagnostics
+# The patches below reach into private parts of this exact release of the framework.
+WRITTEN_FOR_TF = "1.2.0"
 
-# Set when Terraform asks the provider to stop (Ctrl-C). Long operations poll it.
-STOP = threading.Event()
+
+def _check_framework_version() -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("tf")
+    except PackageNotFoundError:
+        installed = "not installed"
+    if installed != WRITTEN_FOR_TF:
+        raise RuntimeError(
+            f"raydog's compatibility layer (raydog/tfcompat.py) was written for the tf framework "
+            f"{WRITTEN_FOR_TF}, but tf {installed} is installed; install tf=={WRITTEN_FOR_TF} "
+            "(pyproject.toml pins it) or port the patches in tfcompat.py to the new release")
+
+
+_check_framework_version()
+
+from tf.blocks import NestedBlock  # noqa: E402  (after the version check: the patches depend on it)
+from tf.schema import Block, NestMode, Schema  # noqa: E402
+from tf.types import Unknown  # noqa: E402
+from tf.utils import Diagnostics  # noqa: E402
 
 # msgpack extension codes Terraform uses for unknown values: 0, and 12 for a "refined"
 # unknown (one whose prefix, range or nullness Terraform already knows).
@@ -201,7 +218,7 @@ def _make_servicer_class():
 
         def StopProvider(self, request, context):
             logging.getLogger("raydog").warning("Terraform asked the provider to stop; ending waits early")
-            STOP.set()
+            self.app.stopping.set()
             return pb.StopProvider.Response()
 
     return RaydogServicer
@@ -243,7 +260,7 @@ def run(provider, argv: Optional[list[str]] = None) -> None:
     # it: Terraform itself asks us to stop (StopProvider) and then to exit (Shutdown).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tf.provider.ProviderServicer = _make_servicer_class()
-    tf.runner._ShutdownInterceptor = _GracefulShutdownInterceptor
+    tf.runner._ShutdownInterceptor = functools.partial(_GracefulShutdownInterceptor, provider.stopping)
     tf.runner._self_signed_cert = functools.partial(_server_certificate, tf.runner._self_signed_cert)
     tf.runner.run_provider(provider, argv)
 
@@ -297,7 +314,8 @@ class _GracefulShutdownInterceptor:
     so does Terraform's death.
     """
 
-    def __init__(self):
+    def __init__(self, stopping: threading.Event):
+        self._stopping = stopping
         self._stopped = False
         self.server = None
         self._parent = os.getppid()
@@ -309,7 +327,7 @@ class _GracefulShutdownInterceptor:
         gets no Shutdown call and would otherwise wait for one forever."""
         if not self._stopped and os.getppid() != self._parent:
             logging.getLogger("raydog").warning("Terraform (pid %d) is gone; the provider exits", self._parent)
-            STOP.set()
+            self._stopping.set()
             self._stopped = True
         return self._stopped
 

@@ -22,9 +22,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from raydog.settings import GRAFANA_PORT, PROMETHEUS_PORT, RAY_CLIENT_PORT, RAY_DASHBOARD_PORT
+
 # Ports and names of the tunnels every cluster gets, and those of the observability node.
-HEAD_TUNNELS = (("ray client", 10001, "ray://{}"), ("dashboard", 8265, "http://{}"))
-OBSERVABILITY_TUNNELS = (("grafana", 3000, "http://{}"), ("prometheus", 9090, "http://{}"))
+HEAD_TUNNELS = (("ray client", RAY_CLIENT_PORT, "ray://{}"), ("dashboard", RAY_DASHBOARD_PORT, "http://{}"))
+OBSERVABILITY_TUNNELS = (("grafana", GRAFANA_PORT, "http://{}"), ("prometheus", PROMETHEUS_PORT, "http://{}"))
 
 
 @dataclass(frozen=True)

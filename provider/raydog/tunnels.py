@@ -26,12 +26,10 @@ from typing import Self
 
 import paramiko
 
+from raydog.settings import GRAFANA_PORT, PROMETHEUS_PORT, RAY_CLIENT_PORT, RAY_DASHBOARD_PORT  # noqa: F401 (re-exported)
+
 log = logging.getLogger("raydog.tunnels")
 
-RAY_CLIENT_PORT = 10001
-RAY_DASHBOARD_PORT = 8265
-GRAFANA_PORT = 3000
-PROMETHEUS_PORT = 9090
 DEFAULT_SSH_USER = "yd-agent"  # the YellowDog agent's user on YellowDog images
 CONNECT_TIMEOUT = 15.0
 KEEPALIVE_SECONDS = 30

@@ -163,7 +163,7 @@ def test_ensure_task_group_appends_in_order_and_adopts_by_name(platform):
 
     assert head_again == head
     assert [g.name for g in platform.get_work_requirement(wr.id).task_groups] == ["head", "workers"]
-    assert platform.get_task_group(wr.id, workers.id) == workers
+    assert platform.get_work_requirement(wr.id).task_group("workers") == workers
     assert head.status in ("PENDING", "RUNNING") and not head.finished
 
 
@@ -270,7 +270,7 @@ def test_a_finished_group_name_is_refused(platform, sandbox):
     group = platform.ensure_task_group(wr.id, group_spec("head", finish_if_all_tasks_finished=True))
     [task] = platform.add_tasks(group.id, [TaskSpec("node-0", "true", {}, None)])
     platform.cancel_task(task.id)
-    assert platform.get_task_group(wr.id, group.id).finished
+    assert platform.get_work_requirement(wr.id).task_group("head").finished
 
     with pytest.raises(PlatformError, match="use a new group name"):
         platform.ensure_task_group(wr.id, group_spec("head"))

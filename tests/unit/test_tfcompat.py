@@ -3,6 +3,8 @@
 import json
 import threading
 
+import pytest
+
 from tf import types
 from tf.gen import tfplugin_pb2 as pb
 from tf.schema import Attribute, Block, Schema
@@ -52,12 +54,18 @@ def test_upgrade_fills_new_attributes_without_a_warning():
 
 
 def test_stop_provider_only_signals_long_operations():
-    tfcompat.STOP.clear()
-    try:
-        servicer().StopProvider(pb.StopProvider.Request(), None)
-        assert tfcompat.STOP.is_set()
-    finally:
-        tfcompat.STOP.clear()
+    provider = RaydogProvider()
+    tfcompat._make_servicer_class()(provider).StopProvider(pb.StopProvider.Request(), None)
+    assert provider.stopping.is_set()
+    assert not RaydogProvider().stopping.is_set()  # per provider instance, not process-wide
+
+
+def test_another_tf_release_fails_fast_naming_both_versions(monkeypatch):
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.3.0")
+    with pytest.raises(RuntimeError, match=r"written for the tf framework 1\.2\.0, but tf 1\.3\.0 is installed"):
+        tfcompat._check_framework_version()
 
 
 def test_graceful_interceptor_keeps_serving_after_stop_provider():
@@ -67,7 +75,7 @@ def test_graceful_interceptor_keeps_serving_after_stop_provider():
         def stop(self, grace):
             stopped.set()
 
-    interceptor = tfcompat._GracefulShutdownInterceptor()
+    interceptor = tfcompat._GracefulShutdownInterceptor(threading.Event())
     interceptor.server = Server()
 
     class Call:

@@ -79,7 +79,7 @@ def test_refused_duplicate_names_are_recognised_as_name_taken():
 
     assert pool.name_taken and task.name_taken
     assert not other.name_taken
-    assert not pool.no_answer
+    assert not pool.outcome_unknown
 
 
 def test_not_authorised_exception_becomes_not_authorised_error():
@@ -131,7 +131,7 @@ def test_gateway_error_with_plain_text_body_is_a_transient_no_answer():
     err = from_sdk_exception(_sdk_error(502, "Bad Gateway", reason="Bad Gateway"), "add tasks", "tg")
 
     assert (err.status, err.message) == (502, "Bad Gateway")
-    assert err.no_answer and err.transient
+    assert err.outcome_unknown and err.transient
 
 
 def test_internal_server_exception_keeps_its_message():
@@ -141,13 +141,13 @@ def test_internal_server_exception_keeps_its_message():
 
     assert (err.status, err.message) == (500, "database unavailable")
     assert err.error_type == "InternalServerException"
-    assert err.no_answer
+    assert err.outcome_unknown
 
 
 def test_throttling_is_transient_but_not_ambiguous():
     err = from_sdk_exception(_sdk_error(429, "slow down", reason="Too Many Requests"), "read task", "t")
 
-    assert err.transient and not err.no_answer
+    assert err.transient and not err.outcome_unknown
 
 
 def test_connection_failure_has_no_status_and_may_have_committed():
@@ -155,14 +155,14 @@ def test_connection_failure_has_no_status_and_may_have_committed():
 
     err = from_sdk_exception(exc, "add tasks", "tg")
 
-    assert err.status is None and err.no_reply and err.no_answer and err.transient
+    assert err.status is None and err.connection_lost and err.outcome_unknown and err.transient
     assert str(err).startswith("add tasks tg: connection failed: ")
 
 
 def test_timeout_has_no_status():
     err = from_sdk_exception(requests.ReadTimeout("read timed out"), "create work requirement", "ns/c")
 
-    assert err.status is None and err.no_answer
+    assert err.status is None and err.outcome_unknown
     assert "no answer in time" in err.message
 
 
@@ -170,16 +170,16 @@ def test_errors_raised_by_the_provider_itself_are_not_mistaken_for_lost_answers(
     refusal = PlatformError("add task group", "the work requirement is CANCELLED", object_id="w")
     failed = TaskFailedError("t", "FAILED", 1, "")
 
-    assert not (refusal.no_answer or refusal.transient or refusal.name_taken)
-    assert not (failed.no_answer or failed.transient)
+    assert not (refusal.outcome_unknown or refusal.transient or refusal.name_taken)
+    assert not (failed.outcome_unknown or failed.transient)
 
 
 def test_errors_raised_by_the_provider_itself_are_not_mistaken_for_lost_answers():
     refusal = PlatformError("add task group", "the work requirement is CANCELLED", object_id="w")
     failed = TaskFailedError("t", "FAILED", 1, "")
 
-    assert not (refusal.no_answer or refusal.transient or refusal.name_taken)
-    assert not (failed.no_answer or failed.transient)
+    assert not (refusal.outcome_unknown or refusal.transient or refusal.name_taken)
+    assert not (failed.outcome_unknown or failed.transient)
 
 
 def test_unreadable_response_body_is_a_platform_error():
@@ -188,7 +188,7 @@ def test_unreadable_response_body_is_a_platform_error():
 
     err = from_sdk_exception(caught.value, "read work requirement", "w")
 
-    assert type(err) is PlatformError and not err.no_answer
+    assert type(err) is PlatformError and not err.outcome_unknown
     assert err.message.startswith("unexpected response from the platform")
 
 

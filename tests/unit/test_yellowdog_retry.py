@@ -261,7 +261,7 @@ def test_create_or_adopt_creates_again_when_nothing_was_committed():
     def create():
         calls.append("create")
         if len(calls) == 1:
-            raise PlatformError("create", "connection failed", no_reply=True)
+            raise PlatformError("create", "connection failed", connection_lost=True)
         return "created"
 
     assert create_or_adopt("create thing", create, lambda: None) == "created"

@@ -4,53 +4,52 @@ from __future__ import annotations
 
 from typing import Optional
 
-from tf import types
 from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, State, UpdateContext
-from tf.schema import Schema
 
-from raydog.resources.common import RaydogResource, attr, report, timeouts_block
+from raydog import names
+from raydog.config import rules
+from raydog.config.fields import STRING, Field, Rule, Table
+from raydog.config.models import ClusterConfig
+from raydog.config.node_fields import TIMEOUTS
+from raydog.lifecycle.diagnostics import report
+from raydog.lifecycle.resource import RaydogResource
 from raydog.yellowdog import PlatformError
+
+TABLE = Table(
+    fields=(
+        Field("id", STRING, "Work requirement id.", computed=True),
+        Field("name", STRING, "Cluster name: the work requirement's name and the prefix of every pool's name.",
+              required=True, replace=True, check=rules.name("cluster name")),
+        Field("namespace", STRING, "YellowDog namespace of the cluster.", required=True, replace=True,
+              check=rules.name("namespace")),
+        Field("tag", STRING, "Tag of the work requirement.", optional=True, check=rules.name("tag")),
+        Field("status", STRING, "Work requirement status (RUNNING while the cluster is up).", computed=True),
+    ),
+    rules=(Rule(("name",), "name", rules.derived_name(names.HEAD_SUFFIX, "cluster's head pool")),),
+    blocks=(TIMEOUTS,),
+)
 
 
 class ClusterResource(RaydogResource):
-    spec_name = "ClusterSpec"
+    table = TABLE
+    description = "A Ray cluster on YellowDog: the work requirement that holds its nodes' task groups."
 
     @classmethod
     def get_name(cls) -> str:
         return "cluster"
 
-    @classmethod
-    def get_schema(cls) -> Schema:
-        return Schema(
-            version=0,
-            description="A Ray cluster on YellowDog: the work requirement that holds its nodes' task groups.",
-            attributes=[
-                attr("id", types.String(), "Work requirement id.", computed=True),
-                attr(
-                    "name",
-                    types.String(),
-                    "Cluster name: the work requirement's name and the prefix of every pool's name.",
-                    required=True,
-                    requires_replace=True,
-                ),
-                attr("namespace", types.String(), "YellowDog namespace of the cluster.", required=True, requires_replace=True),
-                attr("tag", types.String(), "Tag of the work requirement.", optional=True),
-                attr("status", types.String(), "Work requirement status (RUNNING while the cluster is up).", computed=True),
-            ],
-            block_types=[timeouts_block()],
-        )
-
     def create(self, ctx: CreateContext, planned: State) -> Optional[State]:
+        config = ClusterConfig.parse(planned)
         try:
-            wr = self.platform.create_work_requirement(planned["namespace"], planned["name"], planned.get("tag"))
+            wr = self.client.create_work_requirement(config.namespace, config.name, config.tag)
         except PlatformError as exc:
-            report(ctx.diagnostics, f"Cannot create work requirement {planned['namespace']}/{planned['name']}", exc)
+            report(ctx.diagnostics, f"Cannot create work requirement {config.namespace}/{config.name}", exc)
             return None
         return self.full({**planned, "id": wr.id, "status": wr.status})
 
     def read(self, ctx: ReadContext, current: State) -> Optional[State]:
         try:
-            wr = self.platform.get_work_requirement(current["id"])
+            wr = self.client.get_work_requirement(current["id"])
         except PlatformError as exc:
             report(ctx.diagnostics, "Cannot read the cluster's work requirement; keeping it in state", exc)
             return current
@@ -59,9 +58,10 @@ class ClusterResource(RaydogResource):
         return self.full({**current, "name": wr.name, "namespace": wr.namespace, "tag": wr.tag, "status": wr.status})
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> Optional[State]:
-        if current.get("tag") != planned.get("tag"):
+        config = ClusterConfig.parse(planned)
+        if current.get("tag") != config.tag:
             try:
-                self.platform.set_work_requirement_tag(current["id"], planned.get("tag"))
+                self.client.set_work_requirement_tag(current["id"], config.tag)
             except PlatformError as exc:
                 report(ctx.diagnostics, "Cannot update the cluster's tag", exc, ["tag"])
                 return current
@@ -69,13 +69,13 @@ class ClusterResource(RaydogResource):
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
         try:
-            self.platform.cancel_work_requirement(current["id"])
+            self.client.cancel_work_requirement(current["id"])
         except PlatformError as exc:
             report(ctx.diagnostics, f"Cannot cancel work requirement {current['id']}", exc)
 
     def import_(self, ctx: ImportContext, id: str) -> Optional[State]:
         try:
-            wr = self.platform.get_work_requirement(id)
+            wr = self.client.get_work_requirement(id)
         except PlatformError as exc:
             report(ctx.diagnostics, f"Cannot import work requirement {id}", exc)
             return None

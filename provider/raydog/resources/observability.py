@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from tf import types
-from tf.schema import Schema
+from raydog import names, settings
+from raydog.config.fields import STRING, Field, Table
+from raydog.config.node_fields import HOST_FIELDS, NODE_FIELDS, TIMEOUTS, name_suffix_field, single_node_rules
+from raydog.lifecycle.single_node import SingleNodeResource
 
-from raydog import names
-from raydog.resources.common import (
-    SingleNodeResource,
-    attr,
-    host_attributes,
-    name_suffix_attribute,
-    node_attributes,
-    schema,
+TABLE = Table(
+    fields=(
+        *NODE_FIELDS,
+        name_suffix_field("observability node", "obs"),
+        Field("start_script", STRING,
+              "Bash script the observability node runs (default: the built-in `observability` template).",
+              optional=True, computed=True, replace=True),
+        *HOST_FIELDS,
+        Field("prometheus_url", STRING, f"Prometheus, `http://IP:{settings.PROMETHEUS_PORT}`.", computed=True),
+        Field("grafana_url", STRING, f"Grafana, `http://IP:{settings.GRAFANA_PORT}`.", computed=True),
+    ),
+    rules=single_node_rules(names.OBSERVABILITY_SUFFIX, "observability pool"),
+    blocks=(TIMEOUTS,),
 )
-
-PROMETHEUS_PORT = 9090
-GRAFANA_PORT = 3000
 
 
 class ObservabilityResource(SingleNodeResource):
-    spec_name = "ObservabilitySpec"
+    table = TABLE
+    description = ("The observability node (Prometheus + Grafana) of a cluster. "
+                   "Create waits until its task is executing.")
     script_attribute = "start_script"
     script_template = "observability"
     suffix = names.OBSERVABILITY_SUFFIX
@@ -31,29 +37,8 @@ class ObservabilityResource(SingleNodeResource):
     def get_name(cls) -> str:
         return "observability"
 
-    @classmethod
-    def get_schema(cls) -> Schema:
-        return schema(
-            [
-                *node_attributes(),
-                name_suffix_attribute("observability node", "obs"),
-                attr(
-                    "start_script",
-                    types.String(),
-                    "Bash script the observability node runs (default: the built-in `observability` template).",
-                    optional=True,
-                    computed=True,
-                    requires_replace=True,
-                ),
-                *host_attributes(),
-                attr("prometheus_url", types.String(), "Prometheus, `http://IP:9090`.", computed=True),
-                attr("grafana_url", types.String(), "Grafana, `http://IP:3000`.", computed=True),
-            ],
-            "The observability node (Prometheus + Grafana) of a cluster. Create waits until its task is executing.",
-        )
-
     def outputs(self, private_ip: str) -> dict[str, str]:
         return {
-            "prometheus_url": f"http://{private_ip}:{PROMETHEUS_PORT}",
-            "grafana_url": f"http://{private_ip}:{GRAFANA_PORT}",
+            "prometheus_url": f"http://{private_ip}:{settings.PROMETHEUS_PORT}",
+            "grafana_url": f"http://{private_ip}:{settings.GRAFANA_PORT}",
         }

@@ -7,30 +7,61 @@ resizes the pool. Removing the resource leaves the head and the other pools runn
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from tf import types
 from tf.iface import CreateContext, DeleteContext, ImportContext, PlanContext, ReadContext, State, UpdateContext
-from tf.schema import Schema
+from tf.utils import Diagnostics
 
-from raydog import names, tfcompat
-from raydog.resources.common import (
-    NodePlan,
-    NodePool,
-    RaydogResource,
-    attr,
-    node_attributes,
-    parse_lifetime,
-    plan_script_default,
-    report,
-    schema,
-    timeout_seconds,
+from raydog import names
+from raydog.config import rules
+from raydog.config.fields import BOOL, NUMBER, STRING, STRING_LIST, Field, Rule, Table
+from raydog.config.models import Timeouts, WorkerPoolConfig
+from raydog.config.node_fields import NODE_FIELDS, TIMEOUTS
+from raydog.lifecycle.diagnostics import report
+from raydog.lifecycle.importing import read_imported_pool
+from raydog.lifecycle.node_pool import NodePlan, live_pool
+from raydog.lifecycle.resource import RaydogResource
+from raydog.yellowdog import (
+    PlatformError,
+    StoppedError,
+    TaskFailedError,
+    TaskInfo,
+    TaskSpec,
+    WaitTimeoutError,
 )
-from raydog.yellowdog import PlatformError, StoppedError, TaskFailedError, TaskSpec, WaitTimeoutError
+
+if TYPE_CHECKING:
+    from raydog.yellowdog import YellowDogClient
+
+TABLE = Table(
+    fields=(
+        *NODE_FIELDS,
+        Field("name", STRING, "The pool's name in the cluster (YellowDog name `<cluster_name>-<name>`).",
+              required=True, replace=True, check=rules.worker_pool_name),
+        Field("head_private_ip", STRING,
+              "Private IP of the head (`raydog_head.<name>.private_ip`); sets `RAY_HEAD_IP` "
+              "and the deprecated `RAY_HEAD_NODE_PRIVATE_IP`.",
+              required=True, replace=True, check=rules.head_private_ip),
+        Field("observability_host", STRING, "Private IP of the observability node; sets `OBSERVABILITY_HOST`.",
+              optional=True, replace=True),
+        Field("task_script", STRING, "Bash script every worker node runs (default: the built-in `worker` template).",
+              optional=True, computed=True, replace=True),
+        Field("node_count", NUMBER, "Number of worker nodes (at least 1). Updated in place.", required=True,
+              check=rules.node_count),
+        Field("wait_for_nodes", BOOL,
+              "Whether create and update wait until every node's task is executing (default false).", optional=True),
+        Field("task_ids", STRING_LIST, "Ids of the node tasks that are live.", computed=True),
+    ),
+    rules=(Rule(("cluster_name", "name"), "name",
+                lambda cluster, name: rules.derived_name(name, "worker pool")(cluster)),),
+    blocks=(TIMEOUTS,),
+)
 
 
 class WorkerPoolResource(RaydogResource):
-    spec_name = "WorkerPoolSpec"
+    table = TABLE
+    description = "A pool of Ray worker nodes. `node_count` changes are made in place."
     script_attribute = "task_script"
     script_role = "worker"
 
@@ -38,55 +69,12 @@ class WorkerPoolResource(RaydogResource):
     def get_name(cls) -> str:
         return "worker_pool"
 
-    @classmethod
-    def get_schema(cls) -> Schema:
-        return schema(
-            [
-                *node_attributes(),
-                attr(
-                    "name",
-                    types.String(),
-                    "The pool's name in the cluster (YellowDog name `<cluster_name>-<name>`).",
-                    required=True,
-                    requires_replace=True,
-                ),
-                attr(
-                    "head_private_ip",
-                    types.String(),
-                    "Private IP of the head (`raydog_head.<name>.private_ip`); sets `RAY_HEAD_IP` "
-                    "and the deprecated `RAY_HEAD_NODE_PRIVATE_IP`.",
-                    required=True,
-                    requires_replace=True,
-                ),
-                attr(
-                    "observability_host",
-                    types.String(),
-                    "Private IP of the observability node; sets `OBSERVABILITY_HOST`.",
-                    optional=True,
-                    requires_replace=True,
-                ),
-                attr(
-                    "task_script",
-                    types.String(),
-                    "Bash script every worker node runs (default: the built-in `worker` template).",
-                    optional=True,
-                    computed=True,
-                    requires_replace=True,
-                ),
-                attr("node_count", types.Number(), "Number of worker nodes (at least 1). Updated in place.", required=True),
-                attr(
-                    "wait_for_nodes",
-                    types.Bool(),
-                    "Whether create and update wait until every node's task is executing (default false).",
-                    optional=True,
-                ),
-                attr("task_ids", types.List(types.String()), "Ids of the node tasks that are live.", computed=True),
-            ],
-            "A pool of Ray worker nodes. `node_count` changes are made in place.",
-        )
-
     def plan_create(self, ctx: PlanContext, proposed: State, planned: State) -> State:
-        plan_script_default(proposed, planned, "task_script", "worker")
+        """Show the built-in script in the create plan when the configuration gives none."""
+        if proposed.get("task_script") is None:
+            from raydog import scripts
+
+            planned["task_script"] = scripts.render_builtin("worker", {})
         return planned
 
     def plan(self, ctx: PlanContext, current: Optional[State], planned: State) -> State:
@@ -95,107 +83,110 @@ class WorkerPoolResource(RaydogResource):
         return planned
 
     def create(self, ctx: CreateContext, planned: State) -> Optional[State]:
-        count = int(planned["node_count"])
-        pool = NodePool(self.platform, ctx.diagnostics)
-        state = pool.create(
-            planned,
-            NodePlan(
-                suffix=planned["name"],
-                group_role=planned["name"],
-                task_names=[names.worker_task_name(i) for i in range(1, count + 1)],
-                script=planned["task_script"],
-                environment=worker_environment(planned),
-                wait=bool(planned.get("wait_for_nodes")),
-            ),
-        )
-        if state is None:
+        config = WorkerPoolConfig.parse(planned)
+        created = self.node_pool(ctx.diagnostics).create(planned, config, NodePlan(
+            suffix=config.name,
+            group_role=config.name,
+            task_names=[names.worker_task_name(i) for i in range(1, config.node_count + 1)],
+            environment=worker_environment(config),
+            wait=config.wait_for_nodes,
+            name_path=["name"],
+        ))
+        if created is None:
             return None
-        state["task_ids"] = [t.id for t in pool.tasks]
-        return self.full(state)
+        return self.full({**created.state, "task_ids": [t.id for t in created.tasks]})
 
     def read(self, ctx: ReadContext, current: State) -> Optional[State]:
-        nodes = NodePool(self.platform, ctx.diagnostics)
-        pool = nodes.read_pool(current)
-        if pool == "error":
-            return current
-        if pool is None:
-            return None
         try:
-            tasks = self.platform.list_tasks(current["task_group_id"]) if current.get("task_group_id") else []
+            if live_pool(self.client, current["id"]) is None:
+                return None
+            tasks = self.client.list_tasks(current["task_group_id"]) if current.get("task_group_id") else []
         except PlatformError as exc:
-            report(ctx.diagnostics, "Cannot read the pool's tasks; keeping it in state", exc)
+            report(ctx.diagnostics, "Cannot read the worker pool; keeping it in state", exc)
             return current
         # Nodes lost outside Terraform show as a smaller node_count, so the plan restores them.
         return self.full({**current, "node_count": len(tasks), "task_ids": [t.id for t in tasks]})
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> Optional[State]:
+        config = WorkerPoolConfig.parse(planned)
         state = {**current, "node_count": planned["node_count"], "wait_for_nodes": planned.get("wait_for_nodes"),
                  "timeouts": planned.get("timeouts")}
         try:
-            live = self.platform.list_tasks(current["task_group_id"])
-            target = int(planned["node_count"])
-            if target > len(live):
-                added = self.grow(current, planned, live, target)
+            live = self.client.list_tasks(current["task_group_id"])
+            if config.node_count > len(live):
+                added = self.grow(current, config, live)
                 live = live + added
-                if planned.get("wait_for_nodes"):
-                    self.platform.wait_until_executing(
-                        [t.id for t in added], timeout_seconds(planned, "update"), stop_event=tfcompat.STOP
-                    )
-            elif target < len(live):
-                live = self.shrink(current, live, target)
+                if config.wait_for_nodes:
+                    self.client.wait_until_executing([t.id for t in added], config.timeouts.update.total_seconds(),
+                                                     stop_event=self.provider.stopping)
+            elif config.node_count < len(live):
+                live = self.shrink(current["id"], live, config.node_count)
         except (PlatformError, StoppedError, TaskFailedError, WaitTimeoutError) as exc:
-            report(ctx.diagnostics, f"Cannot change worker pool {current['id']} to {planned['node_count']} nodes", exc,
+            report(ctx.diagnostics, f"Cannot change worker pool {current['id']} to {config.node_count} nodes", exc,
                    ["node_count"])
             return self.read(ReadContext(ctx.diagnostics, ctx.type_name), current) or current
         state["task_ids"] = [t.id for t in live]
         return self.full(state)
 
-    def grow(self, current: State, planned: State, live: list, target: int) -> list:
+    def grow(self, current: State, config: WorkerPoolConfig, live: list[TaskInfo]) -> list[TaskInfo]:
         """Resize the pool up and add one task per new node, named after the highest index so far.
 
         The index counts finished tasks too: task names are unique in a group, and a new task
-        named like one that ended (a lost node's) would be taken for it.
+        named like one that ended (a lost node's) would be taken for it. New tasks run the
+        script and environment the pool was created with (both force replacement).
         """
-        self.platform.resize_pool(current["id"], target)
-        every = self.platform.list_tasks(current["task_group_id"], include_finished=True)
+        created_with = WorkerPoolConfig.parse(current)
+        self.client.resize_pool(current["id"], config.node_count)
+        every = self.client.list_tasks(current["task_group_id"], include_finished=True)
         highest = max((names.worker_task_index(t.name) or 0 for t in [*every, *live]), default=0)
-        lifetime = parse_lifetime(planned)
         new = [
-            TaskSpec(
-                name=names.worker_task_name(highest + i),
-                task_data=current["task_script"],
-                environment=worker_environment(current),
-                timeout=lifetime,
-            )
-            for i in range(1, target - len(live) + 1)
+            TaskSpec(name=names.worker_task_name(highest + i), task_data=created_with.script,
+                     environment=worker_environment(created_with), timeout=config.lifetime)
+            for i in range(1, config.node_count - len(live) + 1)
         ]
-        return self.platform.add_tasks(current["task_group_id"], new)
+        return self.client.add_tasks(current["task_group_id"], new)
 
-    def shrink(self, current: State, live: list, target: int) -> list:
+    def shrink(self, pool_id: str, live: list[TaskInfo], target: int) -> list[TaskInfo]:
         """Abort the newest tasks, shut their nodes down, and resize the pool to what is left."""
         ordered = sorted(live, key=lambda t: names.worker_task_index(t.name) or 0)
         keep, drop = ordered[:target], ordered[target:]
         for task in drop:
-            self.platform.cancel_task(task.id, abort=True)
+            self.client.cancel_task(task.id, abort=True)
         for task in drop:
             if task.node_id:
-                self.platform.shutdown_node(task.node_id)
-        self.platform.resize_pool(current["id"], target)
+                self.client.shutdown_node(task.node_id)
+        self.client.resize_pool(pool_id, target)
         return keep
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
-        NodePool(self.platform, ctx.diagnostics).remove(current)
+        self.node_pool(ctx.diagnostics).remove(current, Timeouts.parse(current.get("timeouts")))
 
     def import_(self, ctx: ImportContext, id: str) -> Optional[State]:
-        from raydog.resources.imports import import_worker_pool
-
-        return self.full(import_worker_pool(self.platform, ctx.diagnostics, id))
+        return self.full(import_worker_pool(self.client, ctx.diagnostics, id))
 
 
-def worker_environment(state: State) -> dict[str, str]:
-    environment = dict(state.get("environment") or {})
-    environment["RAY_HEAD_IP"] = state["head_private_ip"]
-    environment["RAY_HEAD_NODE_PRIVATE_IP"] = state["head_private_ip"]
-    if state.get("observability_host"):
-        environment["OBSERVABILITY_HOST"] = state["observability_host"]
+def import_worker_pool(client: "YellowDogClient", diags: Diagnostics, id: str) -> Optional[dict]:
+    """State of a raydog_worker_pool from its pool id."""
+    found = read_imported_pool(client, diags, id)
+    if found is None:
+        return None
+    sample = found.tasks[0] if found.tasks else None
+    environment = sample.environment if sample else {}
+    return {
+        **found.base_state(),
+        "name": names.internal_pool_name(found.cluster.name, found.pool.name, found.group.name),
+        "head_private_ip": environment.get("RAY_HEAD_IP") or environment.get("RAY_HEAD_NODE_PRIVATE_IP"),
+        "observability_host": environment.get("OBSERVABILITY_HOST"),
+        "task_script": sample.task_data if sample else None,
+        "node_count": len(found.tasks),
+        "task_ids": [t.id for t in found.tasks],
+    }
+
+
+def worker_environment(config: WorkerPoolConfig) -> dict[str, str]:
+    environment = dict(config.environment)
+    environment["RAY_HEAD_IP"] = config.head_private_ip
+    environment["RAY_HEAD_NODE_PRIVATE_IP"] = config.head_private_ip
+    if config.observability_host:
+        environment["OBSERVABILITY_HOST"] = config.observability_host
     return environment

@@ -27,18 +27,21 @@ class PlatformError(Exception):
     platform's message, ``object_id`` the object concerned, ``operation`` what the
     provider was doing ("provision worker pool"), ``error_type`` the platform's
     ``errorType`` when it sent one (e.g. "InvalidWorkRequirementStatusException");
-    ``no_reply`` is True when the request went out but no answer came back (connection
-    dropped, timed out), so it may or may not have taken effect.
+    ``connection_lost`` is True when the request went out but no answer came back (connection
+    dropped, timed out), so it may or may not have taken effect; ``retry_after`` is the wait
+    the platform asked for (Retry-After, capped), when it sent one.
     """
 
     def __init__(self, operation: str, message: str, *, status: int | None = None,
-                 object_id: str | None = None, error_type: str | None = None, no_reply: bool = False) -> None:
+                 object_id: str | None = None, error_type: str | None = None, connection_lost: bool = False,
+                 retry_after: float | None = None) -> None:
         self.operation = operation
         self.message = message
         self.status = status
         self.object_id = object_id
         self.error_type = error_type
-        self.no_reply = no_reply
+        self.connection_lost = connection_lost
+        self.retry_after = retry_after
         super().__init__(self._render())
 
     def _render(self) -> str:
@@ -48,14 +51,14 @@ class PlatformError(Exception):
         return f"{subject}: {self.message}"
 
     @property
-    def no_answer(self) -> bool:
-        """The request may or may not have taken effect: no reply, or a server error."""
-        return self.no_reply or (self.status is not None and self.status >= 500)
+    def outcome_unknown(self) -> bool:
+        """Whether the request took effect is unknown: the connection was lost, or a server error."""
+        return self.connection_lost or (self.status is not None and self.status >= 500)
 
     @property
     def transient(self) -> bool:
         """Worth trying again later: no reply, throttled, or a server error."""
-        return self.no_answer or self.status == 429
+        return self.outcome_unknown or self.status == 429
 
     @property
     def name_taken(self) -> bool:
@@ -137,13 +140,13 @@ def from_sdk_exception(exc: BaseException, operation: str, object_id: str | None
                          error_type, authorisation=False)
     if isinstance(exc, requests.Timeout):
         return PlatformError(operation, f"no answer in time: {_cause(exc)}", object_id=object_id,
-                             no_reply=True)
+                             connection_lost=True)
     if isinstance(exc, requests.ConnectionError):
         return PlatformError(operation, f"connection failed: {_cause(exc)}", object_id=object_id,
-                             no_reply=True)
+                             connection_lost=True)
     if isinstance(exc, requests.RequestException):  # e.g. a response cut off mid-body
         return PlatformError(operation, f"request failed: {_cause(exc)}", status=status, object_id=object_id,
-                             no_reply=True)
+                             connection_lost=True)
     # A body the SDK could not read (missing required field, unknown enum, not JSON).
     return PlatformError(operation, f"unexpected response from the platform: {type(exc).__name__}: {exc}",
                          status=status, object_id=object_id)

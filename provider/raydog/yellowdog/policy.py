@@ -7,8 +7,16 @@ the SDK.
 
 from __future__ import annotations
 
+import logging
 import random
+import time
 from datetime import timedelta
+from typing import Callable, TypeVar
+
+from .errors import PlatformError
+
+T = TypeVar("T")
+log = logging.getLogger("raydog.yellowdog")
 
 # Requests per call, the first included. Seven keeps a call's chance of failing through a
 # flaky API (20% of requests failing) near 1 in 100,000; BUDGET still bounds the time.
@@ -28,3 +36,23 @@ def backoff_seconds(retry_number: int) -> float:
     """Full-jitter wait before the ``retry_number``-th retry (1 for the first)."""
     ceiling = min(MAX_BACKOFF.total_seconds(), INITIAL_BACKOFF.total_seconds() * 2 ** (retry_number - 1))
     return random.uniform(0, ceiling)
+
+
+def call_retrying(call: Callable[[], T], what: str, attempts: int = ATTEMPTS) -> T:
+    """Run ``call``; after a transient PlatformError run it again, waiting the platform's
+    Retry-After or the backoff, at most ``attempts`` times and not past ``BUDGET`` seconds
+    after the first failure. Calls that are not safe to repeat must not come here."""
+    first_failure: float | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except PlatformError as error:
+            if not error.transient or attempt == attempts:
+                raise
+            first_failure = time.monotonic() if first_failure is None else first_failure
+            if time.monotonic() - first_failure > BUDGET:
+                raise
+            wait = backoff_seconds(attempt) if error.retry_after is None else error.retry_after
+            log.debug("%s: %s; retry %d in %.1fs", what, error, attempt, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")  # the loop returns or raises

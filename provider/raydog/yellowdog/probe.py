@@ -13,8 +13,6 @@ imported when a resource first calls the platform.
 from __future__ import annotations
 
 import json
-import logging
-import time
 from typing import TYPE_CHECKING
 
 from . import policy
@@ -23,7 +21,6 @@ from .errors import NotAuthorisedError, PlatformError, classify, read_error_body
 if TYPE_CHECKING:  # imported where used: raydog.yellowdog is imported by every launch (~35 ms)
     import urllib.error
 
-log = logging.getLogger("raydog.yellowdog")
 
 OPERATION = "check credentials"
 PATH = "/work/requirements?size=1&sliced=true"
@@ -32,8 +29,11 @@ PATH = "/work/requirements?size=1&sliced=true"
 def check_settings(api_url: str, key_id: str, key_secret: str) -> str:
     """The API URL without a trailing slash; PlatformError unless it is http(s),
     NotAuthorisedError unless a key id and secret are both given. No request is made."""
-    if not api_url or not api_url.startswith(("http://", "https://")):
-        raise PlatformError("connect", f"the API URL {api_url!r} must start with http:// or https://")
+    from raydog.settings import url_problem
+
+    problem = url_problem(api_url or "")
+    if problem:
+        raise PlatformError("connect", problem)
     if not key_id or not key_secret:
         raise NotAuthorisedError("connect", "an application key id and secret are both required")
     return api_url.rstrip("/")
@@ -50,30 +50,21 @@ def check_credentials(api_url: str, key_id: str, key_secret: str, user_agent: st
     context = _tls_context(url)
     request = urllib.request.Request(url + PATH, headers={
         "Authorization": f"yd-key {key_id}:{key_secret}", "Accept": "application/json", "User-Agent": user_agent})
-    first_failure: float | None = None
-    for attempt in range(1, policy.ATTEMPTS + 1):
+
+    def ask() -> None:
         try:
             with urllib.request.urlopen(request, timeout=policy.READ_TIMEOUT.total_seconds(),
                                         context=context) as response:
                 body = response.read()
-            _check_answer(url, body)
-            return
         except urllib.error.HTTPError as answer:
-            error = _refusal(url, answer)
-            retry_after = _retry_after(answer)
+            raise _refusal(url, answer) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as failure:  # refused, timed out, cut off
             reason = getattr(failure, "reason", None) or failure
-            error = PlatformError(OPERATION, f"cannot reach the YellowDog API at {url}: {reason}", no_reply=True)
-            retry_after = None
-        if not error.transient or attempt == policy.ATTEMPTS:
-            raise error
-        first_failure = time.monotonic() if first_failure is None else first_failure
-        if time.monotonic() - first_failure > policy.BUDGET:
-            raise error
-        wait = policy.backoff_seconds(attempt) if retry_after is None else retry_after
-        log.debug("%s: %s; retry %d in %.1fs", OPERATION, error, attempt, wait)
-        time.sleep(wait)
-    raise AssertionError("unreachable")  # the loop returns or raises
+            raise PlatformError(OPERATION, f"cannot reach the YellowDog API at {url}: {reason}",
+                                connection_lost=True) from None
+        _check_answer(url, body)
+
+    policy.call_retrying(ask, OPERATION)
 
 
 def _tls_context(url: str):
@@ -111,6 +102,7 @@ def _refusal(url: str, answer: urllib.error.HTTPError) -> PlatformError:
     if isinstance(error, NotAuthorisedError):
         return NotAuthorisedError(OPERATION, f"the application key was not accepted by {url}: {error.message}",
                                   status=error.status, error_type=error.error_type)
+    error.retry_after = _retry_after(answer)
     return error
 
 

@@ -17,7 +17,6 @@ Two layers, each doing what only it can:
 from __future__ import annotations
 
 import logging
-import random
 import time
 from typing import Callable, TypeVar
 
@@ -35,6 +34,7 @@ from .policy import (  # the policy's numbers, named here too (retry.ATTEMPTS, .
     RETRY_METHODS,
     RETRY_STATUSES,
     backoff_seconds,
+    call_retrying,
 )
 
 T = TypeVar("T")
@@ -103,7 +103,7 @@ def create_or_adopt(what: str, create: Callable[[], T], find_live: Callable[[], 
         try:
             return create()
         except PlatformError as err:
-            if not (err.no_answer or err.name_taken):
+            if not (err.outcome_unknown or err.name_taken):
                 raise
             last_error = err
             log.warning("%s: %s; looking it up by name", what, err)
@@ -119,11 +119,4 @@ def create_or_adopt(what: str, create: Callable[[], T], find_live: Callable[[], 
 
 def lookup_patiently(find: Callable[[], T], attempts: int = 3) -> T:
     """Run a read, trying again on transient errors (the transport already retried each)."""
-    for attempt in range(attempts):
-        try:
-            return find()
-        except PlatformError as err:
-            if not err.transient or attempt == attempts - 1:
-                raise
-            time.sleep(random.uniform(0, 0.5 * 2 ** attempt))
-    raise AssertionError("unreachable")
+    return call_retrying(find, "look-up", attempts=attempts)

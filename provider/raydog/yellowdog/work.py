@@ -245,7 +245,7 @@ class WorkOps(ClientCore):
             return self._call("add task group", wr.id,
                               lambda: self._sdk.work_client.update_work_requirement(wr))
         except PlatformError as err:
-            if not (err.no_answer or err.name_taken):
+            if not (err.outcome_unknown or err.name_taken):
                 raise
             log.warning("add task group(s) %s to %s: %s; reading the requirement back", names, wr.id, err)
             return None
@@ -272,12 +272,6 @@ class WorkOps(ClientCore):
                 if spec and worker_tag in (spec.workerTags or []) and not (group.status and group.status.terminated):
                     return _wr_info(wr), _tg_info(group), spec.taskTimeout
         return None
-
-    def get_task_group(self, wr_id: str, task_group_id: str) -> TaskGroupInfo | None:
-        """The task group, or None if it or its work requirement is gone."""
-        wr = self._read_wr(wr_id)
-        group = next((g for g in (wr.taskGroups or []) if g.id == task_group_id), None) if wr else None
-        return None if group is None else _tg_info(group)
 
     # -- tasks -----------------------------------------------------------------------------
 
@@ -307,7 +301,7 @@ class WorkOps(ClientCore):
                 pending = [task for task in pending if task.name not in done]
                 continue
             except PlatformError as err:
-                if not (err.no_answer or err.name_taken):
+                if not (err.outcome_unknown or err.name_taken):
                     raise
                 last_error = err
                 log.warning("add tasks to %s: %s; listing the group to add only what is missing",

@@ -1,0 +1,99 @@
+"""The typed configuration each CRUD call works from, parsed once from Terraform's state.
+
+Terraform gives a resource a dict of attribute values; ``parse`` turns it into one of these
+frozen objects (numbers as ints, durations as timedeltas, maps never None), and the
+lifecycle code below the resource reads nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Mapping, Optional
+
+from raydog.config.durations import parse_duration
+from raydog.config.node_fields import DEFAULT_TIMEOUTS
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    create: timedelta
+    update: timedelta
+    delete: timedelta
+
+    @classmethod
+    def parse(cls, block: Optional[Mapping[str, Any]]) -> "Timeouts":
+        block = block or {}
+        return cls(**{op: parse_duration(block.get(op) or default) for op, default in DEFAULT_TIMEOUTS.items()})
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str
+    namespace: str
+    tag: Optional[str]
+
+    @classmethod
+    def parse(cls, state: Mapping[str, Any]) -> "ClusterConfig":
+        return cls(name=state["name"], namespace=state["namespace"], tag=state.get("tag"))
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """What the head, the observability node and every worker pool are configured with."""
+
+    cluster_id: str
+    cluster_name: str
+    template_id: str
+    images_id: Optional[str]
+    userdata: Optional[str]
+    instance_tags: dict[str, str]
+    metrics_enabled: bool
+    environment: dict[str, str]
+    lifetime: Optional[timedelta]
+    timeouts: Timeouts
+    script: str  # the node task's bash script (ray_start_script, start_script or task_script)
+
+    @staticmethod
+    def common(state: Mapping[str, Any], script_attribute: str) -> dict[str, Any]:
+        return dict(
+            cluster_id=state["cluster_id"],
+            cluster_name=state["cluster_name"],
+            template_id=state["compute_requirement_template_id"],
+            images_id=state.get("images_id"),
+            userdata=state.get("userdata"),
+            instance_tags=dict(state.get("instance_tags") or {}),
+            metrics_enabled=bool(state.get("metrics_enabled")),
+            environment=dict(state.get("environment") or {}),
+            lifetime=parse_duration(state["lifetime"]) if state.get("lifetime") else None,
+            timeouts=Timeouts.parse(state.get("timeouts")),
+            script=state.get(script_attribute) or "",
+        )
+
+
+@dataclass(frozen=True)
+class SingleNodeConfig(NodeConfig):
+    """A head or an observability node: one pool of one node."""
+
+    name_suffix: Optional[str]
+    observability_host: Optional[str]
+
+    @classmethod
+    def parse(cls, state: Mapping[str, Any], script_attribute: str) -> "SingleNodeConfig":
+        return cls(**cls.common(state, script_attribute), name_suffix=state.get("name_suffix"),
+                   observability_host=state.get("observability_host"))
+
+
+@dataclass(frozen=True)
+class WorkerPoolConfig(NodeConfig):
+    name: str
+    head_private_ip: str
+    observability_host: Optional[str]
+    node_count: int
+    wait_for_nodes: bool
+
+    @classmethod
+    def parse(cls, state: Mapping[str, Any]) -> "WorkerPoolConfig":
+        return cls(**cls.common(state, "task_script"), name=state["name"],
+                   head_private_ip=state["head_private_ip"], observability_host=state.get("observability_host"),
+                   node_count=int(state["node_count"]), wait_for_nodes=bool(state.get("wait_for_nodes")))

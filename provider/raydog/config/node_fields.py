@@ -1,0 +1,69 @@
+"""The attributes every node resource (head, observability, worker pool) declares."""
+
+from __future__ import annotations
+
+from raydog import names
+from raydog.config import rules
+from raydog.config.fields import BOOL, STRING, STRING_MAP, Field, Rule, SingleBlock
+
+DEFAULT_TIMEOUTS = {"create": "20m", "update": "20m", "delete": "10m"}
+
+TIMEOUTS = SingleBlock(
+    "timeouts",
+    'Operation timeouts, as durations such as "90s", "10m" or "2h".',
+    tuple(Field(op, STRING, f'How long {op} may take (default "{default}").', optional=True, check=rules.duration)
+          for op, default in DEFAULT_TIMEOUTS.items()),
+)
+
+NODE_FIELDS = (
+    Field("id", STRING, "Worker pool id.", computed=True),
+    Field("cluster_id", STRING, "Id of the cluster (`raydog_cluster.<name>.id`).", required=True, replace=True,
+          check=rules.work_requirement_id),
+    Field("cluster_name", STRING,
+          "Name of the cluster (`raydog_cluster.<name>.name`); prefixes this pool's YellowDog names.",
+          required=True, replace=True, check=rules.name("cluster name")),
+    Field("compute_requirement_template_id", STRING,
+          "Compute requirement template the pool's nodes are provisioned from (id or `namespace/name`).",
+          required=True, replace=True, check=rules.not_blank),
+    Field("images_id", STRING, "Image family, group or image id for the nodes.", optional=True, replace=True),
+    Field("userdata", STRING, "Userdata script run when a node boots.", optional=True, sensitive=True, replace=True),
+    Field("instance_tags", STRING_MAP, "Tags put on the pool's cloud instances.", optional=True, replace=True,
+          key_check=rules.tag_key),
+    Field("metrics_enabled", BOOL, "Whether YellowDog collects node metrics.", optional=True, replace=True),
+    Field("environment", STRING_MAP, "Extra environment variables for the node tasks.", optional=True, replace=True,
+          key_check=rules.environment_name),
+    Field("lifetime", STRING, 'Task timeout of the node tasks, such as "2h"; when it passes the nodes\' tasks end.',
+          optional=True, replace=True, check=rules.duration),
+    Field("namespace", STRING, "YellowDog namespace (the cluster's).", computed=True),
+    Field("yellowdog_name", STRING, "Name of the worker pool and compute requirement on YellowDog.", computed=True),
+    Field("compute_requirement_id", STRING, "Compute requirement id.", computed=True),
+    Field("task_group_id", STRING, "Task group id in the cluster's work requirement.", computed=True),
+)
+
+# Outputs of a single-node resource (head, observability). task_id forces replacement
+# although computed: read() clears it when the node's task ended outside Terraform, and
+# plan() then plans a replacement (see lifecycle.single_node).
+HOST_FIELDS = (
+    Field("task_id", STRING, "Id of the node's task.", computed=True, replace=True),
+    Field("node_id", STRING, "Id of the YellowDog node.", computed=True),
+    Field("private_ip", STRING, "Private IP address of the node.", computed=True),
+    Field("public_ip", STRING, "Public IP address of the node.", computed=True),
+)
+
+
+def name_suffix_field(role: str, suffix: str) -> Field:
+    return Field(
+        "name_suffix", STRING,
+        f"Appended to the pool's YellowDog name (`<cluster_name>-{suffix}-<name_suffix>`), so a replacement "
+        f"{role} can be created before the old one is destroyed (create_before_destroy).",
+        optional=True, replace=True, check=rules.name_suffix,
+    )
+
+
+def single_node_rules(suffix: str, what: str) -> tuple[Rule, ...]:
+    """The YellowDog name of a head or observability pool, with and without its name_suffix, must be valid."""
+    return (
+        Rule(("cluster_name",), "cluster_name", rules.derived_name(suffix, what)),
+        Rule(("cluster_name", "name_suffix"), "name_suffix",
+             lambda cluster, name_suffix: rules.derived_name(names.suffixed(suffix, name_suffix), what)(cluster)),
+    )

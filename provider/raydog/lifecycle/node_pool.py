@@ -1,0 +1,232 @@
+"""The life of a node pool: a provisioned worker pool, its task group in the cluster's work
+requirement, and one task per node. Shared by the head, the observability node and the
+worker pools."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Optional
+
+from tf.utils import Diagnostics
+
+from raydog import names
+from raydog.config.models import NodeConfig, Timeouts
+from raydog.lifecycle.diagnostics import report
+from raydog.yellowdog import (
+    PlatformError,
+    PoolInfo,
+    PoolSpec,
+    StoppedError,
+    TaskFailedError,
+    TaskGroupSpec,
+    TaskInfo,
+    TaskSpec,
+    WaitTimeoutError,
+    WorkRequirementInfo,
+)
+
+if TYPE_CHECKING:
+    from raydog.yellowdog import YellowDogClient
+
+log = logging.getLogger("raydog.resources")
+
+# Nodes whose task has ended are shut down after this long; a pool with no claimed
+# worker after this long is shut down too (RayDog's builder used 3 minutes).
+IDLE_NODE_SHUTDOWN = timedelta(minutes=5)
+IDLE_POOL_SHUTDOWN = timedelta(minutes=10)
+
+
+class PoolClaims:
+    """The (namespace, pool name) of every pool one provider instance creates.
+
+    One provider process serves a whole apply, so two resources of one configuration that
+    would share a YellowDog pool are caught before any request."""
+
+    def __init__(self) -> None:
+        self._claimed: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def claim(self, namespace: str, pool_name: str) -> bool:
+        """Record that this provider creates ``namespace/pool_name``; False if it already does."""
+        with self._lock:
+            if (namespace, pool_name) in self._claimed:
+                return False
+            self._claimed.add((namespace, pool_name))
+            return True
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """What to run on one pool: its YellowDog name, its task group role, one task per node."""
+
+    suffix: str
+    group_role: str
+    task_names: list[str]
+    environment: dict[str, str]
+    wait: bool
+    name_path: list  # the attribute that names the pool, for a duplicate-name error
+    finish_if_any_task_failed: bool = False
+    extra_state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CreatedPool:
+    """What a create made: the state to record, the tasks added and, when waited for, their executing form."""
+
+    state: dict
+    tasks: list[TaskInfo]
+    executing: list[TaskInfo]
+
+
+def live_pool(client: "YellowDogClient", pool_id: str) -> Optional[PoolInfo]:
+    """The pool while it is live, None once it is gone; PlatformError when we cannot tell."""
+    pool = client.get_pool(pool_id, details=False)  # the pool alone answers `live`
+    if pool is None or not pool.live:
+        log.info("worker pool %s is gone (%s)", pool_id, None if pool is None else pool.status)
+        return None
+    return pool
+
+
+class NodePool:
+    """Create and remove of one node pool, reporting problems to ``diags``."""
+
+    def __init__(self, client: "YellowDogClient", diags: Diagnostics, stopping: threading.Event,
+                 claims: PoolClaims) -> None:
+        self.client = client
+        self.diags = diags
+        self.stopping = stopping
+        self.claims = claims
+
+    def cluster(self, config: NodeConfig) -> Optional[WorkRequirementInfo]:
+        """The cluster's work requirement, or None (with an error) when it can't take new nodes."""
+        try:
+            wr = self.client.get_work_requirement(config.cluster_id)
+        except PlatformError as exc:
+            report(self.diags, "Cannot read the cluster's work requirement", exc, ["cluster_id"])
+            return None
+        if wr is None or wr.finished:
+            status = "does not exist" if wr is None else f"is {wr.status}"
+            self.diags.add_error(
+                "The cluster is gone",
+                f"Work requirement {config.cluster_id} {status}; re-create the raydog_cluster.",
+                path=["cluster_id"],
+            )
+            return None
+        if wr.name != config.cluster_name:
+            self.diags.add_error(
+                "cluster_name does not match the cluster",
+                f'cluster_name is "{config.cluster_name}" but work requirement {wr.id} is named "{wr.name}"; '
+                "use raydog_cluster.<name>.name.",
+                path=["cluster_name"],
+            )
+            return None
+        return wr
+
+    def create(self, planned: dict, config: NodeConfig, plan: NodePlan) -> Optional[CreatedPool]:
+        """Provision the pool, append its task group, add its tasks and (if asked) wait for them.
+
+        Ids are recorded as soon as they exist. A task that fails or doesn't start in time
+        makes us remove what we created; an interrupt or an unexpected error returns the
+        partial state with the error, so Terraform keeps the object (tainted) and the next
+        apply replaces it: nothing is ever left on the platform that state doesn't know.
+        """
+        deadline = time.monotonic() + config.timeouts.create.total_seconds()
+        wr = self.cluster(config)
+        if wr is None:
+            return None
+        pool_name = names.pool_name(config.cluster_name, plan.suffix)
+        if not self.claims.claim(wr.namespace, pool_name):
+            self.diags.add_error(
+                "Duplicate worker pool name",
+                f'Another resource in this configuration already creates worker pool "{wr.namespace}/{pool_name}"; '
+                "YellowDog pool names are unique, so give each pool its own name.",
+                path=plan.name_path,
+            )
+            return None
+        try:
+            pool = self.client.provision_pool(self._pool_spec(config, wr, pool_name, len(plan.task_names)),
+                                              details=False)  # the ids are all a create needs: no read-back
+        except PlatformError as exc:
+            report(self.diags, f"Cannot provision worker pool {pool_name}", exc, ["compute_requirement_template_id"])
+            return None
+        state = dict(planned, id=pool.id, compute_requirement_id=pool.compute_requirement_id,
+                     yellowdog_name=pool.name, namespace=wr.namespace)
+        tasks: list[TaskInfo] = []
+        try:
+            group = self.client.ensure_task_group(wr.id, TaskGroupSpec(
+                name=names.task_group_name(plan.group_role),
+                worker_tag=pool.worker_tag or pool_name,
+                namespace=wr.namespace,
+                task_timeout=config.lifetime,
+                finish_if_any_task_failed=plan.finish_if_any_task_failed,
+            ))
+            state["task_group_id"] = group.id
+            tasks = list(self.client.add_tasks(group.id, [
+                TaskSpec(name=n, task_data=config.script, environment=plan.environment, timeout=config.lifetime)
+                for n in plan.task_names
+            ]))
+            state.update(plan.extra_state)
+            executing = []
+            if plan.wait:
+                executing = self.client.wait_until_executing(
+                    [t.id for t in tasks], max(deadline - time.monotonic(), 1.0), stop_event=self.stopping)
+            return CreatedPool(state, tasks, executing)
+        except (TaskFailedError, WaitTimeoutError) as exc:
+            cleaned = self.remove(state, config.timeouts, quiet=True)
+            what = "did not start" if isinstance(exc, WaitTimeoutError) else "failed"
+            report(self.diags, f"The {plan.group_role} node {what}", exc)
+            if cleaned:
+                return None
+            self.diags.add_error(
+                "Could not remove the pool after the failure",
+                f"Worker pool {state['id']} is kept in state (tainted) so the next apply removes it.",
+            )
+            return CreatedPool(state, tasks, [])
+        except StoppedError as exc:
+            report(self.diags, "Interrupted", exc)
+            return CreatedPool(state, tasks, [])
+        except PlatformError as exc:
+            report(self.diags, f"Cannot start the {plan.group_role} node tasks", exc)
+            return CreatedPool(state, tasks, [])
+
+    @staticmethod
+    def _pool_spec(config: NodeConfig, wr: WorkRequirementInfo, pool_name: str, node_count: int) -> PoolSpec:
+        return PoolSpec(
+            namespace=wr.namespace,
+            name=pool_name,
+            template_id=config.template_id,
+            images_id=config.images_id,
+            userdata=config.userdata,
+            instance_tags=config.instance_tags,
+            metrics_enabled=config.metrics_enabled,
+            node_count=node_count,
+            worker_tag=pool_name,
+            idle_node_shutdown=IDLE_NODE_SHUTDOWN,
+            idle_pool_shutdown=IDLE_POOL_SHUTDOWN,
+            node_boot_timeout=None,
+        )
+
+    def remove(self, state: dict, timeouts: Timeouts, quiet: bool = False) -> bool:
+        """Abort the pool's running tasks, then shut the pool down and terminate its compute requirement."""
+        try:
+            if state.get("task_group_id"):
+                for task in self.client.list_tasks(state["task_group_id"]):
+                    self.client.cancel_task(task.id, abort=True)
+            if state.get("id"):
+                self.client.remove_pool(
+                    state["id"],
+                    state.get("compute_requirement_id"),
+                    timeout_seconds=timeouts.delete.total_seconds(),
+                    stop_event=self.stopping,
+                )
+            return True
+        except PlatformError as exc:
+            if not quiet:
+                report(self.diags, f"Cannot remove worker pool {state.get('id')}", exc)
+            else:
+                log.warning("cleanup of worker pool %s failed: %s", state.get("id"), exc)
+            return False

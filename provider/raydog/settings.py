@@ -1,0 +1,78 @@
+"""Settings and fixed numbers the whole provider shares, each defined once.
+
+Credentials: the provider block's value, else its environment variable, else the default
+(``resolve_settings``); the one rule for what a usable URL and key look like
+(``settings_problems``), used by the provider's validation and configure, by the YellowDog
+layer before it connects, and by the CLI commands that talk to the platform.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional
+from urllib.parse import urlparse
+
+DEFAULT_API_URL = "https://api.yellowdog.ai"
+PROVIDER_ADDRESS = "registry.terraform.io/yellowdog/raydog"
+
+# provider attribute -> the environment variable it falls back to
+ENV_FALLBACKS = {
+    "api_url": "YD_API_URL",
+    "application_key_id": "YD_API_KEY_ID",
+    "application_key_secret": "YD_API_KEY_SECRET",
+}
+
+# Ray's ports on the head node, and the observability node's services.
+RAY_GCS_PORT = 6379
+RAY_CLIENT_PORT = 10001
+RAY_DASHBOARD_PORT = 8265
+PROMETHEUS_PORT = 9090
+GRAFANA_PORT = 3000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the YellowDog API is and which application key to use."""
+
+    api_url: str
+    key_id: Optional[str]
+    key_secret: Optional[str] = None
+
+    def __repr__(self) -> str:  # never show the secret, whatever prints this object
+        return f"Settings(api_url={self.api_url!r}, key_id={self.key_id!r}, key_secret=<hidden>)"
+
+
+def resolve_settings(config: Mapping[str, Optional[str]], environ: Mapping[str, str]) -> Settings:
+    """The configuration's value, else the environment variable, else the default."""
+    def pick(attribute: str) -> Optional[str]:
+        value = config.get(attribute)
+        return value if value else (environ.get(ENV_FALLBACKS[attribute]) or None)
+
+    api_url = (pick("api_url") or DEFAULT_API_URL).rstrip("/")
+    return Settings(api_url=api_url, key_id=pick("application_key_id"), key_secret=pick("application_key_secret"))
+
+
+def url_problem(url: str) -> Optional[str]:
+    """Why ``url`` is not a usable API URL, or None."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        return f'"{url}" is not an http(s) URL, such as "{DEFAULT_API_URL}"'
+    return None
+
+
+def key_problem(value: Optional[str]) -> Optional[str]:
+    """Why an application key id or secret given as ``value`` is unusable, or None."""
+    if value is not None and not value.strip():
+        return "must not be empty"
+    return None
+
+
+def settings_problems(values: Mapping[str, Optional[str]]) -> list[tuple[str, str]]:
+    """(attribute, message) for each given value that breaks the rule; absent values pass."""
+    found = []
+    if values.get("api_url") is not None and (problem := url_problem(values["api_url"])):
+        found.append(("api_url", problem))
+    for attribute in ("application_key_id", "application_key_secret"):
+        if problem := key_problem(values.get(attribute)):
+            found.append((attribute, problem))
+    return found
