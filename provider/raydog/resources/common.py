@@ -20,7 +20,7 @@ from tf.schema import Attribute, Block, Schema
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from raydog import names, scripts, tfcompat
+from raydog import names, node_scripts, tfcompat
 from raydog.yellowdog import (
     PlatformError,
     PoolSpec,
@@ -177,7 +177,7 @@ def lint_script_attribute(diags: Diagnostics, config: dict, attribute: str, role
     content = config.get(attribute)
     if not isinstance(content, str) or content is Unknown:
         return
-    for finding in scripts.lint_script(content, role):
+    for finding in node_scripts.lint_script(content, role):
         diags.add_warning(finding.summary, finding.detail, path=[attribute])
 
 
@@ -391,13 +391,13 @@ def address_state(platform, diags: Diagnostics, state: dict, task) -> bool:
 
 
 def script_or_default(value: Optional[str], template: str) -> str:
-    return value if value else scripts.render_builtin(template, {})
+    return value if value else node_scripts.render_builtin(template, {})
 
 
 def plan_script_default(proposed: dict, planned: dict, attribute: str, template: str) -> None:
     """Show the built-in script in the create plan when the configuration gives none."""
     if proposed.get(attribute) is None:
-        planned[attribute] = scripts.render_builtin(template, {})
+        planned[attribute] = node_scripts.render_builtin(template, {})
 
 
 def schema(attributes: list[Attribute], description: str) -> Schema:
