@@ -16,7 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("raydog.sandbox.server", "run a local YellowDog-compatible platform (API + scheduler + nodes)"),
     "install": ("raydog.install", "lay the provider into a Terraform filesystem mirror"),
     "tunnel": ("raydog.tunnel_cli", "open SSH tunnels to the Ray head (client, dashboard, Grafana, Prometheus)"),
-    "import-state": ("raydog.import_state", "import blocks for a cluster from RayDog's saved JSON state"),
+    "import-state": ("raydog.migrate.cli", "import blocks for a cluster from RayDog's saved JSON state"),
 }
 # Subcommands that take the rest of the command line as it is.
 PASSTHROUGH: dict[str, tuple[str, str]] = {

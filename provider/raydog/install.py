@@ -59,7 +59,7 @@ def install(mirror: Path, python: str | None = None, version: str = __version__)
     (target / "lib").mkdir(parents=True)
     source = Path(__file__).resolve().parent
     shutil.copytree(source, target / "lib" / "raydog", ignore=_ignore)
-    _copy_node_scripts(source, target / "lib" / "raydog" / "node_scripts")
+    _copy_node_scripts(source, target / "lib" / "raydog" / "node_scripts" / "templates")
     # Compile now with the interpreter the launcher runs (-B then never writes): the package
     # must not change after install, or Terraform's lock-file checksum no longer matches.
     subprocess.run([python, "-m", "compileall", "-q", str(target / "lib")], check=True)
@@ -76,7 +76,7 @@ def _ignore(directory: str, entries: list[str]) -> list[str]:
 
 def _copy_node_scripts(source: Path, destination: Path) -> None:
     """Ship the node templates beside the code (from the wheel's package data or the repo's scripts/)."""
-    for candidate in (source / "node_scripts", source.parents[1] / "scripts"):
+    for candidate in (source / "node_scripts" / "templates", source.parents[1] / "scripts"):
         templates = sorted(candidate.glob("*.sh.j2")) if candidate.is_dir() else []
         if templates:
             destination.mkdir(parents=True, exist_ok=True)

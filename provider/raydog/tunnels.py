@@ -26,7 +26,12 @@ from typing import Self
 
 import paramiko
 
-from raydog.settings import GRAFANA_PORT, PROMETHEUS_PORT, RAY_CLIENT_PORT, RAY_DASHBOARD_PORT  # noqa: F401 (re-exported)
+from raydog.settings import (  # noqa: F401 (re-exported)
+    GRAFANA_PORT,
+    PROMETHEUS_PORT,
+    RAY_CLIENT_PORT,
+    RAY_DASHBOARD_PORT,
+)
 
 log = logging.getLogger("raydog.tunnels")
 

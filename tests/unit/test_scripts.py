@@ -15,8 +15,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from raydog import scripts
-from raydog.scripts import (
+from jinja2 import meta
+from raydog import node_scripts
+from raydog.node_scripts import (
     BUILTIN_TEMPLATES,
     LintFinding,
     ScriptError,
@@ -24,12 +25,12 @@ from raydog.scripts import (
     builtin_variable_docs,
     builtin_variables,
     lint_script,
-    referenced_variables,
     render_builtin,
     render_text,
     sha256_hex,
     templates_dir,
 )
+from raydog.node_scripts.render import _text_environment
 
 REPO = Path(__file__).resolve().parents[2]
 BASH = shutil.which("bash")
@@ -108,7 +109,7 @@ def test_unrendered_builtin_templates_lint_clean_as_text(role):
 
 @pytest.mark.parametrize("name", BUILTIN_TEMPLATES)
 def test_documented_variables_are_exactly_those_the_template_uses(name):
-    used = referenced_variables(builtin_source(name))
+    used = meta.find_undeclared_variables(_text_environment().parse(builtin_source(name)))
     documented = builtin_variables(name)
     assert set(documented) == used
     assert all(v.description for v in builtin_variable_docs(name))
@@ -256,11 +257,11 @@ def test_render_text_offers_the_shell_filters():
 
 def test_templates_load_from_the_repository_in_an_editable_install():
     assert templates_dir() == REPO / "scripts"
-    assert scripts.TEMPLATE_DIRS[-1] == REPO / "scripts"
+    assert node_scripts.TEMPLATE_DIRS[-1] == REPO / "scripts"
 
 
 def test_package_data_directory_wins_when_present(tmp_path):
-    package = tmp_path / "node_scripts"
+    package = tmp_path / "templates"
     shutil.copytree(REPO / "scripts", package)
     assert templates_dir([package, REPO / "scripts"]) == package
     assert templates_dir([tmp_path / "missing", REPO / "scripts"]) == REPO / "scripts"
@@ -276,19 +277,19 @@ def test_incomplete_directory_is_skipped_and_nothing_found_is_an_error(tmp_path)
 
 
 def test_wheel_layout_renders_from_package_data(tmp_path):
-    """A copy of the module laid out as the wheel installs it uses raydog/node_scripts/."""
-    package = tmp_path / "site-packages" / "raydog"
-    package.mkdir(parents=True)
-    shutil.copy(REPO / "provider" / "raydog" / "scripts.py", package / "scripts.py")
-    shutil.copytree(REPO / "scripts", package / "node_scripts")
-    marked = package / "node_scripts" / "worker.sh.j2"
+    """A copy of the package laid out as the wheel installs it uses raydog/node_scripts/templates/."""
+    package = tmp_path / "site-packages" / "raydog" / "node_scripts"
+    shutil.copytree(REPO / "provider" / "raydog" / "node_scripts", package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "scripts", package / "templates")
+    marked = package / "templates" / "worker.sh.j2"
     marked.write_text(marked.read_text() + "# from the wheel\n")
-    spec = importlib.util.spec_from_file_location("wheel_layout_scripts", package / "scripts.py")
+    spec = importlib.util.spec_from_file_location("wheel_layout_render", package / "render.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     try:
         spec.loader.exec_module(module)
-        assert module.templates_dir() == package / "node_scripts"
+        assert module.templates_dir() == package / "templates"
         assert module.render_builtin("worker", {}).endswith("# from the wheel\n")
     finally:
         del sys.modules[spec.name]
@@ -296,9 +297,9 @@ def test_wheel_layout_renders_from_package_data(tmp_path):
 
 def test_pyproject_ships_the_templates_as_package_data():
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert config["package-dir"]["raydog.node_scripts"] == "scripts"
-    assert "raydog.node_scripts" in config["packages"]
-    assert "*.sh.j2" in config["package-data"]["raydog.node_scripts"]
+    assert config["package-dir"]["raydog.node_scripts.templates"] == "scripts"
+    assert {"raydog.node_scripts", "raydog.node_scripts.templates"} <= set(config["packages"])
+    assert "*.sh.j2" in config["package-data"]["raydog.node_scripts.templates"]
 
 
 def test_sha256_is_stable_and_matches_hashlib():

@@ -10,7 +10,7 @@ from tf.schema import Attribute, Schema
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from raydog import scripts
+from raydog import node_scripts
 
 
 class NodeScriptDataSource(DataSource):
@@ -23,7 +23,7 @@ class NodeScriptDataSource(DataSource):
 
     @classmethod
     def get_schema(cls) -> Schema:
-        builtins = ", ".join(f"`{name}`" for name in scripts.BUILTIN_TEMPLATES)
+        builtins = ", ".join(f"`{name}`" for name in node_scripts.BUILTIN_TEMPLATES)
         return Schema(
             version=0,
             description="Renders a built-in node script template, or your own Jinja text, with variables.",
@@ -45,10 +45,10 @@ class NodeScriptDataSource(DataSource):
         if template is not None and source is not None:
             diags.add_error("Conflicting template and source", "Set only one of `template` and `source`.", path=["source"])
             return
-        if template is not None and template is not Unknown and template not in scripts.BUILTIN_TEMPLATES:
+        if template is not None and template is not Unknown and template not in node_scripts.BUILTIN_TEMPLATES:
             diags.add_error(
                 f'Unknown template "{template}"',
-                f"Built-in templates are: {', '.join(scripts.BUILTIN_TEMPLATES)}.",
+                f"Built-in templates are: {', '.join(node_scripts.BUILTIN_TEMPLATES)}.",
                 path=["template"],
             )
             return
@@ -64,7 +64,7 @@ class NodeScriptDataSource(DataSource):
         content = render(ctx.diagnostics, config)
         if content is None:
             return None
-        return {**config, "content": content, "sha256": scripts.sha256_hex(content)}
+        return {**config, "content": content, "sha256": node_scripts.sha256_hex(content)}
 
 
 def _known(value) -> bool:
@@ -79,9 +79,9 @@ def render(diags: Diagnostics, config: Config) -> Optional[str]:
     variables = dict(config.get("vars") or {})
     try:
         if config.get("template") is not None:
-            return scripts.render_builtin(config["template"], variables)
-        return scripts.render_text(config["source"], variables)
-    except scripts.ScriptError as exc:
+            return node_scripts.render_builtin(config["template"], variables)
+        return node_scripts.render_text(config["source"], variables)
+    except node_scripts.ScriptError as exc:
         diags.add_error("Cannot render the node script", str(exc), path=_error_path(config, exc))
         return None
 
@@ -95,7 +95,7 @@ def check_variable_names(diags: Diagnostics, config: Config) -> None:
     Any other failure waits for the real values."""
     variables = dict(config.get("vars") or {})
     if config.get("template") is not None:
-        known = scripts.builtin_variables(config["template"])
+        known = node_scripts.builtin_variables(config["template"])
         for key in variables:
             if key not in known:
                 diags.add_error(
@@ -109,9 +109,9 @@ def check_variable_names(diags: Diagnostics, config: Config) -> None:
     for stand_in in ("", "1"):
         values = {k: (stand_in if v is Unknown else v) for k, v in variables.items()}
         try:
-            scripts.render_text(config["source"], values)
+            node_scripts.render_text(config["source"], values)
             return
-        except scripts.ScriptError as exc:
+        except node_scripts.ScriptError as exc:
             if exc.variable is None or exc.variable in variables:
                 return
             failures.append(exc)
@@ -119,7 +119,7 @@ def check_variable_names(diags: Diagnostics, config: Config) -> None:
         diags.add_error("Cannot render the node script", str(failures[0]), path=["source"])
 
 
-def _error_path(config: Config, exc: scripts.ScriptError) -> list:
+def _error_path(config: Config, exc: node_scripts.ScriptError) -> list:
     """The variable's entry in ``vars`` when the error is about one given there, else the template."""
     if exc.variable is not None and exc.variable in (config.get("vars") or {}):
         return ["vars", (exc.variable,)]

@@ -19,10 +19,10 @@ def report(diags: Diagnostics, summary: str, exc: Exception, path: Optional[list
 
 def lint_script_attribute(diags: Diagnostics, config: dict, attribute: str, role: str) -> None:
     """Plan-time warnings when a script given to a head or worker breaks the script contract."""
-    from raydog import scripts  # the bash reader: only validate launches need it
+    from raydog import node_scripts  # the bash reader: only validate launches need it
 
     content = config.get(attribute)
     if not isinstance(content, str) or content is Unknown:
         return
-    for finding in scripts.lint_script(content, role):
+    for finding in node_scripts.lint_script(content, role):
         diags.add_warning(finding.summary, finding.detail, path=[attribute])

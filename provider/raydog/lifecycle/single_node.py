@@ -41,9 +41,9 @@ class SingleNodeResource(RaydogResource):
     def plan_create(self, ctx, proposed: dict, planned: dict) -> dict:
         """Show the built-in script in the create plan when the configuration gives none."""
         if proposed.get(self.script_attribute) is None:
-            from raydog import scripts
+            from raydog import node_scripts
 
-            planned[self.script_attribute] = scripts.render_builtin(self.script_template, {})
+            planned[self.script_attribute] = node_scripts.render_builtin(self.script_template, {})
         return planned
 
     def create(self, ctx, planned: dict) -> Optional[dict]:

@@ -10,7 +10,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 from tf import types
-from tf.iface import CreateContext, DeleteContext, ImportContext, PlanContext, ReadContext, State, UpdateContext
+from tf.iface import (
+    CreateContext,
+    DeleteContext,
+    ImportContext,
+    PlanContext,
+    ReadContext,
+    State,
+    UpdateContext,
+)
 from tf.utils import Diagnostics
 
 from raydog import names
@@ -72,9 +80,9 @@ class WorkerPoolResource(RaydogResource):
     def plan_create(self, ctx: PlanContext, proposed: State, planned: State) -> State:
         """Show the built-in script in the create plan when the configuration gives none."""
         if proposed.get("task_script") is None:
-            from raydog import scripts
+            from raydog import node_scripts
 
-            planned["task_script"] = scripts.render_builtin("worker", {})
+            planned["task_script"] = node_scripts.render_builtin("worker", {})
         return planned
 
     def plan(self, ctx: PlanContext, current: Optional[State], planned: State) -> State:
