@@ -14,6 +14,7 @@ from raydog import settings as settings_module
 from raydog.config import rules
 from raydog.config.fields import STRING, Field, Table
 from raydog.lifecycle.node_pool import PoolClaims
+from raydog.lifecycle.ownership import OwnershipJournal
 from raydog.settings import DEFAULT_API_URL, ENV_FALLBACKS, PROVIDER_ADDRESS, Settings
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ class RaydogProvider(Provider):
         # Set when Terraform asks the provider to stop (Ctrl-C); long waits poll it.
         self.stopping = threading.Event()
         self.pool_claims = PoolClaims()
+        # What this working directory's creates made (the proof that lets it adopt its own objects).
+        self.ownership = OwnershipJournal.for_working_directory()
 
     def get_model_prefix(self) -> str:
         return "raydog_"

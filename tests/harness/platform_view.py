@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from raydog.yellowdog.ownership import OWNER_GROUP
+
 FINISHED_POOL = {"SHUTDOWN", "TERMINATED"}
 FINISHED_TASK = {"COMPLETED", "FAILED", "ABORTED", "CANCELLED", "DISCARDED", "RESUBMITTED"}
 
@@ -33,6 +35,9 @@ class PlatformView:
     def live_work_requirements(self) -> list[dict]:
         return [w for w in self.state["workRequirements"] if w["status"] in ("RUNNING", "HELD", "FINISHING", "CANCELLING")]
 
+    def node_groups(self, wr_id: str) -> list[dict]:
+        return node_groups(self.work_requirement(wr_id))
+
     def group(self, group_id: str) -> dict:
         for wr in self.state["workRequirements"]:
             for group in wr["taskGroups"]:
@@ -53,3 +58,9 @@ class PlatformView:
 
 def view(sandbox) -> PlatformView:
     return PlatformView(sandbox.state())
+
+
+def node_groups(wr: dict) -> list[dict]:
+    """A work requirement's task groups (as /sandbox/v1/state shows them) without its owner
+    marker, the empty group that carries the token of the create that made it."""
+    return [g for g in wr["taskGroups"] if g["name"] != OWNER_GROUP]

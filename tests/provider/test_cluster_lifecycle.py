@@ -101,8 +101,7 @@ def test_cluster_with_observability_head_and_two_pools_builds_and_destroys(terra
         "dashboard_url": f"http://{head_node['privateIp']}:8265",
     }
 
-    wr = platform.work_requirement(resources["raydog_cluster.c"]["id"])
-    assert len(wr["taskGroups"]) == 4
+    assert len(platform.node_groups(resources["raydog_cluster.c"]["id"])) == 3
     assert [t["status"] for t in platform.tasks(head["task_group_id"])] == ["EXECUTING"]
     assert [t["status"] for t in platform.tasks(obs["task_group_id"])] == ["EXECUTING"]
     assert platform.tasks(head["task_group_id"])[0]["environment"]["OBSERVABILITY_HOST"] == obs["private_ip"]
@@ -276,8 +275,7 @@ def test_twelve_pools_created_at_parallelism_ten_all_have_task_groups(terraform,
     terraform.init()
     terraform.apply("-parallelism=10")
     resources = terraform.resources()
-    wr = view(sandbox).work_requirement(resources["raydog_cluster.c"]["id"])
-    groups = {g["id"] for g in wr["taskGroups"]}
+    groups = {g["id"] for g in view(sandbox).node_groups(resources["raydog_cluster.c"]["id"])}
     for i in range(12):
         assert resources[f"raydog_worker_pool.p{i:02d}"]["task_group_id"] in groups
     assert len(groups) == 13

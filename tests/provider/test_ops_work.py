@@ -10,8 +10,10 @@ import time
 import uuid
 
 import pytest
+from harness.platform_view import node_groups
 from raydog.yellowdog import (
     NotAuthorisedError,
+    OwnedElsewhereError,
     YellowDogClient,
     PlatformError,
     TaskGroupSpec,
@@ -34,7 +36,9 @@ def group_spec(name: str, **changes) -> TaskGroupSpec:
 
 
 def wr_state(sandbox, wr_id: str) -> dict:
-    return next(wr for wr in sandbox.state()["workRequirements"] if wr["id"] == wr_id)
+    """The work requirement as the sandbox holds it, with its node groups only (no owner marker)."""
+    wr = next(wr for wr in sandbox.state()["workRequirements"] if wr["id"] == wr_id)
+    return {**wr, "taskGroups": node_groups(wr)}
 
 
 def route_count(sandbox, route: str) -> int:
@@ -71,13 +75,26 @@ def test_create_work_requirement_returns_a_running_requirement(platform):
     assert platform.find_work_requirement(NS, name) == info
 
 
-def test_create_adopts_the_live_requirement_of_the_same_name(platform, sandbox):
+def test_create_refuses_a_live_requirement_it_did_not_make(platform, sandbox):
     name = unique("c")
     first = platform.create_work_requirement(NS, name, tag="one")
 
-    again = platform.create_work_requirement(NS, name, tag="two")
+    with pytest.raises(OwnedElsewhereError) as refused:
+        platform.create_work_requirement(NS, name, tag="two")
 
-    assert again.id == first.id and again.tag == "two"
+    assert refused.value.existing_id == first.id and "not created by this configuration" in str(refused.value)
+    assert platform.get_work_requirement(first.id).tag == "one"  # untouched
+    assert [wr["id"] for wr in sandbox.state()["workRequirements"] if wr["name"] == name] == [first.id]
+
+
+def test_create_adopts_a_live_requirement_whose_owner_token_it_proves(platform, sandbox):
+    name = unique("c")
+    first = platform.create_work_requirement(NS, name, tag="one", owner_token="rd-0123456789abcdef")
+    assert first.owner_token == "rd-0123456789abcdef"
+
+    again = platform.create_work_requirement(NS, name, tag="two", proven_tokens={"rd-0123456789abcdef"})
+
+    assert again.id == first.id and again.tag == "two" and again.owner_token == "rd-0123456789abcdef"
     assert [wr["id"] for wr in sandbox.state()["workRequirements"] if wr["name"] == name] == [first.id]
 
 

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from harness.platform_view import FINISHED_POOL, FINISHED_TASK, view
+from harness.platform_view import FINISHED_POOL, FINISHED_TASK, node_groups, view
 
 # The faults of issue 6, item 1 (the seed is added per run).
 ISSUE_FAULTS = "5xx=0.1,429=0.05,latency=0-300ms,drop=0.05"
@@ -219,7 +219,7 @@ def assert_state_owns_the_platform(tf, sandbox) -> None:
 def created_objects(sandbox) -> dict[str, int]:
     """How many objects of each kind the sandbox has ever held (finished ones included)."""
     state = sandbox.state()
-    groups = [g for w in state["workRequirements"] for g in w["taskGroups"]]
+    groups = [g for w in state["workRequirements"] for g in node_groups(w)]
     return {
         "work_requirements": len(state["workRequirements"]),
         "worker_pools": len(state["workerPools"]),
@@ -239,7 +239,7 @@ def duplicates(sandbox) -> dict[str, list[str]]:
         "worker_pools": _repeated(f"{p['namespace']}/{p['name']}" for p in state["workerPools"]),
         "compute_requirements": _repeated(f"{c['namespace']}/{c['name']}" for c in state["computeRequirements"]),
         "task_groups": _repeated(
-            f"{w['name']}/{g['name'].rsplit('-', 1)[0]}" for w in state["workRequirements"] for g in w["taskGroups"]),
+            f"{w['name']}/{g['name'].rsplit('-', 1)[0]}" for w in state["workRequirements"] for g in node_groups(w)),
         "tasks": _repeated(
             f"{g['name']}/{t['name']}" for w in state["workRequirements"] for g in w["taskGroups"] for t in g["tasks"]),
     }

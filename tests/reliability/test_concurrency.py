@@ -53,8 +53,7 @@ def test_thirty_pools_created_and_destroyed_at_parallelism_ten_keep_every_task_g
         assert len(groups) == POOLS, f"cycle {cycle}: {POOLS - len(groups)} pools share a task group"
         created_groups |= groups
         platform = view(sandbox)
-        wr = platform.work_requirement(cluster)
-        on_platform = {g["id"] for g in wr["taskGroups"]}
+        on_platform = {g["id"] for g in platform.node_groups(cluster)}
         assert on_platform == created_groups, (
             f"cycle {cycle}: lost {created_groups - on_platform}, unexpected {on_platform - created_groups}")
         for name in pools:
@@ -68,7 +67,7 @@ def test_thirty_pools_created_and_destroyed_at_parallelism_ten_keep_every_task_g
         destroyed = time.monotonic() - started
         platform = view(sandbox)
         assert [p["name"] for p in live_pools(platform)] == ["cc-head"]
-        assert {g["id"] for g in platform.work_requirement(cluster)["taskGroups"]} == created_groups
+        assert {g["id"] for g in platform.node_groups(cluster)} == created_groups
         assert [t["status"] for t in platform.tasks(head_group)] == ["EXECUTING"], "the head keeps running"
         timings.append((round(created, 1), round(destroyed, 1)))
 

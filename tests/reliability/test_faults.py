@@ -67,8 +67,7 @@ def test_cluster_with_ten_pools_converges_under_faults_without_duplicates_or_lea
     assert created["task_groups"] == WORKER_POOLS + 1
     assert created["tasks"] == 1 + WORKER_POOLS * NODES_PER_POOL
     resources = tf.resources()
-    wr = platform.work_requirement(resources["raydog_cluster.c"]["id"])
-    assert {g["id"] for g in wr["taskGroups"]} == {v["task_group_id"] for a, v in resources.items() if "task_group_id" in v}
+    assert {g["id"] for g in platform.node_groups(resources["raydog_cluster.c"]["id"])} == {v["task_group_id"] for a, v in resources.items() if "task_group_id" in v}
     for name in pools:
         group = resources[f"raydog_worker_pool.{name}"]["task_group_id"]
         assert len(platform.live_tasks(group)) == NODES_PER_POOL

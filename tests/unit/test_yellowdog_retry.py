@@ -87,8 +87,10 @@ def scripted(monkeypatch):
         server.close()
 
 
+TOKEN = "rd-0123456789abcdef"
+OWNER_MARKER = {"name": "raydog-owner", "tag": TOKEN, "runSpecification": {"taskTypes": ["bash"], "workerTags": [TOKEN]}}
 WR_JSON = {"id": "ydid:workreq:000000:1", "namespace": "ns", "name": "c", "status": "RUNNING",
-           "taskGroups": []}
+           "taskGroups": [OWNER_MARKER]}
 SERVER_ERROR = (500, {"errorType": "InternalServerException", "message": "boom", "detail": []}, {})
 
 
@@ -154,20 +156,19 @@ def test_throttled_request_succeeds_once_the_platform_answers(scripted):
 
 def test_dropped_create_is_sent_once_then_adopted_by_name(scripted):
     server, platform = scripted(
-        (404, "", {}),  # adopt-before-create lookup: not there yet
         "drop",  # the create commits, but the answer is lost
         (200, WR_JSON, {}),  # lookup by name finds it
     )
 
-    info = platform.create_work_requirement("ns", "c")
+    info = platform.create_work_requirement("ns", "c", owner_token=TOKEN)
 
     assert info.id == WR_JSON["id"]
-    assert [method for method, _ in server.requests] == ["GET", "POST", "GET"]
+    assert [method for method, _ in server.requests] == ["POST", "GET"]  # no look-up before a create
 
 
 def test_typed_error_carries_the_http_status(scripted):
     body = {"errorType": "InvalidRequestException", "message": "tag is not a valid name", "detail": []}
-    _, platform = scripted((404, "", {}), (400, body, {}))
+    _, platform = scripted((400, body, {}))
 
     with pytest.raises(PlatformError) as caught:
         platform.create_work_requirement("ns", "c", tag="Bad Tag")

@@ -16,7 +16,9 @@ from tf.utils import Diagnostics
 from raydog import names
 from raydog.config.models import NodeConfig, Timeouts
 from raydog.lifecycle.diagnostics import report
+from raydog.lifecycle.ownership import OwnershipJournal
 from raydog.yellowdog import (
+    OwnedElsewhereError,
     PlatformError,
     PoolInfo,
     PoolSpec,
@@ -38,6 +40,9 @@ log = logging.getLogger("raydog.resources")
 # worker after this long is shut down too (RayDog's builder used 3 minutes).
 IDLE_NODE_SHUTDOWN = timedelta(minutes=5)
 IDLE_POOL_SHUTDOWN = timedelta(minutes=10)
+# Kinds of object in the ownership journal.
+WORKER_POOL = "worker_pool"
+WORK_REQUIREMENT = "work_requirement"
 
 
 class PoolClaims:
@@ -95,11 +100,12 @@ class NodePool:
     """Create and remove of one node pool, reporting problems to ``diags``."""
 
     def __init__(self, client: "YellowDogClient", diags: Diagnostics, stopping: threading.Event,
-                 claims: PoolClaims) -> None:
+                 claims: PoolClaims, ownership: OwnershipJournal) -> None:
         self.client = client
         self.diags = diags
         self.stopping = stopping
         self.claims = claims
+        self.ownership = ownership
 
     def cluster(self, config: NodeConfig) -> Optional[WorkRequirementInfo]:
         """The cluster's work requirement, or None (with an error) when it can't take new nodes."""
@@ -147,9 +153,26 @@ class NodePool:
                 path=plan.name_path,
             )
             return None
+        token = self.ownership.issue(WORKER_POOL, wr.namespace, pool_name)  # before any request
+        spec = self._pool_spec(config, wr, pool_name, len(plan.task_names), token)
         try:
-            pool = self.client.provision_pool(self._pool_spec(config, wr, pool_name, len(plan.task_names)),
-                                              details=False)  # the ids are all a create needs: no read-back
+            # details=False: the ids are all a create needs, no read-back.
+            pool = self.client.provision_pool(
+                spec, details=False, proven_worker_tags=self.ownership.tokens(WORKER_POOL, wr.namespace, pool_name))
+            if pool.worker_tag not in (None, token):
+                # Made by a run of this configuration that was killed before Terraform recorded it.
+                log.warning("worker pool %s (%s) was left by an interrupted run: removing it first", pool_name, pool.id)
+                release_pool(self.client, wr.id, pool, config.timeouts, self.stopping)
+                pool = self.client.provision_pool(spec, details=False)
+        except OwnedElsewhereError as exc:
+            self.diags.add_error(
+                "Worker pool name taken",
+                f"{exc}. To manage it with this configuration, import it "
+                f'(import {{ to = <this resource\'s address>, id = "{exc.existing_id}" }}), or give this pool '
+                "another name.",
+                path=plan.name_path,
+            )
+            return None
         except PlatformError as exc:
             report(self.diags, f"Cannot provision worker pool {pool_name}", exc, ["compute_requirement_template_id"])
             return None
@@ -159,7 +182,8 @@ class NodePool:
         try:
             group = self.client.ensure_task_group(wr.id, TaskGroupSpec(
                 name=names.task_group_name(plan.group_role),
-                worker_tag=pool.worker_tag or pool_name,
+                worker_tag=token,
+                tag=pool_name,  # the group names its pool, so the cluster can find every pool serving it
                 namespace=wr.namespace,
                 task_timeout=config.lifetime,
                 finish_if_any_task_failed=plan.finish_if_any_task_failed,
@@ -194,7 +218,8 @@ class NodePool:
             return CreatedPool(state, tasks, [])
 
     @staticmethod
-    def _pool_spec(config: NodeConfig, wr: WorkRequirementInfo, pool_name: str, node_count: int) -> PoolSpec:
+    def _pool_spec(config: NodeConfig, wr: WorkRequirementInfo, pool_name: str, node_count: int,
+                   token: str) -> PoolSpec:
         return PoolSpec(
             namespace=wr.namespace,
             name=pool_name,
@@ -204,7 +229,7 @@ class NodePool:
             instance_tags=config.instance_tags,
             metrics_enabled=config.metrics_enabled,
             node_count=node_count,
-            worker_tag=pool_name,
+            worker_tag=token,
             idle_node_shutdown=IDLE_NODE_SHUTDOWN,
             idle_pool_shutdown=IDLE_POOL_SHUTDOWN,
             node_boot_timeout=None,
@@ -230,3 +255,15 @@ class NodePool:
             else:
                 log.warning("cleanup of worker pool %s failed: %s", state.get("id"), exc)
             return False
+
+
+def release_pool(client: "YellowDogClient", wr_id: str, pool: PoolInfo, timeouts: Timeouts,
+                 stopping: threading.Event) -> None:
+    """Remove a pool that no resource in state holds: abort the tasks its group in the
+    cluster gave it, then shut it down and terminate its compute requirement."""
+    found = client.find_pool_group(pool.namespace or "", pool.worker_tag or "", wr_id) if pool.worker_tag else None
+    if found is not None:
+        for task in client.list_tasks(found[1].id):
+            client.cancel_task(task.id, abort=True)
+    client.remove_pool(pool.id, pool.compute_requirement_id, timeout_seconds=timeouts.delete.total_seconds(),
+                       stop_event=stopping)

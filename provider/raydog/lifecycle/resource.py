@@ -13,6 +13,7 @@ from raydog import tfcompat
 from raydog.config.fields import Table
 from raydog.lifecycle.diagnostics import lint_script_attribute
 from raydog.lifecycle.node_pool import NodePool, PoolClaims
+from raydog.lifecycle.ownership import OwnershipJournal
 
 if TYPE_CHECKING:
     from raydog.yellowdog import YellowDogClient
@@ -26,6 +27,7 @@ class ProviderContext(Protocol):
 
     stopping: threading.Event
     pool_claims: PoolClaims
+    ownership: OwnershipJournal
 
 
 class RaydogResource(Resource):
@@ -44,7 +46,7 @@ class RaydogResource(Resource):
         return self.provider.client
 
     def node_pool(self, diags: Diagnostics) -> NodePool:
-        return NodePool(self.client, diags, self.provider.stopping, self.provider.pool_claims)
+        return NodePool(self.client, diags, self.provider.stopping, self.provider.pool_claims, self.provider.ownership)
 
     @classmethod
     def get_schema(cls) -> Schema:
@@ -61,6 +63,19 @@ class RaydogResource(Resource):
                             path=path)
         if self.script_attribute and self.script_role:
             lint_script_attribute(diags, config, self.script_attribute, self.script_role)
+
+    def take_ownership(self, diags: Diagnostics, state: dict) -> None:
+        """Record an imported pool's token in the ownership journal: it is this configuration's now."""
+        from raydog.lifecycle.node_pool import WORKER_POOL
+        from raydog.yellowdog import PlatformError
+
+        try:
+            pool = self.client.get_pool(state["id"], details=False)
+        except PlatformError as exc:
+            diags.add_warning("Cannot record the imported pool as this configuration's", str(exc))
+            return
+        if pool is not None and pool.worker_tag and state.get("namespace") and state.get("yellowdog_name"):
+            self.provider.ownership.record(WORKER_POOL, state["namespace"], state["yellowdog_name"], pool.worker_tag)
 
     def upgrade(self, ctx, version: int, old: dict) -> dict:
         return self.full(old)

@@ -111,6 +111,7 @@ class SingleNodeResource(RaydogResource):
         state = import_node_pool(self.client, ctx.diagnostics, id, self.suffix, self.script_attribute)
         if state is None:
             return None
+        self.take_ownership(ctx.diagnostics, state)
         if state.get("private_ip"):
             state.update(self.outputs(state["private_ip"]))
         return self.full(state)

@@ -9,11 +9,12 @@ from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, S
 from raydog import names
 from raydog.config import rules
 from raydog.config.fields import STRING, Field, Rule, Table
-from raydog.config.models import ClusterConfig
+from raydog.config.models import ClusterConfig, Timeouts
 from raydog.config.node_fields import TIMEOUTS
 from raydog.lifecycle.diagnostics import report
+from raydog.lifecycle.node_pool import WORK_REQUIREMENT, release_pool
 from raydog.lifecycle.resource import RaydogResource
-from raydog.yellowdog import PlatformError
+from raydog.yellowdog import OwnedElsewhereError, PlatformError, WorkRequirementInfo
 
 TABLE = Table(
     fields=(
@@ -40,12 +41,39 @@ class ClusterResource(RaydogResource):
 
     def create(self, ctx: CreateContext, planned: State) -> Optional[State]:
         config = ClusterConfig.parse(planned)
+        journal = self.provider.ownership
+        token = journal.issue(WORK_REQUIREMENT, config.namespace, config.name)  # before any request
         try:
-            wr = self.client.create_work_requirement(config.namespace, config.name, config.tag)
+            wr = self.client.create_work_requirement(
+                config.namespace, config.name, config.tag, owner_token=token,
+                proven_tokens=journal.tokens(WORK_REQUIREMENT, config.namespace, config.name))
+            if wr.owner_token != token:
+                # Made by a run of this configuration that was killed before Terraform recorded
+                # it: no resource in state holds its pools, so they go; the requirement is kept.
+                self._release_pools(wr, Timeouts.parse(planned.get("timeouts")))
+        except OwnedElsewhereError as exc:
+            ctx.diagnostics.add_error(
+                "Cluster name taken",
+                f"{exc}. To manage it with this configuration, import it "
+                f'(import {{ to = raydog_cluster.<name>, id = "{exc.existing_id}" }}), or choose another name '
+                "or namespace.",
+                path=["name"],
+            )
+            return None
         except PlatformError as exc:
             report(ctx.diagnostics, f"Cannot create work requirement {config.namespace}/{config.name}", exc)
             return None
         return self.full({**planned, "id": wr.id, "status": wr.status})
+
+    def _release_pools(self, wr: WorkRequirementInfo, timeouts: Timeouts) -> list[str]:
+        """Remove every live pool serving the cluster; the ids of those that could not be removed."""
+        left = []
+        for pool in self.client.live_pools_serving(wr.id):
+            try:
+                release_pool(self.client, wr.id, pool, timeouts, self.provider.stopping)
+            except PlatformError as exc:
+                left.append(f"{pool.id} ({exc})")
+        return left
 
     def read(self, ctx: ReadContext, current: State) -> Optional[State]:
         try:
@@ -68,10 +96,26 @@ class ClusterResource(RaydogResource):
         return self.full({**planned, "id": current["id"], "status": current.get("status")})
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
+        """Cancel the work requirement (its tasks are aborted, so their EXIT traps run), then
+        shut down every pool still serving it: those of node resources that are no longer in
+        state (a killed apply's). Success only when none is left live."""
+        wr_id = current["id"]
         try:
-            self.client.cancel_work_requirement(current["id"])
+            wr = self.client.cancel_work_requirement(wr_id)
+            if wr is None:
+                return
+            left = self._release_pools(wr, Timeouts.parse(current.get("timeouts")))
+            if not left:  # verify: a pool the platform still counts as live is not removed
+                left = [p.id for p in self.client.live_pools_serving(wr_id)]
         except PlatformError as exc:
-            report(ctx.diagnostics, f"Cannot cancel work requirement {current['id']}", exc)
+            report(ctx.diagnostics, f"Cannot cancel work requirement {wr_id}", exc)
+            return
+        if left:
+            ctx.diagnostics.add_error(
+                "Cluster pools still live",
+                f"Work requirement {wr_id} is cancelled, but these worker pools serving it are still live: "
+                f"{', '.join(left)}. Run terraform destroy again to retry.",
+            )
 
     def import_(self, ctx: ImportContext, id: str) -> Optional[State]:
         try:
@@ -81,5 +125,15 @@ class ClusterResource(RaydogResource):
             return None
         if wr is None or wr.finished:
             ctx.diagnostics.add_error("Cannot import", f"Work requirement {id} does not exist or has finished.")
+            return None
+        # Importing takes ownership: the journal holds the requirement's token from now on.
+        journal = self.provider.ownership
+        try:
+            if wr.owner_token is None:
+                wr = self.client.mark_owner(wr.id, journal.issue(WORK_REQUIREMENT, wr.namespace, wr.name))
+            else:
+                journal.record(WORK_REQUIREMENT, wr.namespace, wr.name, wr.owner_token)
+        except PlatformError as exc:
+            report(ctx.diagnostics, f"Cannot import work requirement {id}", exc)
             return None
         return self.full({"id": wr.id, "name": wr.name, "namespace": wr.namespace, "tag": wr.tag, "status": wr.status})

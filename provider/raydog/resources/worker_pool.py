@@ -170,7 +170,10 @@ class WorkerPoolResource(RaydogResource):
         self.node_pool(ctx.diagnostics).remove(current, Timeouts.parse(current.get("timeouts")))
 
     def import_(self, ctx: ImportContext, id: str) -> Optional[State]:
-        return self.full(import_worker_pool(self.client, ctx.diagnostics, id))
+        state = import_worker_pool(self.client, ctx.diagnostics, id)
+        if state is not None:
+            self.take_ownership(ctx.diagnostics, state)
+        return self.full(state)
 
 
 def import_worker_pool(client: "YellowDogClient", diags: Diagnostics, id: str) -> Optional[dict]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from .errors import (
     NotAuthorisedError,
     NotFoundError,
+    OwnedElsewhereError,
     PlatformError,
     StoppedError,
     TaskFailedError,
@@ -30,6 +31,7 @@ from .models import (
     TaskSpec,
     WorkRequirementInfo,
 )
+from .ownership import new_owner_token
 from .probe import check_credentials
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ __all__ = [
     "NodeAddress",
     "NotAuthorisedError",
     "NotFoundError",
+    "OwnedElsewhereError",
     "YellowDogClient",
     "PlatformError",
     "PoolInfo",
@@ -62,5 +65,6 @@ __all__ = [
     "WaitTimeoutError",
     "WorkRequirementInfo",
     "check_credentials",
+    "new_owner_token",
     "from_sdk_exception",
 ]

@@ -69,6 +69,17 @@ class PlatformError(Exception):
             phrase in self.message.lower() for phrase in _NAME_TAKEN_PHRASES)
 
 
+class OwnedElsewhereError(PlatformError):
+    """A create found a live object of its name that it cannot prove it made.
+
+    ``existing_id`` is that object's id, for the import block the user may want."""
+
+    def __init__(self, operation: str, label: str, existing_id: str, what: str) -> None:
+        self.existing_id = existing_id
+        super().__init__(operation, f"a live {what} named {label} already exists ({existing_id}) and was not "
+                                    "created by this configuration", object_id=label, status=409)
+
+
 class NotAuthorisedError(PlatformError):
     """The application key was refused, or lacks permission for the operation."""
 

@@ -76,7 +76,8 @@ class WorkRequirementInfo:
     tag: str | None
     status: str | None
     finished: bool
-    task_groups: tuple[TaskGroupInfo, ...] = ()
+    task_groups: tuple[TaskGroupInfo, ...] = ()  # the node groups; the owner marker is not among them
+    owner_token: str | None = None  # the token of the create that made it (see ownership.py)
 
     def task_group(self, name: str) -> TaskGroupInfo | None:
         """The group of that name, if any."""

@@ -8,6 +8,7 @@ requirement first, then shuts the pool down (see ``remove_pool``).
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from datetime import timedelta
 
 from yellowdog_client.model import (
@@ -25,8 +26,9 @@ from yellowdog_client.model import (
 )
 
 from .core import ClientCore, log
-from .errors import PlatformError
+from .errors import OwnedElsewhereError, PlatformError
 from .models import NodeAddress, PoolInfo, PoolSpec
+from .ownership import is_owner_group
 from .retry import create_or_adopt, lookup_patiently
 from .waits import poll_until
 
@@ -39,16 +41,20 @@ INSTANCE_PAGE = 20
 class PoolOps(ClientCore):
     """Worker pool, compute requirement and node operations of ``YellowDogClient``."""
 
-    def provision_pool(self, spec: PoolSpec, details: bool = True) -> PoolInfo:
-        """Provision the pool ``spec.namespace/spec.name``, or adopt the live pool of that name.
+    def provision_pool(self, spec: PoolSpec, details: bool = True,
+                       proven_worker_tags: Collection[str] = ()) -> PoolInfo:
+        """Provision the pool ``spec.namespace/spec.name`` with ``spec.worker_tag``, its owner token.
 
         The provision request goes first: the platform refuses a name a live pool holds
-        ("already exists"), and only then is the pool looked up by name and adopted, so a
-        new pool costs no lookup. ``details=False`` returns the platform's answer as it is
-        (no read-back: ``template_id``, ``instance_tags`` and ``tag`` are None), which is
-        all a create needs.
+        ("already exists"). Only then is the live pool of that name looked up, and adopted
+        only when its worker tag is ``spec.worker_tag`` or one of ``proven_worker_tags``
+        (a reply lost after the platform committed this create, or a killed run's pool):
+        anything else is OwnedElsewhereError. ``details=False`` returns the platform's
+        answer as it is (no read-back: ``template_id``, ``instance_tags`` and ``tag`` are
+        None), which is all a create needs.
         """
         label = f"{spec.namespace}/{spec.name}"
+        accepted = {spec.worker_tag, *proven_worker_tags}
 
         def create() -> PoolInfo:
             usage, properties = _provision_request(spec)
@@ -64,20 +70,44 @@ class PoolOps(ClientCore):
             found = self.find_pool(spec.namespace, spec.name)
             if found is None or not found.live:
                 return None
-            _check_adoptable(found, spec)
-            if found.status == "RUNNING":
-                # Its workers are claimed by running tasks: it belongs to a live node resource
-                # (e.g. the one a create-before-destroy replacement is about to replace).
-                raise PlatformError(
-                    "provision worker pool", f"the name is taken by live worker pool {found.id}, whose "
-                    "nodes are running tasks; give the new pool another name (name_suffix on a head or "
-                    "observability node, name on a worker pool), or remove or import the existing pool",
-                    object_id=label)
-            log.warning("worker pool %s already exists as %s (%s): adopting it",
+            if found.worker_tag not in accepted:
+                raise OwnedElsewhereError("provision worker pool", label, found.id, "worker pool")
+            log.warning("worker pool %s already exists as %s (%s), made by this configuration: adopting it",
                         label, found.id, found.status)
             return found
 
         return create_or_adopt(f"provision worker pool {label}", create, find_live)
+
+    def live_pools_serving(self, wr_id: str) -> list[PoolInfo]:
+        """The live pools whose nodes the work requirement's task groups run on.
+
+        A group names its pool in its tag (and, for groups made before owner tokens, in its
+        worker tag); a pool serves the group when its worker tag is one the group runs on.
+        One search of the namespace's live pools, then one read per live pool of such a name.
+        """
+        wr = self._read_wr(wr_id)
+        if wr is None:
+            return []
+        tags_by_name: dict[str, set[str]] = {}
+        for group in wr.taskGroups or []:
+            spec = group.runSpecification
+            if is_owner_group(group.name) or spec is None:
+                continue
+            tags = set(spec.workerTags or [])
+            for name in {group.tag, *tags} - {None}:
+                tags_by_name.setdefault(name, set()).update(tags)
+        if not tags_by_name:
+            return []
+        search = WorkerPoolSearch(namespaces=[wr.namespace], statuses=LIVE_POOL_STATUSES)
+        serving = []
+        for summary in self._all_pages("search worker pools", wr.namespace, lambda ref: (
+                self._sdk.worker_pool_client.get_worker_pools(search).slice(ref))):
+            if summary.name not in tags_by_name:
+                continue
+            pool = self.get_pool(summary.id, details=False)
+            if pool is not None and pool.live and pool.worker_tag in tags_by_name[summary.name]:
+                serving.append(pool)
+        return serving
 
     def get_pool(self, pool_id: str, details: bool = True) -> PoolInfo | None:
         """The pool (finished ones with live=False), or None if the platform has no such id.
@@ -317,17 +347,3 @@ def _instance_tags(cr: ComputeRequirement | None) -> dict[str, str] | None:
 
 def _cr_gone(cr: ComputeRequirement) -> bool:
     return cr.status in GONE_CR_STATUSES or cr.nextStatus == ComputeRequirementStatus.TERMINATED
-
-
-def _check_adoptable(pool: PoolInfo, spec: PoolSpec) -> None:
-    """Refuse to adopt a same-named pool that is plainly not the one asked for."""
-    clashes = []
-    if pool.worker_tag is not None and pool.worker_tag != spec.worker_tag:
-        clashes.append(f"worker tag {pool.worker_tag!r}, not {spec.worker_tag!r}")
-    # A template given by name (namespace/name) cannot be compared with the id read back.
-    if pool.template_id and spec.template_id.startswith("ydid:") and pool.template_id != spec.template_id:
-        clashes.append(f"template {pool.template_id}, not {spec.template_id}")
-    if clashes:
-        raise PlatformError("provision worker pool", f"a live worker pool of this name already exists "
-                            f"({pool.id}) with {' and '.join(clashes)}; remove it or choose another name",
-                            object_id=f"{spec.namespace}/{spec.name}")

@@ -9,6 +9,7 @@ reading it back.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
 
 from yellowdog_client.model import (
@@ -23,8 +24,9 @@ from yellowdog_client.model import (
 )
 
 from .core import ClientCore, log
-from .errors import PlatformError
+from .errors import OwnedElsewhereError, PlatformError
 from .models import TaskGroupInfo, TaskGroupSpec, TaskInfo, TaskSpec, WorkRequirementInfo
+from .ownership import OWNER_GROUP, is_owner_group, new_owner_token
 from .retry import create_or_adopt, lookup_patiently
 
 TASK_TYPE = "bash"
@@ -39,18 +41,22 @@ class WorkOps(ClientCore):
 
     # -- work requirements -------------------------------------------------------------
 
-    def create_work_requirement(self, namespace: str, name: str, tag: str | None = None,
-                                priority: float = 0.0) -> WorkRequirementInfo:
-        """Create the work requirement ``namespace/name``, or adopt the live one of that name."""
+    def create_work_requirement(self, namespace: str, name: str, tag: str | None = None, priority: float = 0.0,
+                                owner_token: str | None = None,
+                                proven_tokens: Collection[str] = ()) -> WorkRequirementInfo:
+        """Create the work requirement ``namespace/name`` carrying ``owner_token`` in its owner marker.
+
+        A live requirement of that name is adopted only when its marker carries ``owner_token``
+        or one of ``proven_tokens`` (a reply lost after the platform committed this create, or
+        a run that was killed): anything else is OwnedElsewhereError, never an adoption.
+        """
         label = f"{namespace}/{name}"
-        existing = self.find_work_requirement(namespace, name)
-        if existing is not None and not existing.finished:
-            log.warning("work requirement %s already exists as %s (%s): adopting it",
-                        label, existing.id, existing.status)
-            return existing if existing.tag == tag else self.set_work_requirement_tag(existing.id, tag)
+        token = owner_token or new_owner_token()
+        accepted = {token, *proven_tokens}
 
         def create() -> WorkRequirementInfo:
-            body = WorkRequirement(namespace=namespace, name=name, tag=tag, priority=priority, taskGroups=[])
+            body = WorkRequirement(namespace=namespace, name=name, tag=tag, priority=priority,
+                                   taskGroups=[_owner_group(token, namespace)])
             created = self._call("create work requirement", label,
                                  lambda: self._sdk.work_client.add_work_requirement(body))
             log.info("created work requirement %s as %s", label, created.id)
@@ -58,10 +64,16 @@ class WorkOps(ClientCore):
 
         def find_live() -> WorkRequirementInfo | None:
             found = self.find_work_requirement(namespace, name)
-            return found if found is not None and not found.finished else None
+            if found is None or found.finished:
+                return None
+            if found.owner_token not in accepted:
+                raise OwnedElsewhereError("create work requirement", label, found.id, "work requirement")
+            return found if found.tag == tag else self.set_work_requirement_tag(found.id, tag)
 
         try:
             return create_or_adopt(f"create work requirement {label}", create, find_live)
+        except OwnedElsewhereError:
+            raise
         except PlatformError as err:
             if err.name_taken:
                 raise PlatformError(
@@ -69,6 +81,18 @@ class WorkOps(ClientCore):
                     f"YellowDog keeps names unique in a namespace; choose another name ({err.message})",
                     status=err.status, object_id=label, error_type=err.error_type) from err
             raise
+
+    def mark_owner(self, wr_id: str, token: str) -> WorkRequirementInfo:
+        """Give a requirement that has no owner marker (one RayDog made, being imported) one with ``token``."""
+        with self._wr_locks.hold(wr_id):
+            wr = self._require_wr(wr_id)
+            current = _wr_info(wr)
+            if current.owner_token is not None:
+                return current
+            wr.taskGroups = [*(wr.taskGroups or []), _owner_group(token, wr.namespace)]
+            log.info("marking work requirement %s as owned by this configuration", wr_id)
+            return _wr_info(self._call("update work requirement", wr_id,
+                                       lambda: self._sdk.work_client.update_work_requirement(wr)))
 
     def get_work_requirement(self, wr_id: str) -> WorkRequirementInfo | None:
         """The work requirement, or None if the platform has no such id."""
@@ -425,6 +449,11 @@ def _new_task(spec: TaskSpec) -> Task:
                 arguments=["taskdata.txt"], environment=dict(spec.environment) or None, timeout=spec.timeout)
 
 
+def _owner_group(token: str, namespace: str) -> TaskGroup:
+    """The owner marker: a task group that holds no task, runs on no node and never finishes."""
+    return _new_group(TaskGroupSpec(name=OWNER_GROUP, worker_tag=token, namespace=namespace, tag=token))
+
+
 def _wr_info(wr: WorkRequirement) -> WorkRequirementInfo:
     return WorkRequirementInfo(
         id=wr.id,
@@ -433,7 +462,8 @@ def _wr_info(wr: WorkRequirement) -> WorkRequirementInfo:
         tag=wr.tag,
         status=_name(wr.status),
         finished=bool(wr.status is not None and wr.status.finished),
-        task_groups=tuple(_tg_info(group) for group in wr.taskGroups or []),
+        task_groups=tuple(_tg_info(group) for group in wr.taskGroups or [] if not is_owner_group(group.name)),
+        owner_token=next((group.tag for group in wr.taskGroups or [] if is_owner_group(group.name)), None),
     )
 
 
