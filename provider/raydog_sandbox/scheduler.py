@@ -26,10 +26,10 @@ from typing import Any
 from yellowdog_client.model import RunSpecification, TaskStatus
 
 from .models import SUPPORTED_TASK_TYPES, GroupRec, NodeRec, Platform, WorkerRec
-from .runtime import NodeRuntime, NodeSpec, TaskRun
-from .templates import PROVIDER, REGION
+from .nodes.runtime import NodeRuntime, NodeSpec, TaskRun
+from .compute.templates import PROVIDER, REGION
 
-log = logging.getLogger("raydog.sandbox")
+log = logging.getLogger("raydog_sandbox")
 
 
 class Timers:

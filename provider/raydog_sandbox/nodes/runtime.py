@@ -3,7 +3,7 @@
 The scheduler decides *what* happens (a node boots, a task is allocated to a worker,
 a task is aborted, a node is shut down); a runtime decides *how* it happens on this
 machine. ``SimulatedRuntime`` runs nothing: tasks reach EXECUTING and stay there until
-the platform ends them. ``raydog.sandbox.nodes.ExecRuntime`` runs every node as an
+the platform ends them. ``nodes.exec_runtime.ExecRuntime`` runs every node as an
 isolated local node and every task as a real ``bash taskdata.txt``.
 
 Runtimes call back into the scheduler only through ``on_exit``; they never touch the

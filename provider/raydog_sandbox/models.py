@@ -53,13 +53,13 @@ from yellowdog_client.model import (
     WorkRequirementStatus,
 )
 
-from .runtime import NodeSpec, TaskRun
-from .templates import PROVIDER, REGION, Template, TemplateCatalogue
+from .nodes.runtime import NodeSpec, TaskRun
+from .compute.templates import PROVIDER, REGION, Template, TemplateCatalogue
 
 if TYPE_CHECKING:
     from .scheduler import Scheduler
 
-log = logging.getLogger("raydog.sandbox")
+log = logging.getLogger("raydog_sandbox")
 
 NAME_PATTERN = re.compile(r"^[a-z](?:[a-z0-9_-]{0,58}[a-z0-9])?$")
 TASK_GROUPS_MAX = WorkRequirement.TASK_GROUPS_MAX

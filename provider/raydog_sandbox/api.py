@@ -82,14 +82,14 @@ from .models import (
     TaskRec,
     WorkRequirementRec,
 )
-from .runtime import NodeRuntime
-from .templates import PROVIDER, REGION
+from .nodes.runtime import NodeRuntime
+from .compute.templates import PROVIDER, REGION
 
-log = logging.getLogger("raydog.sandbox")
+log = logging.getLogger("raydog_sandbox")
 
 DEFAULT_SLICE_SIZE = 100
 MAX_SLICE_SIZE = 1000
-DROP_KEY = "raydog.sandbox.drop"
+DROP_KEY = "raydog_sandbox.drop"
 _PROVIDER = CloudProvider[PROVIDER]
 
 

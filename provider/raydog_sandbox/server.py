@@ -1,4 +1,4 @@
-"""Run the sandbox: in process for tests (``start_sandbox``) or as ``raydog sandbox``.
+"""Run the sandbox: in process for tests (``start_sandbox``), or for the command line (``cli.py``).
 
     with start_sandbox(provision_delay=0.1) as sandbox:
         client = PlatformClient.create(ServicesSchema(defaultUrl=sandbox.url),
@@ -11,10 +11,8 @@ runtime calls in flight and finally the runtime (``runtime.close()``).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-import signal
 import socket
 import sys
 import tempfile
@@ -27,11 +25,11 @@ import uvicorn
 from .api import SandboxApi
 from .faults import FaultInjector, FaultSpec, FaultSpecError, parse_faults
 from .models import Platform
-from .runtime import NodeRuntime, SimulatedRuntime
+from .nodes.runtime import NodeRuntime, SimulatedRuntime
 from .scheduler import Scheduler
-from .templates import TemplateCatalogue, parse_template
+from .compute.templates import TemplateCatalogue, parse_template
 
-log = logging.getLogger("raydog.sandbox")
+log = logging.getLogger("raydog_sandbox")
 
 DEFAULT_API_KEY = ("sandbox", "sandbox-secret")
 MODES = ("simulate", "exec")
@@ -57,17 +55,17 @@ def parse_api_keys(keys: dict[str, str] | Iterable[str] | None) -> dict[str, str
 
 
 def make_runtime(mode: str, data_dir: str | None = None, userdata: bool = False) -> NodeRuntime:
-    """SimulatedRuntime for simulate; raydog.sandbox.nodes.ExecRuntime (imported only now) for exec."""
+    """SimulatedRuntime for simulate; nodes.exec_runtime.ExecRuntime (imported only now) for exec."""
     if mode == "simulate":
         return SimulatedRuntime()
     if mode != "exec":
         raise SandboxError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     try:
-        from .nodes import ExecRuntime  # type: ignore[import-not-found]
+        from .nodes.exec_runtime import ExecRuntime  # type: ignore[import-not-found]
     except ModuleNotFoundError as error:
-        if error.name not in ("raydog.sandbox.nodes", __package__ + ".nodes"):
+        if error.name != __package__ + ".nodes.exec_runtime":
             raise
-        raise SandboxError("--mode exec needs raydog.sandbox.nodes (the local node runtime), which this "
+        raise SandboxError("--mode exec needs raydog_sandbox.nodes.exec_runtime (the local node runtime), which this "
                            "installation does not have; use --mode simulate") from None
     data_dir = data_dir or tempfile.mkdtemp(prefix="raydog-sandbox-")
     try:
@@ -109,7 +107,7 @@ class RunningSandbox:
         self.api.requests.reset()
 
     def set_faults(self, spec: str | None) -> None:
-        """Change the fault spec (see raydog.sandbox.faults); None or "" turns faults off."""
+        """Change the fault spec (see raydog_sandbox.faults); None or "" turns faults off."""
         self.api.faults.configure(parse_faults(spec))
 
     def kill_node(self, node_id: str) -> None:
@@ -248,67 +246,3 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
     asyncio.run(server.serve(sockets=[sock]))
-
-
-# ── the `raydog sandbox` command ───────────────────────────────────────────────
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `raydog sandbox`."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080,
-                        help="port to listen on; 0 picks a free one (default 8080). The URL is the first line "
-                             "printed on stdout")
-    parser.add_argument("--mode", choices=MODES, default="simulate",
-                        help="simulate: tasks execute until ended, no processes; exec: local nodes run real tasks")
-    parser.add_argument("--provision-delay", type=float, default=1.0, metavar="SECONDS",
-                        help="time from provisioning to nodes registering (default 1)")
-    parser.add_argument("--task-start-delay", type=float, default=0.5, metavar="SECONDS",
-                        help="time from a task's allocation to EXECUTING (default 0.5)")
-    parser.add_argument("--api-key", action="append", default=[], metavar="ID:SECRET",
-                        help="an accepted application key (repeatable); default sandbox:sandbox-secret")
-    parser.add_argument("--faults", default=None, metavar="SPEC",
-                        help="fault injection, e.g. 5xx=0.1,429=0.05,latency=0-300ms,drop=0.05,seed=42")
-    parser.add_argument("--max-nodes", type=int, default=None, metavar="N",
-                        help="refuse provisioning beyond N live nodes (quota exceeded)")
-    parser.add_argument("--template", action="append", default=[], metavar="NS/NAME[=TYPE:VCPUS:RAM]",
-                        help="add a compute requirement template to the built-in catalogue (repeatable)")
-    parser.add_argument("--userdata", action="store_true",
-                        help="run each pool's userdata when its nodes boot (exec mode)")
-    parser.add_argument("--data-dir", default=None, metavar="DIR",
-                        help="where exec-mode nodes keep their files (default: a new temporary directory)")
-    parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
-                        help="log level on stderr (default warning)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """`raydog sandbox`: serve until Ctrl-C or SIGTERM."""
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.userdata and args.mode != "exec":
-        print("raydog sandbox: --userdata only has an effect in --mode exec", file=sys.stderr)
-    try:
-        api, scheduler, server, sock = build_sandbox(
-            args.host, args.port, args.mode, args.provision_delay, args.task_start_delay, args.api_key,
-            args.faults, args.max_nodes, None, args.template, args.userdata, args.data_dir)
-    except SandboxError as error:
-        print(f"raydog sandbox: {error}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    try:
-        running = serve_in_background(api, scheduler, server, sock)
-    except SandboxError as error:
-        print(f"raydog sandbox: {error}", file=sys.stderr)
-        return 1
-    try:
-        print(running.url, flush=True)
-        keys = ", ".join(f"{key_id}:{secret}" for key_id, secret in running.api_keys.items())
-        print(f"raydog sandbox ({args.mode}) accepts API keys: {keys}; faults: {api.faults.spec.describe()}",
-              file=sys.stderr, flush=True)
-        while not stop.wait(0.5):
-            pass
-    finally:
-        running.stop()  # stops the server, the clock and the runtime (no node process is left)
-    return 0
