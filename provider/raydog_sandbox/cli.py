@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 
-from .server import MODES, SandboxError, build_sandbox, serve_in_background
+from .server import MODES, SandboxStartError, build_sandbox, serve_in_background
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         api, scheduler, server, sock = build_sandbox(
             args.host, args.port, args.mode, args.provision_delay, args.task_start_delay, args.api_key,
             args.faults, args.max_nodes, None, args.template, args.userdata, args.data_dir)
-    except SandboxError as error:
+    except SandboxStartError as error:
         print(f"raydog sandbox: {error}", file=sys.stderr)
         return 2
     stop = threading.Event()
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     try:
         running = serve_in_background(api, scheduler, server, sock)
-    except SandboxError as error:
+    except SandboxStartError as error:
         print(f"raydog sandbox: {error}", file=sys.stderr)
         return 1
     try:

@@ -5,7 +5,7 @@
                                        ApiKey(sandbox.key_id, sandbox.key_secret))
 
 The server is uvicorn on a socket bound before it starts (so ``port=0`` yields the real
-port at once), serving ``api.SandboxApi``; ``stop()`` ends the server, the clock, the
+port at once), serving ``routes.SandboxApi``; ``stop()`` ends the server, the clock, the
 runtime calls in flight and finally the runtime (``runtime.close()``).
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import sys
 import tempfile
 import threading
 from collections.abc import Iterable
@@ -22,12 +21,12 @@ from typing import Self
 
 import uvicorn
 
-from .api import SandboxApi
-from .faults import FaultInjector, FaultSpec, FaultSpecError, parse_faults
-from .models import Platform
-from .nodes.runtime import NodeRuntime, SimulatedRuntime
-from .scheduler import Scheduler
+from .backend import SandboxBackend
 from .compute.templates import TemplateCatalogue, parse_template
+from .faults import FaultInjector, FaultSpec, FaultSpecError, parse_faults
+from .nodes.runtime import NodeRuntime, SimulatedRuntime
+from .routes import SandboxApi
+from .scheduler import Scheduler
 
 log = logging.getLogger("raydog_sandbox")
 
@@ -35,7 +34,7 @@ DEFAULT_API_KEY = ("sandbox", "sandbox-secret")
 MODES = ("simulate", "exec")
 
 
-class SandboxError(RuntimeError):
+class SandboxStartError(RuntimeError):
     """The sandbox cannot start as asked (bad option, missing exec runtime, port in use)."""
 
 
@@ -49,7 +48,7 @@ def parse_api_keys(keys: dict[str, str] | Iterable[str] | None) -> dict[str, str
     for key in keys:
         key_id, sep, secret = key.partition(":")
         if not sep or not key_id or not secret:
-            raise SandboxError(f"API key {key!r} must be ID:SECRET")
+            raise SandboxStartError(f"API key {key!r} must be ID:SECRET")
         parsed[key_id] = secret
     return parsed
 
@@ -59,19 +58,19 @@ def make_runtime(mode: str, data_dir: str | None = None, userdata: bool = False)
     if mode == "simulate":
         return SimulatedRuntime()
     if mode != "exec":
-        raise SandboxError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        raise SandboxStartError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     try:
         from .nodes.exec_runtime import ExecRuntime  # type: ignore[import-not-found]
     except ModuleNotFoundError as error:
         if error.name != __package__ + ".nodes.exec_runtime":
             raise
-        raise SandboxError("--mode exec needs raydog_sandbox.nodes.exec_runtime (the local node runtime), which this "
-                           "installation does not have; use --mode simulate") from None
+        raise SandboxStartError("--mode exec needs raydog_sandbox.nodes.exec_runtime (the local node runtime), "
+                                "which this installation does not have; use --mode simulate") from None
     data_dir = data_dir or tempfile.mkdtemp(prefix="raydog-sandbox-")
     try:
         return ExecRuntime(data_dir, run_userdata=userdata)
     except (RuntimeError, ValueError, OSError) as error:
-        raise SandboxError(f"--mode exec cannot run here: {error}") from None
+        raise SandboxStartError(f"--mode exec cannot run here: {error}") from None
 
 
 class RunningSandbox:
@@ -80,7 +79,7 @@ class RunningSandbox:
     def __init__(self, api: SandboxApi, scheduler: Scheduler, server: uvicorn.Server,
                  thread: threading.Thread | None, host: str, port: int) -> None:
         self.api = api
-        self.platform = api.platform
+        self.backend = api.backend
         self.runtime = api.runtime
         self._scheduler = scheduler
         self._server = server
@@ -97,7 +96,7 @@ class RunningSandbox:
 
     def state(self) -> dict:
         """What GET /sandbox/v1/state returns."""
-        return self.platform.snapshot()
+        return self.backend.snapshot()
 
     def requests(self) -> dict:
         """What GET /sandbox/v1/requests returns: {"total": n, "routes": {"GET /workerPools/{id}": n}}."""
@@ -111,16 +110,16 @@ class RunningSandbox:
         self.api.faults.configure(parse_faults(spec))
 
     def kill_node(self, node_id: str) -> None:
-        self.platform.kill_node(node_id)
+        self.backend.kill_node(node_id)
 
     def terminate_pool(self, pool_id: str) -> None:
-        self.platform.terminate_pool(pool_id)
+        self.backend.terminate_pool(pool_id)
 
     def abort_task(self, task_id: str) -> None:
-        self.platform.abort_task(task_id)
+        self.backend.abort_task(task_id)
 
     def cancel_work_requirement(self, wr_id: str) -> None:
-        self.platform.cancel_work_requirement(wr_id)
+        self.backend.cancel_work_requirement(wr_id)
 
     def stop(self) -> None:
         """Stop serving, stop the clock, wait for runtime calls in flight, close the runtime."""
@@ -154,28 +153,28 @@ def build_sandbox(
     userdata: bool = False,
     data_dir: str | None = None,
 ) -> tuple[SandboxApi, Scheduler, uvicorn.Server, socket.socket]:
-    """Everything but the serving thread; raises SandboxError on a bad option."""
+    """Everything but the serving thread; raises SandboxStartError on a bad option."""
     if provision_delay < 0 or task_start_delay < 0:
-        raise SandboxError("delays must not be negative")
+        raise SandboxStartError("delays must not be negative")
     if max_nodes is not None and max_nodes < 0:
-        raise SandboxError("--max-nodes must not be negative")
+        raise SandboxStartError("--max-nodes must not be negative")
     try:
         spec = faults if isinstance(faults, FaultSpec) else parse_faults(faults)
         catalogue = TemplateCatalogue([parse_template(t) for t in templates])
     except (FaultSpecError, ValueError) as error:
-        raise SandboxError(str(error)) from None
+        raise SandboxStartError(str(error)) from None
     keys = parse_api_keys(api_keys)
     runtime = runtime if runtime is not None else make_runtime(mode, data_dir, userdata)
-    platform = Platform(catalogue=catalogue, provision_delay=provision_delay, task_start_delay=task_start_delay,
-                        max_nodes=max_nodes, simulate_exits=isinstance(runtime, SimulatedRuntime))
-    scheduler = Scheduler(platform, runtime)
-    api = SandboxApi(platform, runtime, keys, FaultInjector(spec))
+    backend = SandboxBackend(catalogue=catalogue, provision_delay=provision_delay, task_start_delay=task_start_delay,
+                             max_nodes=max_nodes, simulate_exits=isinstance(runtime, SimulatedRuntime))
+    scheduler = Scheduler(backend, runtime)
+    api = SandboxApi(backend, runtime, keys, FaultInjector(spec))
     try:
         sock = _listen(host, port)
     except OSError as error:
         scheduler.close()
         runtime.close()
-        raise SandboxError(f"cannot listen on {host}:{port}: {error}") from None
+        raise SandboxStartError(f"cannot listen on {host}:{port}: {error}") from None
     config = uvicorn.Config(api.app, log_level="warning", access_log=False, lifespan="off",
                             timeout_keep_alive=75, backlog=2048)
     return api, scheduler, _Server(config), sock
@@ -214,7 +213,7 @@ def serve_in_background(api: SandboxApi, scheduler: Scheduler, server: uvicorn.S
     while not server.started:
         if not thread.is_alive():
             running.stop()
-            raise SandboxError("the sandbox's HTTP server did not start")
+            raise SandboxStartError("the sandbox's HTTP server did not start")
         thread.join(timeout=0.01)
     return running
 
