@@ -61,15 +61,6 @@ class SandboxBackend:
     def provision_delay(self, seconds: float) -> None:
         self.compute.provision_delay = seconds
 
-    @property
-    def task_start_delay(self) -> float:
-        """Seconds from a task's allocation to EXECUTING; may be changed while the sandbox runs."""
-        return self.allocation.task_start_delay
-
-    @task_start_delay.setter
-    def task_start_delay(self, seconds: float) -> None:
-        self.allocation.task_start_delay = seconds
-
     # ── out of band (tests and operators, through /sandbox/v1 or RunningSandbox) ──
 
     def kill_node(self, node_id: str) -> NodeRec:

@@ -1,11 +1,12 @@
 """What the sandbox's service models share: one lock, one id mint, the scheduler, the naming rule.
 
 The models of ``work/``, ``pools/`` and ``compute/`` are one state machine split by
-service; ``backend.SandboxBackend`` composes them around one ``ModelCore``. Every public
-model method takes ``ModelCore.lock`` (re-entrant, so one service may call another while
-holding it); nothing outside the models takes it. Runtime calls are never made under the
-lock: the models ask the scheduler (``Scheduling``), which queues them, so a runtime may
-call back into the models from any thread.
+service; ``backend.SandboxBackend`` composes them around one ``ModelCore``. Every entry
+point of a model (an API call, a timer, a runtime callback) takes ``ModelCore.lock``
+(re-entrant); the methods the models call on each other expect it held. Nothing outside
+the models takes it. Runtime calls are never made under the lock: the models ask the
+scheduler (``Scheduling``), which queues them, so a runtime may call back into the models
+from any thread.
 
 A model method that answers the HTTP layer takes a ``view``: a function of the record that
 the model calls before it lets go of the lock, so that the reply shows exactly the state
