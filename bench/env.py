@@ -2,7 +2,7 @@
 
 The provider is installed with ``raydog install`` into a private filesystem mirror and
 Terraform finds it through a CLI config, exactly as the test harness does (tests/harness/
-terraform.py is reused). The sandbox runs as its own process (``raydog sandbox``) so that
+terraform.py is reused). The sandbox runs as its own process (``python -m raydog_sandbox``) so that
 its HTTP server never shares a GIL with the bench, Terraform or the provider.
 """
 
@@ -102,7 +102,7 @@ class BenchEnv:
 
 
 class SandboxProcess:
-    """``raydog sandbox`` in its own process; ``url`` is ready when the constructor returns."""
+    """``python -m raydog_sandbox`` in its own process; ``url`` is ready when the constructor returns."""
 
     key_id = "sandbox"
     key_secret = "sandbox-secret"
@@ -118,8 +118,7 @@ class SandboxProcess:
         args = [
             sys.executable,
             "-m",
-            "raydog.cli",
-            "sandbox",
+            "raydog_sandbox",
             "--port",
             "0",
             "--mode",

@@ -24,9 +24,9 @@ EXPECTED_NODES = 3  # head + alpha + beta
 def unavailable() -> str | None:
     """Why exec mode cannot run here, or None when it can."""
     try:
-        from raydog.sandbox.nodes import ExecCapabilityError, check_exec_capability
+        from raydog_sandbox.nodes.exec_runtime import ExecCapabilityError, check_exec_capability
     except ImportError as error:
-        return f"the sandbox's exec runtime (raydog.sandbox.nodes) is not available: {error}"
+        return f"the sandbox's exec runtime (raydog_sandbox.nodes.exec_runtime) is not available: {error}"
     try:
         check_exec_capability()
     except ExecCapabilityError as error:

@@ -2,7 +2,7 @@
 
 Sandbox: ``sandbox`` is a fresh in-process ``raydog sandbox`` (simulate mode, no delays)
 for one test, stopped afterwards; options come from ``@pytest.mark.sandbox(**kwargs)``
-(any keyword of ``raydog.sandbox.server.start_sandbox``). ``sandbox_factory(**kwargs)``
+(any keyword of ``raydog_sandbox.server.start_sandbox``). ``sandbox_factory(**kwargs)``
 starts more; every sandbox it started is stopped at teardown. A sandbox has ``.url``,
 ``.key_id`` and ``.key_secret`` for the SDK or the provider, and ``.state()``.
 
@@ -14,7 +14,7 @@ provider installed by ``raydog install`` into a session-wide filesystem mirror;
 from __future__ import annotations
 
 import pytest
-from raydog.sandbox.server import RunningSandbox, start_sandbox
+from raydog_sandbox.server import RunningSandbox, start_sandbox
 
 # Real Terraform against the installed provider (see tests/harness/).
 from harness.fixtures import provider_mirror, terraform, terraform_env, terraform_factory  # noqa: F401

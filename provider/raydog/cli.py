@@ -3,17 +3,19 @@
 Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
 ``run(args) -> int``. To add one, add a line to ``SUBCOMMANDS``; the module is imported
 only when that subcommand runs, so one missing optional dependency never breaks the others.
+``raydog sandbox`` is another program (the ``raydog_sandbox`` package, extra ``sandbox``),
+which the provider never imports: this process becomes ``python -m raydog_sandbox``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> (module providing add_arguments/run, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "sandbox": ("raydog.sandbox.server", "run a local YellowDog-compatible platform (API + scheduler + nodes)"),
     "install": ("raydog.install", "lay the provider into a Terraform filesystem mirror"),
     "tunnel": ("raydog.tunnel_cli", "open SSH tunnels to the Ray head (client, dashboard, Grafana, Prometheus)"),
     "import-state": ("raydog.migrate.cli", "import blocks for a cluster from RayDog's saved JSON state"),
@@ -22,12 +24,18 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 PASSTHROUGH: dict[str, tuple[str, str]] = {
     "terraform": ("raydog.terraform", "run terraform (the one on PATH, else the embedded one) with the given arguments"),
 }
+# Subcommands that are programs of their own: `raydog NAME ARGS` execs `python -m PACKAGE ARGS`.
+PROGRAMS: dict[str, tuple[str, str]] = {
+    "sandbox": ("raydog_sandbox", "run a local YellowDog-compatible platform (API + scheduler + nodes)"),
+}
 
 
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     """The parser; only the selected subcommand's module is imported to add its options."""
     parser = argparse.ArgumentParser(prog="raydog", description="Ray clusters on YellowDog, managed by Terraform.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in PROGRAMS.items():
+        subparsers.add_parser(name, help=help_text, description=help_text, add_help=False)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         if name == selected:
@@ -37,11 +45,18 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def exec_program(name: str, argv: list[str]) -> None:
+    """Replace this process with ``python -m PACKAGE ARGV``: signals and the exit code are the program's."""
+    os.execv(sys.executable, [sys.executable, "-m", PROGRAMS[name][0], *argv])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `raydog` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in PASSTHROUGH:
         return int(importlib.import_module(PASSTHROUGH[argv[0]][0]).main(argv[1:]))
+    if argv and argv[0] in PROGRAMS:
+        exec_program(argv[0], argv[1:])
     selected = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(selected if selected in SUBCOMMANDS else None)
     args = parser.parse_args(argv)

@@ -42,7 +42,7 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], what: str) -> str:
 def start_sandbox(workdir: Path) -> tuple[subprocess.Popen, str]:
     log = open(workdir / "sandbox.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "raydog.cli", "sandbox", "--mode", "exec", "--port", "0",
+        [sys.executable, "-m", "raydog_sandbox", "--mode", "exec", "--port", "0",
          "--data-dir", str(workdir / "nodes")],
         stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True,
     )

@@ -70,8 +70,7 @@ def install(mirror: Path, python: str | None = None, version: str = __version__)
 
 
 def _ignore(directory: str, entries: list[str]) -> list[str]:
-    # The sandbox is a separate program; the provider never imports it.
-    return [e for e in entries if e == "__pycache__" or e.endswith((".pyc", ".pyo")) or e == "sandbox"]
+    return [e for e in entries if e == "__pycache__" or e.endswith((".pyc", ".pyo"))]
 
 
 def _copy_node_scripts(source: Path, destination: Path) -> None:

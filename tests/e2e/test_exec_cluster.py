@@ -24,7 +24,7 @@ RAY_PROCESS_NAMES = ("raylet", "gcs_server", "dashboard", "ray::", "default_work
 
 @pytest.fixture
 def exec_sandbox(sandbox_factory, tmp_path):
-    from raydog.sandbox.nodes import ExecCapabilityError, check_exec_capability
+    from raydog_sandbox.nodes.exec_runtime import ExecCapabilityError, check_exec_capability
 
     try:
         check_exec_capability()

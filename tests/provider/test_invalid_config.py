@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import pytest
-from raydog.sandbox.server import start_sandbox
+from raydog_sandbox.server import start_sandbox
 
 from harness.terraform import PROVIDER_BLOCK, Terraform
 

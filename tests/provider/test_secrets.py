@@ -118,7 +118,7 @@ def context(text: str, value: str) -> str:
 @pytest.fixture(scope="module")
 def story(terraform_env, tmp_path_factory):
     """Plan, apply, a no-change plan, a refused key, a failing create and destroy, all traced."""
-    from raydog.sandbox.server import start_sandbox
+    from raydog_sandbox.server import start_sandbox
 
     sandbox = start_sandbox(api_keys={KEY_ID: SECRET})
     workdir = tmp_path_factory.mktemp("secrets")

@@ -70,7 +70,7 @@ def test_ctrl_c_during_a_long_head_wait_ends_promptly_and_records_the_head(terra
     assert [r["address"] for r in tainted] == ["raydog_head.h"]
 
     # The next apply replaces the tainted head (its old pool is removed); nothing is orphaned.
-    sandbox.platform.provision_delay = 0.0
+    sandbox.backend.provision_delay = 0.0
     terraform.apply()
     pools = view(sandbox).live_pools()
     assert list(pools) == ["intr-head"] and pools["intr-head"]["id"] != head_pool["id"]
@@ -100,7 +100,7 @@ def test_ctrl_c_while_pools_wait_for_nodes_keeps_every_pool_in_state_and_the_nex
     terraform.apply()
     # From now on nodes take 10 minutes to boot, so every worker pool's create is in flight
     # (waiting for its nodes) when the interrupt comes.
-    sandbox.platform.provision_delay = 600.0
+    sandbox.backend.provision_delay = 600.0
     terraform.write(cluster_config("intp", pools))
     proc = terraform.popen("apply", "-auto-approve", "-input=false", "-no-color")
     in_flight = lambda: [p for p in live_pools(view(sandbox)) if p["name"] != "intp-head"]
@@ -122,7 +122,7 @@ def test_ctrl_c_while_pools_wait_for_nodes_keeps_every_pool_in_state_and_the_nex
     for name in pools:
         assert state[f"raydog_worker_pool.{name}"]["task_group_id"], name
 
-    sandbox.platform.provision_delay = 0.0
+    sandbox.backend.provision_delay = 0.0
     terraform.apply()
     assert_state_owns_the_platform(terraform, sandbox)
     assert sorted(p["name"] for p in live_pools(view(sandbox))) == sorted(

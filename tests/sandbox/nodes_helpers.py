@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from raydog.sandbox.nodes import ExecCapabilityError, check_exec_capability
-from raydog.sandbox.runtime import NodeSpec, TaskRun
+from raydog_sandbox.nodes.exec_runtime import ExecCapabilityError, check_exec_capability
+from raydog_sandbox.nodes.runtime import NodeSpec, TaskRun
 
 # Every task process of a test runtime carries this variable (through the runtime's
 # ``environment``), so a test can find its processes, and only its, with psutil.

@@ -25,8 +25,8 @@ from nodes_helpers import (
     requires_exec,
     wait_until,
 )
-from raydog.sandbox import nodes
-from raydog.sandbox.nodes import ExecCapabilityError, ExecRuntime, NodeBootError
+from raydog_sandbox.nodes import exec_runtime as nodes
+from raydog_sandbox.nodes.exec_runtime import ExecCapabilityError, ExecRuntime, NodeBootError
 
 pytestmark = [pytest.mark.exec, requires_exec]
 
@@ -311,7 +311,7 @@ def test_a_crashed_sandbox_leaves_no_process(tmp_path, marker):
         import sys, time
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from nodes_helpers import bash_task, node
-        from raydog.sandbox.nodes import ExecRuntime
+        from raydog_sandbox.nodes.exec_runtime import ExecRuntime
         runtime = ExecRuntime({str(tmp_path / "sandbox")!r}, environment={{{TEST_MARKER!r}: {marker!r}}})
         spec = node("node-a", "127.0.3.7")
         runtime.start_node(spec)

@@ -1,4 +1,4 @@
-"""The `raydog sandbox` command."""
+"""The `raydog sandbox` command (which runs `python -m raydog_sandbox`)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import requests
 
+RAYDOG_SANDBOX = [sys.executable, "-m", "raydog.cli", "sandbox"]
+PYTHON_M = [sys.executable, "-m", "raydog_sandbox"]
 
-def start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "raydog.cli", "sandbox", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+
+def start(*args: str, command: list[str] = RAYDOG_SANDBOX) -> subprocess.Popen:
+    return subprocess.Popen([*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_port_zero_prints_the_url_first_and_sigterm_stops_cleanly():
@@ -30,8 +33,9 @@ def test_port_zero_prints_the_url_first_and_sigterm_stops_cleanly():
     assert "accepts API keys: ci:secret" in stderr
 
 
-def test_a_bad_fault_spec_exits_with_a_clear_error():
-    process = start("--port", "0", "--faults", "5xx=2")
+@pytest.mark.parametrize("command", [RAYDOG_SANDBOX, PYTHON_M], ids=["raydog sandbox", "python -m raydog_sandbox"])
+def test_a_bad_fault_spec_exits_with_a_clear_error(command):
+    process = start("--port", "0", "--faults", "5xx=2", command=command)
     stdout, stderr = process.communicate(timeout=20)
     assert process.returncode == 2 and stdout == ""
     assert "fault 5xx=2: the rate must be between 0 and 1" in stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
-from raydog.sandbox.faults import FaultInjector, FaultSpecError, parse_faults
+from raydog_sandbox.faults import FaultInjector, FaultSpecError, parse_faults
 from sandbox_helpers import NAMESPACE, make_client
 from yellowdog_client.model import WorkRequirement
 from yellowdog_client.model.exceptions import InternalServerException
@@ -138,7 +138,7 @@ def test_fault_spec_grammar():
 
 
 def test_route_filter_faults_only_the_named_routes(sandbox):
-    from raydog.sandbox.faults import FaultSpecError, parse_faults
+    from raydog_sandbox.faults import FaultSpecError, parse_faults
 
     spec = parse_faults("5xx=1.0,routes=GET /workerPools/{id}+GET /work/tasks/{id}")
     assert spec.applies_to("GET", "GET /workerPools/{id}") and not spec.applies_to("GET", "GET /work/requirements")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from raydog.sandbox.runtime import NodeSpec, SimulatedRuntime, TaskRun
+from raydog_sandbox.nodes.runtime import NodeSpec, SimulatedRuntime, TaskRun
 from sandbox_helpers import NAMESPACE, bash_task, make_client, provision, task_group, task_status, wait_until
 from yellowdog_client.model import TaskErrorType, TaskStatus, WorkRequirement
 

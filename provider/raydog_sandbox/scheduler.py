@@ -1,13 +1,14 @@
-"""Time and machines for the sandbox platform.
+"""Time and machines for the sandbox's model.
 
-``Scheduler`` owns the sandbox's clock thread and the node runtime:
+``Scheduler`` owns the sandbox's clock thread and the node runtime, and is what the
+models ask for both (``service.Scheduling``):
 
 * timers: provisioning delay, task start delay, task timeouts, idle node and idle pool
-  shutdown, and simulated task exits — each a callback into ``Platform`` at a due time;
-* allocation: matching READY tasks to free workers (one worker per node, one task per
-  worker) by task type, worker tag, namespace and the rest of the run specification;
+  shutdown, and simulated task exits — each a callback into a model at a due time;
+* allocation passes: coalesced requests for ``work.allocation.TaskAllocation`` to match
+  READY tasks to free workers (the rules of the match are the model's);
 * runtime calls: ``start_node``, ``run_task``, ``abort_task`` and ``stop_node`` run on a
-  thread pool, in order per node, and never under the platform's lock, so a runtime may
+  thread pool, in order per node, and never under the models' lock, so a runtime may
   call ``on_exit`` from any thread at any time.
 """
 
@@ -23,13 +24,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from yellowdog_client.model import RunSpecification, TaskStatus
+from .backend import SandboxBackend
+from .nodes.runtime import NodeRuntime, NodeSpec, TaskRun
 
-from .models import SUPPORTED_TASK_TYPES, GroupRec, NodeRec, Platform, WorkerRec
-from .runtime import NodeRuntime, NodeSpec, TaskRun
-from .templates import PROVIDER, REGION
-
-log = logging.getLogger("raydog.sandbox")
+log = logging.getLogger("raydog_sandbox")
 
 
 class Timers:
@@ -114,18 +112,18 @@ class NodeCalls:
 
 
 class Scheduler:
-    """Wires a Platform to time and to a NodeRuntime."""
+    """Wires a SandboxBackend to time and to a NodeRuntime."""
 
-    def __init__(self, platform: Platform, runtime: NodeRuntime) -> None:
-        self.platform = platform
+    def __init__(self, backend: SandboxBackend, runtime: NodeRuntime) -> None:
+        self.backend = backend
         self.runtime = runtime
         self._timers = Timers()
         self._calls = NodeCalls()
         self._allocation_pending = False
         self._flag_lock = threading.Lock()
-        platform.scheduler = self
+        backend.attach(self)
 
-    # ── what the platform asks for ──
+    # ── what the models ask for ──
 
     def later(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
         self._timers.later(delay, fn, *args)
@@ -142,10 +140,10 @@ class Scheduler:
         self._calls.submit(spec.node_id, self._boot, spec)
 
     def run_task(self, run: TaskRun, attempt: int) -> None:
-        platform = self.platform
+        work = self.backend.work
 
         def on_exit(exit_code: int, output_tail: str = "") -> None:
-            platform.task_exited(run.task_id, attempt, exit_code, output_tail)
+            work.task_exited(run.task_id, attempt, exit_code, output_tail)
 
         self._calls.submit(run.node_id, self._run, run, attempt, on_exit)
 
@@ -155,111 +153,37 @@ class Scheduler:
     def stop_node(self, node_id: str) -> None:
         self._calls.submit(node_id, self._stop, node_id)
 
-    # ── runtime calls, off the platform lock ──
+    # ── runtime calls, off the models' lock ──
 
     def _boot(self, spec: NodeSpec) -> None:
         try:
             self.runtime.start_node(spec)
         except Exception as error:
             log.exception("node %s did not boot", spec.node_id)
-            self.platform.node_boot_failed(spec.node_id, str(error))
+            self.backend.pools.node_boot_failed(spec.node_id, str(error))
             return
-        self.platform.node_booted(spec.node_id)
+        self.backend.pools.node_booted(spec.node_id)
 
     def _run(self, run: TaskRun, attempt: int, on_exit: Callable[..., None]) -> None:
         try:
             self.runtime.run_task(run, on_exit)
         except Exception as error:  # any failure to start is the task's error
             log.exception("task %s did not start", run.task_id)
-            self.platform.task_start_failed(run.task_id, attempt, str(error))
+            self.backend.work.task_start_failed(run.task_id, attempt, str(error))
 
     def _stop(self, node_id: str) -> None:
         try:
             self.runtime.stop_node(node_id)
         finally:
-            self.platform.node_stopped(node_id)
-
-    # ── allocation ──
+            self.backend.pools.node_stopped(node_id)
 
     def _allocation_pass(self) -> None:
         with self._flag_lock:
             self._allocation_pending = False
-        with self.platform.lock:
-            allocate_ready_tasks(self.platform)
+        self.backend.allocation.allocate_ready_tasks()
 
     def close(self) -> None:
         """Stop the clock and wait for runtime calls in flight; the runtime itself is closed by its owner."""
         self._timers.stop()
         self._calls.close()
 
-
-def allocate_ready_tasks(platform: Platform) -> int:
-    """Give READY tasks to free, matching workers, highest priority first; returns how many. Lock held."""
-    allocated = 0
-    order = sorted(
-        platform.waiting,
-        key=lambda gid: _priority(platform, platform.groups[gid]))
-    for group_id in order:
-        queue = platform.waiting[group_id]
-        group = platform.groups[group_id]
-        _drop_not_ready(queue)
-        if not queue:
-            del platform.waiting[group_id]
-            continue
-        if not platform.free_workers or not platform.group_can_allocate(group):
-            continue
-        namespace_ok = set(group.run_spec.namespaces) if group.run_spec.namespaces else None
-        for worker in _candidates(platform, group.run_spec):
-            if not queue:
-                break
-            if not platform.group_can_allocate(group):
-                break
-            node = worker.node
-            pool = platform.pools[node.pool_id]
-            if namespace_ok is not None and pool.namespace not in namespace_ok:
-                continue
-            if not _node_fits(group.run_spec, node, pool.template):
-                continue
-            task = queue[0]
-            if task.task_type not in SUPPORTED_TASK_TYPES:
-                break  # no node of the sandbox runs other task types: the group is starved
-            queue.popleft()
-            platform.allocate(task, worker)
-            allocated += 1
-            _drop_not_ready(queue)
-        if not queue:
-            del platform.waiting[group_id]
-    return allocated
-
-
-def _priority(platform: Platform, group: GroupRec) -> tuple[float, float, int]:
-    wr = platform.work_requirements[group.wr_id]
-    return -wr.priority, -group.priority, group.seq
-
-
-def _drop_not_ready(queue: deque) -> None:
-    while queue and queue[0].status is not TaskStatus.READY:
-        queue.popleft()
-
-
-def _candidates(platform: Platform, spec: RunSpecification) -> list[WorkerRec]:
-    if spec.workerTags:
-        found: list[WorkerRec] = []
-        for tag in spec.workerTags:
-            found.extend(platform.free_by_tag.get(tag, {}).values())
-        return found
-    return list(platform.free_workers.values())
-
-
-def _node_fits(spec: RunSpecification, node: NodeRec, template: Any) -> bool:
-    if spec.providers and not any(p.value == PROVIDER for p in spec.providers):
-        return False
-    if spec.regions and REGION not in spec.regions:
-        return False
-    if spec.instanceTypes and template.instance_type not in spec.instanceTypes:
-        return False
-    for value, bounds in ((template.vcpus, spec.vcpus), (template.ram, spec.ram)):
-        if bounds is not None and ((bounds.min is not None and value < bounds.min)
-                                   or (bounds.max is not None and value > bounds.max)):
-            return False
-    return True

@@ -49,7 +49,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-from raydog.sandbox.runtime import ExitCallback, NodeSpec, TaskRun
+from .runtime import ExitCallback, NodeSpec, TaskRun
 
 log = logging.getLogger(__name__)
 

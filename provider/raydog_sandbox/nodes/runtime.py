@@ -1,13 +1,13 @@
-"""The seam between the sandbox's platform model and the machines it pretends to run.
+"""The seam between the sandbox's model and the machines it pretends to run.
 
-The scheduler decides *what* happens (a node boots, a task is allocated to a worker,
+The model decides *what* happens (a node boots, a task is allocated to a worker,
 a task is aborted, a node is shut down); a runtime decides *how* it happens on this
 machine. ``SimulatedRuntime`` runs nothing: tasks reach EXECUTING and stay there until
-the platform ends them. ``raydog.sandbox.nodes.ExecRuntime`` runs every node as an
+the model ends them. ``exec_runtime.ExecRuntime`` runs every node as an
 isolated local node and every task as a real ``bash taskdata.txt``.
 
-Runtimes call back into the scheduler only through ``on_exit``; they never touch the
-platform model directly.
+Runtimes are called by the scheduler and call back only through ``on_exit``; they never
+touch the model directly.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class NodeRuntime(Protocol):
 
 
 class SimulatedRuntime:
-    """Runs nothing: nodes are records, tasks execute until the platform ends them.
+    """Runs nothing: nodes are records, tasks execute until the model ends them.
 
     It keeps the same contract as a real runtime: a task that is aborted, or whose node
     is stopped, reports its end through ``on_exit`` (exit code 143, as after SIGTERM).

@@ -1,22 +1,19 @@
-"""Run the sandbox: in process for tests (``start_sandbox``) or as ``raydog sandbox``.
+"""Run the sandbox: in process for tests (``start_sandbox``), or for the command line (``cli.py``).
 
     with start_sandbox(provision_delay=0.1) as sandbox:
         client = PlatformClient.create(ServicesSchema(defaultUrl=sandbox.url),
                                        ApiKey(sandbox.key_id, sandbox.key_secret))
 
 The server is uvicorn on a socket bound before it starts (so ``port=0`` yields the real
-port at once), serving ``api.SandboxApi``; ``stop()`` ends the server, the clock, the
+port at once), serving ``routes.SandboxApi``; ``stop()`` ends the server, the clock, the
 runtime calls in flight and finally the runtime (``runtime.close()``).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-import signal
 import socket
-import sys
 import tempfile
 import threading
 from collections.abc import Iterable
@@ -24,20 +21,20 @@ from typing import Self
 
 import uvicorn
 
-from .api import SandboxApi
+from .backend import SandboxBackend
+from .compute.templates import TemplateCatalogue, parse_template
 from .faults import FaultInjector, FaultSpec, FaultSpecError, parse_faults
-from .models import Platform
-from .runtime import NodeRuntime, SimulatedRuntime
+from .nodes.runtime import NodeRuntime, SimulatedRuntime
+from .routes import SandboxApi
 from .scheduler import Scheduler
-from .templates import TemplateCatalogue, parse_template
 
-log = logging.getLogger("raydog.sandbox")
+log = logging.getLogger("raydog_sandbox")
 
 DEFAULT_API_KEY = ("sandbox", "sandbox-secret")
 MODES = ("simulate", "exec")
 
 
-class SandboxError(RuntimeError):
+class SandboxStartError(RuntimeError):
     """The sandbox cannot start as asked (bad option, missing exec runtime, port in use)."""
 
 
@@ -51,29 +48,29 @@ def parse_api_keys(keys: dict[str, str] | Iterable[str] | None) -> dict[str, str
     for key in keys:
         key_id, sep, secret = key.partition(":")
         if not sep or not key_id or not secret:
-            raise SandboxError(f"API key {key!r} must be ID:SECRET")
+            raise SandboxStartError(f"API key {key!r} must be ID:SECRET")
         parsed[key_id] = secret
     return parsed
 
 
 def make_runtime(mode: str, data_dir: str | None = None, userdata: bool = False) -> NodeRuntime:
-    """SimulatedRuntime for simulate; raydog.sandbox.nodes.ExecRuntime (imported only now) for exec."""
+    """SimulatedRuntime for simulate; nodes.exec_runtime.ExecRuntime (imported only now) for exec."""
     if mode == "simulate":
         return SimulatedRuntime()
     if mode != "exec":
-        raise SandboxError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        raise SandboxStartError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     try:
-        from .nodes import ExecRuntime  # type: ignore[import-not-found]
+        from .nodes.exec_runtime import ExecRuntime  # type: ignore[import-not-found]
     except ModuleNotFoundError as error:
-        if error.name not in ("raydog.sandbox.nodes", __package__ + ".nodes"):
+        if error.name != __package__ + ".nodes.exec_runtime":
             raise
-        raise SandboxError("--mode exec needs raydog.sandbox.nodes (the local node runtime), which this "
-                           "installation does not have; use --mode simulate") from None
+        raise SandboxStartError("--mode exec needs raydog_sandbox.nodes.exec_runtime (the local node runtime), "
+                                "which this installation does not have; use --mode simulate") from None
     data_dir = data_dir or tempfile.mkdtemp(prefix="raydog-sandbox-")
     try:
         return ExecRuntime(data_dir, run_userdata=userdata)
     except (RuntimeError, ValueError, OSError) as error:
-        raise SandboxError(f"--mode exec cannot run here: {error}") from None
+        raise SandboxStartError(f"--mode exec cannot run here: {error}") from None
 
 
 class RunningSandbox:
@@ -82,7 +79,7 @@ class RunningSandbox:
     def __init__(self, api: SandboxApi, scheduler: Scheduler, server: uvicorn.Server,
                  thread: threading.Thread | None, host: str, port: int) -> None:
         self.api = api
-        self.platform = api.platform
+        self.backend = api.backend
         self.runtime = api.runtime
         self._scheduler = scheduler
         self._server = server
@@ -99,7 +96,7 @@ class RunningSandbox:
 
     def state(self) -> dict:
         """What GET /sandbox/v1/state returns."""
-        return self.platform.snapshot()
+        return self.backend.snapshot()
 
     def requests(self) -> dict:
         """What GET /sandbox/v1/requests returns: {"total": n, "routes": {"GET /workerPools/{id}": n}}."""
@@ -109,20 +106,20 @@ class RunningSandbox:
         self.api.requests.reset()
 
     def set_faults(self, spec: str | None) -> None:
-        """Change the fault spec (see raydog.sandbox.faults); None or "" turns faults off."""
+        """Change the fault spec (see raydog_sandbox.faults); None or "" turns faults off."""
         self.api.faults.configure(parse_faults(spec))
 
     def kill_node(self, node_id: str) -> None:
-        self.platform.kill_node(node_id)
+        self.backend.kill_node(node_id)
 
     def terminate_pool(self, pool_id: str) -> None:
-        self.platform.terminate_pool(pool_id)
+        self.backend.terminate_pool(pool_id)
 
     def abort_task(self, task_id: str) -> None:
-        self.platform.abort_task(task_id)
+        self.backend.abort_task(task_id)
 
     def cancel_work_requirement(self, wr_id: str) -> None:
-        self.platform.cancel_work_requirement(wr_id)
+        self.backend.cancel_work_requirement(wr_id)
 
     def stop(self) -> None:
         """Stop serving, stop the clock, wait for runtime calls in flight, close the runtime."""
@@ -156,28 +153,28 @@ def build_sandbox(
     userdata: bool = False,
     data_dir: str | None = None,
 ) -> tuple[SandboxApi, Scheduler, uvicorn.Server, socket.socket]:
-    """Everything but the serving thread; raises SandboxError on a bad option."""
+    """Everything but the serving thread; raises SandboxStartError on a bad option."""
     if provision_delay < 0 or task_start_delay < 0:
-        raise SandboxError("delays must not be negative")
+        raise SandboxStartError("delays must not be negative")
     if max_nodes is not None and max_nodes < 0:
-        raise SandboxError("--max-nodes must not be negative")
+        raise SandboxStartError("--max-nodes must not be negative")
     try:
         spec = faults if isinstance(faults, FaultSpec) else parse_faults(faults)
         catalogue = TemplateCatalogue([parse_template(t) for t in templates])
     except (FaultSpecError, ValueError) as error:
-        raise SandboxError(str(error)) from None
+        raise SandboxStartError(str(error)) from None
     keys = parse_api_keys(api_keys)
     runtime = runtime if runtime is not None else make_runtime(mode, data_dir, userdata)
-    platform = Platform(catalogue=catalogue, provision_delay=provision_delay, task_start_delay=task_start_delay,
-                        max_nodes=max_nodes, simulate_exits=isinstance(runtime, SimulatedRuntime))
-    scheduler = Scheduler(platform, runtime)
-    api = SandboxApi(platform, runtime, keys, FaultInjector(spec))
+    backend = SandboxBackend(catalogue=catalogue, provision_delay=provision_delay, task_start_delay=task_start_delay,
+                             max_nodes=max_nodes, simulate_exits=isinstance(runtime, SimulatedRuntime))
+    scheduler = Scheduler(backend, runtime)
+    api = SandboxApi(backend, runtime, keys, FaultInjector(spec))
     try:
         sock = _listen(host, port)
     except OSError as error:
         scheduler.close()
         runtime.close()
-        raise SandboxError(f"cannot listen on {host}:{port}: {error}") from None
+        raise SandboxStartError(f"cannot listen on {host}:{port}: {error}") from None
     config = uvicorn.Config(api.app, log_level="warning", access_log=False, lifespan="off",
                             timeout_keep_alive=75, backlog=2048)
     return api, scheduler, _Server(config), sock
@@ -216,7 +213,7 @@ def serve_in_background(api: SandboxApi, scheduler: Scheduler, server: uvicorn.S
     while not server.started:
         if not thread.is_alive():
             running.stop()
-            raise SandboxError("the sandbox's HTTP server did not start")
+            raise SandboxStartError("the sandbox's HTTP server did not start")
         thread.join(timeout=0.01)
     return running
 
@@ -248,67 +245,3 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
     asyncio.run(server.serve(sockets=[sock]))
-
-
-# ── the `raydog sandbox` command ───────────────────────────────────────────────
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `raydog sandbox`."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080,
-                        help="port to listen on; 0 picks a free one (default 8080). The URL is the first line "
-                             "printed on stdout")
-    parser.add_argument("--mode", choices=MODES, default="simulate",
-                        help="simulate: tasks execute until ended, no processes; exec: local nodes run real tasks")
-    parser.add_argument("--provision-delay", type=float, default=1.0, metavar="SECONDS",
-                        help="time from provisioning to nodes registering (default 1)")
-    parser.add_argument("--task-start-delay", type=float, default=0.5, metavar="SECONDS",
-                        help="time from a task's allocation to EXECUTING (default 0.5)")
-    parser.add_argument("--api-key", action="append", default=[], metavar="ID:SECRET",
-                        help="an accepted application key (repeatable); default sandbox:sandbox-secret")
-    parser.add_argument("--faults", default=None, metavar="SPEC",
-                        help="fault injection, e.g. 5xx=0.1,429=0.05,latency=0-300ms,drop=0.05,seed=42")
-    parser.add_argument("--max-nodes", type=int, default=None, metavar="N",
-                        help="refuse provisioning beyond N live nodes (quota exceeded)")
-    parser.add_argument("--template", action="append", default=[], metavar="NS/NAME[=TYPE:VCPUS:RAM]",
-                        help="add a compute requirement template to the built-in catalogue (repeatable)")
-    parser.add_argument("--userdata", action="store_true",
-                        help="run each pool's userdata when its nodes boot (exec mode)")
-    parser.add_argument("--data-dir", default=None, metavar="DIR",
-                        help="where exec-mode nodes keep their files (default: a new temporary directory)")
-    parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
-                        help="log level on stderr (default warning)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """`raydog sandbox`: serve until Ctrl-C or SIGTERM."""
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.userdata and args.mode != "exec":
-        print("raydog sandbox: --userdata only has an effect in --mode exec", file=sys.stderr)
-    try:
-        api, scheduler, server, sock = build_sandbox(
-            args.host, args.port, args.mode, args.provision_delay, args.task_start_delay, args.api_key,
-            args.faults, args.max_nodes, None, args.template, args.userdata, args.data_dir)
-    except SandboxError as error:
-        print(f"raydog sandbox: {error}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    try:
-        running = serve_in_background(api, scheduler, server, sock)
-    except SandboxError as error:
-        print(f"raydog sandbox: {error}", file=sys.stderr)
-        return 1
-    try:
-        print(running.url, flush=True)
-        keys = ", ".join(f"{key_id}:{secret}" for key_id, secret in running.api_keys.items())
-        print(f"raydog sandbox ({args.mode}) accepts API keys: {keys}; faults: {api.faults.spec.describe()}",
-              file=sys.stderr, flush=True)
-        while not stop.wait(0.5):
-            pass
-    finally:
-        running.stop()  # stops the server, the clock and the runtime (no node process is left)
-    return 0
