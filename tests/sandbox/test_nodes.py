@@ -36,6 +36,12 @@ def marker() -> str:
     return uuid.uuid4().hex
 
 
+def task_directory(runtime: ExecRuntime, task_id: str) -> Path:
+    """Where the task ran on the host: <node>/data/workers/<task id> under the runtime's directory."""
+    [found] = runtime.data_dir.glob(f"nodes/*/data/workers/{nodes.safe_name(task_id)}")
+    return found
+
+
 @pytest.fixture
 def runtime(tmp_path: Path, marker: str):
     runtime = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker})
@@ -86,7 +92,7 @@ def test_task_runs_bash_taskdata_with_its_arguments_environment_and_working_dir(
     assert "PATH" in env and "LANG" in env
     assert "RAYDOG_HOST_ONLY" not in env
     assert tail == output[-len(tail) :]
-    workdir = runtime.task_directory(run.task_id)
+    workdir = task_directory(runtime, run.task_id)
     assert read(workdir / "taskdata.txt") == script
     assert read(workdir / "taskoutput.txt") == output
 
@@ -220,7 +226,7 @@ def test_abort_runs_the_exit_trap_then_reports_143(runtime, marker):
 
     code, _ = ended.wait()
     assert code == 143
-    assert read(runtime.task_directory("task-trap") / "trap-ran") == "trapped\n"
+    assert read(task_directory(runtime, "task-trap") / "trap-ran") == "trapped\n"
     assert wait_until(lambda: marked_processes(marker) == [], 10)
     assert len(ended.calls) == 1
 

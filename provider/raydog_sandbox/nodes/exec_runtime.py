@@ -532,9 +532,3 @@ class ExecRuntime:
         with self._lock:
             output = self._outputs.get(task_id)
         return None if output is None else _read_tail(output, OUTPUT_MAX_BYTES)
-
-    def task_directory(self, task_id: str) -> Path | None:
-        """The task's working directory on the host (inside its node: /var/opt/yellowdog/agent/data/workers/…)."""
-        with self._lock:
-            output = self._outputs.get(task_id)
-        return None if output is None else output.parent
