@@ -31,6 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20, help="fault seeds (default 20)")
     parser.add_argument("--interrupt-seeds", type=int, default=10, help="random-interrupt seeds (default 10)")
+    parser.add_argument("--kill-seeds", type=int, default=20, help="kill -9 seeds, per target (default 20)")
     parser.add_argument("--cycles", type=int, default=20, help="30-pool concurrency cycles (default 20)")
     parser.add_argument("--soak", type=int, default=50, help="soak cycles (default 50)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "reliability.json",
@@ -67,6 +68,7 @@ def summarise(records: list[dict], durations: dict[str, float], seconds: float, 
         "objects_created": dict(sorted(created.items())),
         "objects_leaked": sum(leaked.values()),
         "interrupts": [r for r in records if r["kind"] == "interrupt"],
+        "kills": [r for r in records if r["kind"] == "kill"],
         "concurrency": [r for r in records if r["kind"] == "concurrency"],
         "soak": soak,
         "test_seconds": {name: round(s, 1) for name, s in sorted(durations.items())},
@@ -84,6 +86,7 @@ def durations_from(junit: Path) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = {"RAYDOG_RELIABILITY_SEEDS": args.seeds, "RAYDOG_INTERRUPT_SEEDS": args.interrupt_seeds,
+             "RAYDOG_KILL_SEEDS": args.kill_seeds,
              "RAYDOG_CONCURRENCY_CYCLES": args.cycles, "RAYDOG_SOAK_CYCLES": args.soak}
     with tempfile.TemporaryDirectory(prefix="raydog-reliability-") as scratch:
         report, junit = Path(scratch) / "records.jsonl", Path(scratch) / "junit.xml"
