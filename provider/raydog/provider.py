@@ -14,6 +14,7 @@ from raydog import settings as settings_module
 from raydog.config import rules
 from raydog.config.fields import STRING, Field, Table
 from raydog.lifecycle.node_pool import PoolClaims
+from raydog.lifecycle.planning import PlanLookups
 from raydog.settings import DEFAULT_API_URL, ENV_FALLBACKS, PROVIDER_ADDRESS, Settings
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ class RaydogProvider(Provider):
         # Set when Terraform asks the provider to stop (Ctrl-C); long waits poll it.
         self.stopping = threading.Event()
         self.pool_claims = PoolClaims()
+        self.lookups = PlanLookups()
 
     def get_model_prefix(self) -> str:
         return "raydog_"
@@ -95,6 +97,12 @@ class RaydogProvider(Provider):
         with self._lock:
             self._settings = settings
             self._client = None
+
+    @property
+    def configured(self) -> bool:
+        """Whether configure succeeded: plans check the platform only then."""
+        with self._lock:
+            return self._settings is not None
 
     @property
     def client(self) -> "YellowDogClient":

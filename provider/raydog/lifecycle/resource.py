@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING, ClassVar, Optional, Protocol
 
 from tf.iface import Resource
 from tf.schema import Schema
+from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from raydog import tfcompat
 from raydog.config.fields import Table
 from raydog.lifecycle.diagnostics import lint_script_attribute
 from raydog.lifecycle.node_pool import NodePool, PoolClaims
+from raydog.lifecycle.planning import PlanLookups
 
 if TYPE_CHECKING:
     from raydog.yellowdog import YellowDogClient
@@ -24,8 +26,12 @@ class ProviderContext(Protocol):
     @property
     def client(self) -> "YellowDogClient": ...
 
+    @property
+    def configured(self) -> bool: ...
+
     stopping: threading.Event
     pool_claims: PoolClaims
+    lookups: PlanLookups
 
 
 class RaydogResource(Resource):
@@ -53,6 +59,11 @@ class RaydogResource(Resource):
     @classmethod
     def full(cls, state: Optional[dict]) -> Optional[dict]:
         return tfcompat.complete_state(cls.get_schema(), state)
+
+    @staticmethod
+    def applied(current: dict, planned: dict) -> dict:
+        """The state after an in-place update: the planned values, and the current ones where the plan left them unknown."""
+        return {k: current.get(k) if v is Unknown else v for k, v in planned.items()}
 
     def validate(self, diags: Diagnostics, type_name: str, config: dict) -> None:
         super().validate(diags, type_name, config)

@@ -76,6 +76,7 @@ from .models import (
     InvalidRequest,
     NodeRec,
     NotAuthorised,
+    NotFound,
     Platform,
     PoolRec,
     SandboxError,
@@ -548,6 +549,15 @@ class SandboxApi:
                 return slice_of(found, query, render_compute_requirement_summary if summaries
                                 else render_compute_requirement)
 
+        def template_json(key: str) -> Any:
+            template = p.catalogue.find(key)
+            if template is None:
+                raise NotFound(f"compute requirement template {key} not found")
+            namespace, name = template.name.split("/", 1)
+            return {"type": "co.yellowdog.platform.model.ComputeRequirementStaticTemplate", "id": template.id,
+                    "namespace": namespace, "name": name, "sources": [],
+                    "strategyType": "co.yellowdog.platform.model.SingleSourceProvisionStrategy"}
+
         def search_instances(request: Request, body: Any) -> Any:
             found = p.search_instances(parse_search(InstanceSearch, q(request)))
             with p.lock:
@@ -583,6 +593,9 @@ class SandboxApi:
             r("PUT", "/compute/requirements/{id}/transition/{status}", transition_cr),
             r("GET", "/compute/namespaces/{namespace}/requirements/{name}", cr_by_name),
             r("GET", "/compute/instances", search_instances),
+            r("GET", "/compute/templates/requirements/{id}", lambda request, body: template_json(_path(request, "id"))),
+            r("GET", "/compute/namespaces/{namespace}/templates/requirements/{name}", lambda request, body: (
+                template_json(f"{_path(request, 'namespace')}/{_path(request, 'name')}"))),
         ]
 
     # ── /sandbox/v1 ──
