@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import TYPE_CHECKING, Optional
@@ -78,7 +79,10 @@ class RaydogProvider(Provider):
         if diags.has_errors():
             return
         try:
-            check_credentials(settings.api_url, settings.key_id, settings.key_secret)
+            # Terraform shows nothing of a provider while it configures; the progress goes to
+            # its log (TF_LOG_PROVIDER=WARN), and the error below says how long it tried.
+            check_credentials(settings.api_url, settings.key_id, settings.key_secret,
+                              progress=logging.getLogger("raydog").warning)
         except NotAuthorisedError as exc:
             diags.add_error(
                 "YellowDog refused the application key",
