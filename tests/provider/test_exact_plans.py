@@ -279,3 +279,26 @@ def test_name_length_errors_state_the_limit_for_that_name(terraform, sandbox):
     result = terraform.plan_exitcode()  # cluster_name comes from the cluster: known at plan
     flat = " ".join(result.output.split())
     assert 'with cluster name "' + "c" * 50 + '" (50 characters) name may be at most 9 characters' in flat, result.output
+
+
+def readme_first_configuration() -> str:
+    from harness.terraform import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## First configuration", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```hcl\n(.*?)```", section, re.S)[0]
+
+
+def test_readme_first_configuration_plans_what_it_says_and_applies(terraform, sandbox):
+    terraform.write(readme_first_configuration(), provider_block=False)
+    terraform.init()
+    plan = terraform.plan_json()
+    head, _ = planned(plan, "raydog_head.head")
+    pool, _ = planned(plan, "raydog_worker_pool.cpu")
+    assert (head["yellowdog_name"], pool["yellowdog_name"]) == ("first-head", "first-cpu")
+    assert head["namespace"] == pool["namespace"] == "tutorial" and pool["script_sha256"] == DEFAULT_WORKER_SHA
+    terraform.apply()
+    assert terraform.outputs()["ray_client"].startswith("ray://")
+    assert terraform.plan_exitcode().returncode == 0
+    terraform.destroy()
+    assert view(sandbox).nothing_live()
