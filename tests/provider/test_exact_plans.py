@@ -70,9 +70,14 @@ def planned(plan: dict, address: str) -> tuple[dict, dict]:
 
 
 def test_first_plan_shows_names_namespace_and_script_hash_and_no_script_text(terraform, sandbox):
-    terraform.write(cluster_block() + head_block() + pool_block("alpha") + pool_block("beta") + pool_block("gamma"))
+    script = '\ndata "raydog_node_script" "worker" {\n  template = "worker"\n}\n'
+    terraform.write(cluster_block() + head_block() + pool_block("alpha") + pool_block("beta") + pool_block("gamma")
+                    + script)
     terraform.init()
     plan = terraform.plan_json()
+    rendered = next(r for r in plan["prior_state"]["values"]["root_module"]["resources"]
+                    if r["address"] == "data.raydog_node_script.worker")
+    assert rendered["values"]["sha256"] == DEFAULT_WORKER_SHA  # the data source shows the script once
     for name in ("alpha", "beta", "gamma"):
         after, unknown = planned(plan, f"raydog_worker_pool.{name}")
         assert after["yellowdog_name"] == f"{CLUSTER}-{name}" and "yellowdog_name" not in unknown
