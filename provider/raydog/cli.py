@@ -21,7 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 # Subcommands that take the rest of the command line as it is.
 PASSTHROUGH: dict[str, tuple[str, str]] = {
     "terraform": ("raydog.terraform",
-                  "run terraform (the one on PATH, else the embedded one; --embedded forces it) with the given arguments"),
+                  "run terraform (the one on PATH, else the embedded one; --embedded forces it)"),
 }
 
 

@@ -5,7 +5,6 @@ caught at plan time. Every test drives real Terraform against the sandbox (simul
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 
 from harness.platform_view import view
@@ -283,7 +282,8 @@ def test_name_length_errors_state_the_limit_for_that_name(terraform, sandbox):
     terraform.write(cluster_block("c" * 50) + head_block() + pool_block("abcdefghij"))
     result = terraform.plan_exitcode()  # cluster_name comes from the cluster: known at plan
     flat = " ".join(result.output.split())
-    assert 'with cluster name "' + "c" * 50 + '" (50 characters) name may be at most 9 characters' in flat, result.output
+    expected = 'with cluster name "' + "c" * 50 + '" (50 characters) name may be at most 9 characters'
+    assert expected in flat, result.output
 
 
 def readme_first_configuration() -> str:

@@ -65,7 +65,8 @@ def derived_name(suffix: str, what: str, part: str = ""):
 
 
 def _user_part(suffix: str, part: str) -> str:
-    """The part of a pool suffix the user wrote: a worker pool's whole name, the name_suffix in ``head-<name_suffix>``."""
+    """The part of a pool suffix the user wrote: a worker pool's whole name, the name_suffix
+    in ``head-<name_suffix>``."""
     return suffix.split("-", 1)[1] if part == "name_suffix" and "-" in suffix else suffix
 
 

@@ -62,7 +62,8 @@ class RaydogResource(Resource):
 
     @staticmethod
     def applied(current: dict, planned: dict) -> dict:
-        """The state after an in-place update: the planned values, and the current ones where the plan left them unknown."""
+        """The state after an in-place update: the planned values, and the current ones where
+        the plan left them unknown."""
         return {k: current.get(k) if v is Unknown else v for k, v in planned.items()}
 
     def validate(self, diags: Diagnostics, type_name: str, config: dict) -> None:

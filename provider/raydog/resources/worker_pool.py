@@ -109,7 +109,8 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
         try:
             pool = self.client.get_pool(current["id"], details=False)
         except PlatformError as exc:
-            diags.add_warning("Could not check the pool's node limit at plan time", f"{exc}. The apply checks it again.")
+            diags.add_warning("Could not check the pool's node limit at plan time",
+                              f"{exc}. The apply checks it again.")
             return
         if pool is not None and pool.max_nodes is not None and count > pool.max_nodes:
             diags.add_error(
