@@ -5,6 +5,7 @@ caught at plan time. Every test drives real Terraform against the sandbox (simul
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 from harness.platform_view import view
@@ -307,3 +308,28 @@ def test_readme_first_configuration_plans_what_it_says_and_applies(terraform, sa
     assert terraform.plan_exitcode().returncode == 0
     terraform.destroy()
     assert view(sandbox).nothing_live()
+
+
+def test_state_from_before_null_default_scripts_plans_no_change(terraform):
+    """State written when the default script was stored in the script attribute (and no
+    script_sha256 existed) upgrades to null + hash: the next plan is empty."""
+    terraform.write(cluster_block() + head_block() + pool_block("alpha"))
+    terraform.init()
+    terraform.apply()
+    state = json.loads(terraform.run("state", "pull").stdout)
+    for resource in state["resources"]:
+        for instance in resource["instances"]:
+            attributes = instance["attributes"]
+            if resource["type"] == "raydog_worker_pool":
+                attributes["task_script"] = default_script("worker")
+            if resource["type"] == "raydog_head":
+                attributes["ray_start_script"] = default_script("head")
+            attributes.pop("script_sha256", None)
+            attributes.pop("secret_environment", None)
+    state["serial"] += 1
+    (terraform.workdir / "old.tfstate").write_text(json.dumps(state))
+    terraform.run("state", "push", "old.tfstate")
+    assert terraform.plan_exitcode().returncode == 0
+    terraform.apply()  # nothing to change; the upgraded state is written
+    pool = terraform.resources()["raydog_worker_pool.alpha"]
+    assert pool["task_script"] is None and pool["script_sha256"] == DEFAULT_WORKER_SHA
