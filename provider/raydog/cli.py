@@ -22,7 +22,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 # Subcommands that take the rest of the command line as it is.
 PASSTHROUGH: dict[str, tuple[str, str]] = {
-    "terraform": ("raydog.terraform", "run terraform (the one on PATH, else the embedded one) with the given arguments"),
+    "terraform": ("raydog.terraform",
+                  "run terraform (the one on PATH, else the embedded one; --embedded forces it)"),
 }
 # Subcommands that are programs of their own: `raydog NAME ARGS` execs `python -m PACKAGE ARGS`.
 PROGRAMS: dict[str, tuple[str, str]] = {
@@ -50,21 +51,47 @@ def exec_program(name: str, argv: list[str]) -> None:
     os.execv(sys.executable, [sys.executable, "-m", PROGRAMS[name][0], *argv])
 
 
+# Optional dependencies, and the extra of terraform-provider-raydog that installs each.
+EXTRAS = {"paramiko": "tunnel", "ray": "ray"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `raydog` console script."""
+    """Entry point of the `raydog` console script.
+
+    Expected failures (a missing optional dependency, a file or address that isn't there,
+    Ctrl-C) end with one line on stderr, never a traceback.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in PASSTHROUGH:
-        return int(importlib.import_module(PASSTHROUGH[argv[0]][0]).main(argv[1:]))
-    if argv and argv[0] in PROGRAMS:
-        exec_program(argv[0], argv[1:])
-    selected = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(selected if selected in SUBCOMMANDS else None)
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    module = importlib.import_module(SUBCOMMANDS[args.command][0])
-    return int(module.run(args) or 0)
+    command = argv[0] if argv else "raydog"
+    try:
+        if argv and argv[0] in PASSTHROUGH:
+            return int(importlib.import_module(PASSTHROUGH[argv[0]][0]).main(argv[1:]))
+        if argv and argv[0] in PROGRAMS:
+            exec_program(argv[0], argv[1:])
+        selected = next((a for a in argv if not a.startswith("-")), None)
+        parser = build_parser(selected if selected in SUBCOMMANDS else None)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        module = importlib.import_module(SUBCOMMANDS[args.command][0])
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"raydog {command}: interrupted", file=sys.stderr)
+        return 130
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in EXTRAS:
+            raise
+        return fail(command, f"needs {missing}, which is not installed; install the '{EXTRAS[missing]}' extra: "
+                             f"pip install 'terraform-provider-raydog[{EXTRAS[missing]}]'")
+    except OSError as exc:
+        return fail(command, str(exc))
+
+
+def fail(command: str, message: str) -> int:
+    print(f"raydog {command}: error: {message}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -32,18 +32,34 @@ HEAD_TASK = "head"
 OBSERVABILITY_TASK = "observability"
 
 
-def name_problem(value: str) -> str | None:
-    """Why ``value`` breaks YellowDog's naming rule, or None when it is valid."""
+# The longest names that leave room for what is derived from them: a cluster's head pool
+# is <cluster>-head (the longest fixed suffix), a worker pool's task groups <pool>-<8 hex>.
+MAX_CLUSTER_NAME_LENGTH = MAX_NAME_LENGTH - len(f"-{HEAD_SUFFIX}")
+MAX_POOL_NAME_LENGTH = MAX_NAME_LENGTH - len("-12345678")
+
+
+def name_problem(value: str, limit: int = MAX_NAME_LENGTH, why: str = "") -> str | None:
+    """Why ``value`` breaks YellowDog's naming rule, or None when it is valid.
+
+    ``limit`` is the length that applies to this name (shorter than YellowDog's 60 when
+    other names derive from it) and ``why`` says where that limit comes from.
+    """
     if not value:
         return "must not be empty"
-    if len(value) > MAX_NAME_LENGTH:
-        return f"is {len(value)} characters long; YellowDog allows at most {MAX_NAME_LENGTH}"
+    if len(value) > limit:
+        reason = why or "YellowDog's limit"
+        return f"is {len(value)} characters long; at most {limit} are allowed ({reason})"
     if not NAME_RE.match(value):
         return (
             "must start with a lowercase letter, end with a letter or digit, and contain only "
             "lowercase letters, digits, '-' and '_'"
         )
     return None
+
+
+def longest_pool_suffix(cluster: str) -> int:
+    """How long the part after ``<cluster>-`` of one of this cluster's pool names may be."""
+    return MAX_NAME_LENGTH - len(cluster) - 1
 
 
 def pool_name(cluster: str, suffix: str) -> str:

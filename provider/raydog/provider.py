@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import TYPE_CHECKING, Optional
@@ -15,6 +16,7 @@ from raydog.config import rules
 from raydog.config.fields import STRING, Field, Table
 from raydog.lifecycle.node_pool import PoolClaims
 from raydog.lifecycle.ownership import OwnershipJournal
+from raydog.lifecycle.planning import PlanLookups
 from raydog.settings import DEFAULT_API_URL, ENV_FALLBACKS, PROVIDER_ADDRESS, Settings
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ class RaydogProvider(Provider):
         self.pool_claims = PoolClaims()
         # What this working directory's creates made (the proof that lets it adopt its own objects).
         self.ownership = OwnershipJournal.for_working_directory()
+        self.lookups = PlanLookups()
 
     def get_model_prefix(self) -> str:
         return "raydog_"
@@ -79,7 +82,10 @@ class RaydogProvider(Provider):
         if diags.has_errors():
             return
         try:
-            check_credentials(settings.api_url, settings.key_id, settings.key_secret)
+            # Terraform shows nothing of a provider while it configures; the progress goes to
+            # its log (TF_LOG_PROVIDER=WARN), and the error below says how long it tried.
+            check_credentials(settings.api_url, settings.key_id, settings.key_secret,
+                              progress=logging.getLogger("raydog").warning)
         except NotAuthorisedError as exc:
             diags.add_error(
                 "YellowDog refused the application key",
@@ -98,6 +104,12 @@ class RaydogProvider(Provider):
         with self._lock:
             self._settings = settings
             self._client = None
+
+    @property
+    def configured(self) -> bool:
+        """Whether configure succeeded: plans check the platform only then."""
+        with self._lock:
+            return self._settings is not None
 
     @property
     def client(self) -> "YellowDogClient":

@@ -6,11 +6,17 @@ Each addition is small and has a test in tests/unit/test_tfcompat.py:
 - ``RaydogServicer``: the framework's ProviderServicer, plus
   * a plan on create (``Resource.plan_create(ctx, proposed, planned)``) so computed
     values known from the configuration appear in the plan;
-  * a replacement when ``plan()`` changes an attribute flagged ``requires_replace`` (the
-    framework only looks at the configuration's changes), so a resource can plan its own
-    replacement - a head whose task ended outside Terraform;
+  * one plan path for updates: a replacement when the planned value of an attribute flagged
+    ``requires_replace`` differs from the prior one, whether the configuration or ``plan()``
+    changed it (a head whose task ended outside Terraform), unless ``plan()`` puts it in
+    ``ctx.in_place`` (a template named by id in state and by ``namespace/name`` in the
+    configuration: the same template);
+  * private state kept through read and plan (the framework drops it), and set on import to
+    the attributes the platform cannot report (``unreadable_on_import``): their first value
+    from the configuration is recorded in place instead of replacing the imported object;
   * ``UpgradeResourceState`` that fills keys added to a schema and drops removed ones,
-    with no "Using default upgrade" warning;
+    with no "Using default upgrade" warning, then lets the resource rewrite values whose
+    meaning changed (``upgrade_state``);
   * ``ReadDataSource`` that encodes values through the schema's types (the framework
     returns raw Python values);
   * import, create and read results completed to every schema key (Terraform rejects
@@ -41,6 +47,7 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 # The patches below reach into private parts of this exact release of the framework.
@@ -66,6 +73,7 @@ _check_framework_version()
 from tf.blocks import NestedBlock  # noqa: E402  (after the version check: the patches depend on it)
 from tf.schema import Block, NestMode, Schema  # noqa: E402
 from tf.types import Unknown  # noqa: E402
+from tf.iface import PlanContext  # noqa: E402
 from tf.utils import Diagnostics  # noqa: E402
 
 # msgpack extension codes Terraform uses for unknown values: 0, and 12 for a "refined"
@@ -86,6 +94,15 @@ def _install_unknown_decoding() -> None:
 
 
 _install_unknown_decoding()
+
+
+@dataclass
+class RaydogPlanContext(PlanContext):
+    """``PlanContext`` plus what a raydog plan needs: the prior private state, and the
+    attributes flagged requires_replace whose planned change is made in place."""
+
+    prior_private: dict = field(default_factory=dict)
+    in_place: set = field(default_factory=set)
 
 
 class SingleNestedBlock(NestedBlock):
@@ -132,59 +149,71 @@ def complete_state(schema: Schema, state: Optional[dict]) -> Optional[dict]:
 
 def _make_servicer_class():
     """Build the servicer subclass lazily: importing grpc costs ~100 ms we only pay when serving."""
+    from copy import deepcopy
+
     from tf.gen import tfplugin_pb2 as pb
-    from tf.iface import PlanContext
     from tf.provider import ProviderServicer, _decode_state, _encode_state
     from tf.utils import _to_attribute_path, to_dynamic_value
 
     class RaydogServicer(ProviderServicer):
         def PlanResourceChange(self, request, context):
-            response = super().PlanResourceChange(request, context)
-            klass = self._get_res_cls(request.type_name)
-            plan_create = getattr(klass, "plan_create", None)
-            prior = request.prior_state
-            if not _is_null(prior):
-                return self._add_planned_replacements(request, response)
-            if plan_create is None or response.diagnostics:
-                return response
             diags = Diagnostics()
             attrs = self._get_res_attrs(request.type_name)
             blocks = self._get_res_blocks(request.type_name)
-            planned_enc, planned = _decode_state(diags, attrs, blocks, response.planned_state)
-            if planned is None:
-                return response
-            _, proposed = _decode_state(diags, attrs, blocks, request.proposed_new_state)
+            _, prior = _decode_state(diags, attrs, blocks, request.prior_state)
+            proposed_enc, proposed = _decode_state(diags, attrs, blocks, request.proposed_new_state)
+            if diags.has_errors() or proposed is None:
+                # Destroy plans are not requested (no plan_destroy capability): pass through.
+                return pb.PlanResourceChange.Response(planned_state=request.proposed_new_state,
+                                                      diagnostics=diags.to_pb())
+            klass = self._get_res_cls(request.type_name)
             inst = self.app.new_resource(klass)
-            planned = inst.plan_create(PlanContext(diags, request.type_name, changed_fields=set()), proposed, planned)
+            if prior is None:
+                planned = {k: v if k in blocks or v is not None else (None if not attrs[k].computed
+                                                                         else attrs[k].default)
+                           for k, v in proposed.items()}
+                ctx = RaydogPlanContext(diags, request.type_name, changed_fields=set())
+                plan_create = getattr(inst, "plan_create", None)
+                if plan_create is not None:
+                    planned = plan_create(ctx, deepcopy(proposed), planned)
+                if diags.has_errors() or planned is None:
+                    return pb.PlanResourceChange.Response(diagnostics=diags.to_pb())
+                return pb.PlanResourceChange.Response(
+                    planned_state=_encode_state(attrs, blocks, planned, proposed_enc), diagnostics=diags.to_pb())
+            changed = {k for k in attrs if k in prior and k in proposed
+                       and not attrs[k].type.semantically_equal(prior[k], proposed[k])}
+            ctx = RaydogPlanContext(diags, request.type_name, changed_fields=changed,
+                                    prior_private=read_private(request.prior_private))
+            planned = inst.plan(ctx, deepcopy(prior), deepcopy(proposed))
             if diags.has_errors() or planned is None:
                 return pb.PlanResourceChange.Response(diagnostics=diags.to_pb())
+            # Replace for every requires_replace attribute whose planned value differs from the
+            # prior one (whether the configuration or plan() changed it), unless plan() said the
+            # change is made in place (ctx.in_place).
+            replace = [_to_attribute_path([name]) for name, attribute in attrs.items()
+                       if attribute.requires_replace and name not in ctx.in_place
+                       and not attribute.type.semantically_equal(prior.get(name), planned.get(name))]
+            if replace and hasattr(inst, "planned_replacement"):
+                inst.planned_replacement(prior)
             return pb.PlanResourceChange.Response(
-                planned_state=_encode_state(attrs, blocks, planned, planned_enc),
+                planned_state=_encode_state(attrs, blocks, planned, proposed_enc),
+                requires_replace=replace,
+                planned_private=request.prior_private,
                 diagnostics=diags.to_pb(),
             )
 
-        def _add_planned_replacements(self, request, response):
-            """Replace when plan() changed an attribute flagged requires_replace.
+        def ReadResource(self, request, context):
+            response = super().ReadResource(request, context)
+            response.private = request.private  # the framework drops private state
+            return response
 
-            The framework lists requires_replace from the configuration's changes before it
-            calls plan(), so a resource that finds it must be replaced (a node whose task has
-            ended) could not say so; Terraform replaces only for a listed path whose value changed.
-            """
-            failed = any(d.severity == pb.Diagnostic.ERROR for d in response.diagnostics)
-            if failed or not response.planned_state.msgpack:
-                return response
-            attrs = self._get_res_attrs(request.type_name)
-            blocks = self._get_res_blocks(request.type_name)
-            diags = Diagnostics()
-            _, prior = _decode_state(diags, attrs, blocks, request.prior_state)
-            _, planned = _decode_state(diags, attrs, blocks, response.planned_state)
-            if diags.has_errors() or prior is None or planned is None:
-                return response
-            listed = {tuple(step.attribute_name for step in path.steps) for path in response.requires_replace}
-            for name, attribute in attrs.items():
-                if attribute.requires_replace and (name,) not in listed and not attribute.type.semantically_equal(
-                        prior.get(name), planned.get(name)):
-                    response.requires_replace.append(_to_attribute_path([name]))
+        def ImportResourceState(self, request, context):
+            response = super().ImportResourceState(request, context)
+            klass = self._get_res_cls(request.type_name)
+            unreadable = getattr(klass, "unreadable_on_import", ())
+            for imported in response.imported_resources:
+                if unreadable:
+                    imported.private = write_private({"imported_without": list(unreadable)})
             return response
 
         def UpgradeResourceState(self, request, context):
@@ -195,6 +224,8 @@ def _make_servicer_class():
             klass = self._get_res_cls(request.type_name)
             state = json.loads(request.raw_state.json)
             state = complete_state(klass.get_schema(), state)
+            if hasattr(klass, "upgrade_state"):
+                state = klass.upgrade_state(state)
             return pb.UpgradeResourceState.Response(upgraded_state=to_dynamic_value(state), diagnostics=diags.to_pb())
 
         def ReadDataSource(self, request, context):
@@ -224,10 +255,18 @@ def _make_servicer_class():
     return RaydogServicer
 
 
-def _is_null(dynamic_value) -> bool:
-    from tf.utils import read_dynamic_value
+def read_private(raw: bytes) -> dict:
+    """A resource's private state (JSON bytes that Terraform keeps beside the state)."""
+    try:
+        value = json.loads(raw.decode()) if raw else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
-    return read_dynamic_value(dynamic_value) is None
+
+def write_private(value: dict) -> bytes:
+    return json.dumps(value, sort_keys=True).encode() if value else b""
+
 
 
 class _TerraformLogFormatter(logging.Formatter):

@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
     from raydog.tunnels import DEFAULT_SSH_USER, RayTunnels, SSHTunnelSpec, TunnelError
 
     logging.basicConfig(format="raydog tunnel: %(message)s", level=logging.WARNING)
+    # paramiko logs a failed handshake (a port that does not speak SSH) with its traceback;
+    # the TunnelError below already says what went wrong, in one line.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     try:
         head, observability = _addresses(args)
         tunnels = _tunnels(args, observability)

@@ -66,6 +66,8 @@ def yellowdog_routes(backend: SandboxBackend) -> list[tuple[str, str, Handler]]:
         ("PUT", "/compute/requirements/{id}/transition/{status}", compute.transition_requirement),
         ("GET", "/compute/namespaces/{namespace}/requirements/{name}", compute.requirement_by_name),
         ("GET", "/compute/instances", compute.search_instances),
+        ("GET", "/compute/templates/requirements/{id}", compute.template_by_id),
+        ("GET", "/compute/namespaces/{namespace}/templates/requirements/{name}", compute.template_by_name),
     ]
 
 

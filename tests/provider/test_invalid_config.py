@@ -147,8 +147,9 @@ CASES = [
     Case("cluster-name-dots", cluster(name="demo.prod"), "name", NAME_RULE),
     Case("cluster-name-empty", cluster(name=""), "name", "must not be empty"),
     Case("cluster-name-over-60", cluster(name="c" * 61), "name",
-         "61 characters long; YellowDog allows at most 60"),
-    Case("cluster-name-too-long-for-its-head", cluster(name="c" * 56), "name", f'"{"c" * 56}-head"'),
+         "61 characters long; at most 55 are allowed (the head pool's YellowDog name"),
+    Case("cluster-name-too-long-for-its-head", cluster(name="c" * 56), "name",
+         "56 characters long; at most 55 are allowed (the head pool's YellowDog name <cluster_name>-head"),
     Case("cluster-namespace-spaces", cluster(namespace="team a"), "namespace", NAME_RULE),
     Case("cluster-tag-punctuation", cluster(tag="prod!"), "tag", NAME_RULE),
     Case("pool-name-uppercase", pool(name="GPU"), "name", NAME_RULE),
@@ -158,11 +159,13 @@ CASES = [
     Case("pool-name-reserved-obs", pool(name="obs"), "name", "reserved"),
     Case("pool-name-over-51", pool(name="p" * 52), "name", "52 characters long; at most 51"),
     Case("pool-derived-name-over-60", pool(cluster_name="c" * 30, name="p" * 30), "name",
-         "61 characters long; YellowDog allows at most 60"),
+         "61 characters long; at most 60 are allowed (YellowDog's limit); with cluster name "),
     Case("pool-cluster-name-invalid", pool(cluster_name="Demo"), "cluster_name", NAME_RULE),
-    Case("head-derived-name-over-60", head(cluster_name="c" * 56), "cluster_name", f'"{"c" * 56}-head"'),
+    Case("head-derived-name-over-60", head(cluster_name="c" * 56), "cluster_name", "56 characters long; at most 55"),
     Case("observability-derived-name-over-60", observability(cluster_name="c" * 57), "cluster_name",
-         f'"{"c" * 57}-obs"'),
+         "57 characters long; at most 55"),
+    Case("head-name-suffix-too-long", head(cluster_name="c" * 40, name_suffix="s" * 20), "name_suffix",
+         "name_suffix may be at most 14 characters"),
     # Node counts.
     Case("node-count-zero", pool(node_count=0), "node_count", "must be at least 1"),
     Case("node-count-negative", pool(node_count=-2), "node_count", "must be at least 1 (got -2)"),
@@ -493,10 +496,13 @@ def test_value_known_at_plan_fails_plan_on_the_attribute(plan_time_run, case):
     check_case(plan_time_run, case, plan_time_run.plan_diagnostics(case), "plan")
 
 
-def test_plan_time_failures_make_only_the_credential_check(plan_time_run):
-    """Configure checks the key once; the failed plan makes no other request."""
-    assert plan_time_run.requests["total"] == 1, plan_time_run.requests
-    assert list(plan_time_run.requests["routes"]) == ["GET /work/requirements"], plan_time_run.requests
+def test_plan_time_failures_make_only_the_credential_check_and_template_reads(plan_time_run):
+    """Configure checks the key once; the plan of the valid resources reads their template
+    (once per distinct template) and changes nothing."""
+    routes = plan_time_run.requests["routes"]
+    assert routes.pop("GET /work/requirements") == 1, plan_time_run.requests
+    assert all(route.startswith("GET /compute/") and "templates" in route and count == 1
+               for route, count in routes.items()), plan_time_run.requests
 
 
 @pytest.mark.parametrize("case", WARNING_CASES, ids=lambda c: c.id)

@@ -127,6 +127,49 @@ def test_a_node_whose_task_ended_is_planned_for_replacement_and_a_running_one_is
     assert list(plan_head("ydid:task:000000:1:1:1").requires_replace) == []
 
 
+def plan_imported_pool(private: bytes, config_changes: dict):
+    """PlanResourceChange of a worker pool whose prior state came from an import."""
+    from raydog.resources.worker_pool import WorkerPoolResource
+
+    prior = tfcompat.complete_state(WorkerPoolResource.get_schema(), {
+        "id": "ydid:wrkrpool:000000:1", "cluster_id": "ydid:workreq:000000:1", "cluster_name": "c",
+        "compute_requirement_template_id": "ydid:crt:000000:1", "name": "cpu", "head_private_ip": "10.0.0.1",
+        "node_count": 1, "task_ids": ["t1"], "namespace": "ns", "yellowdog_name": "c-cpu", "script_sha256": "x"})
+    proposed = {**prior, **config_changes}
+    request = pb.PlanResourceChange.Request(
+        type_name="raydog_worker_pool", prior_state=to_dynamic_value(prior),
+        proposed_new_state=to_dynamic_value(proposed), config=to_dynamic_value(proposed), prior_private=private)
+    return servicer().PlanResourceChange(request, None)
+
+
+def replaced_paths(response) -> list:
+    return [[step.attribute_name for step in path.steps] for path in response.requires_replace]
+
+
+def test_values_the_platform_cannot_report_are_recorded_in_place_after_an_import_only():
+    imported = tfcompat.write_private({"imported_without": ["userdata", "images_id"]})
+    response = plan_imported_pool(imported, {"userdata": "#!/bin/sh", "images_id": "ami-1"})
+    assert replaced_paths(response) == [] and response.planned_private == imported
+    created = plan_imported_pool(b"", {"userdata": "#!/bin/sh", "images_id": "ami-1"})
+    assert sorted(replaced_paths(created)) == [["images_id"], ["userdata"]]
+
+
+def test_import_marks_the_unreadable_attributes_and_read_keeps_private_state(monkeypatch):
+    from raydog.resources.worker_pool import WorkerPoolResource
+
+    monkeypatch.setattr(WorkerPoolResource, "import_", lambda self, ctx, id: self.full({"id": id}))
+    monkeypatch.setattr(WorkerPoolResource, "read", lambda self, ctx, current: current)
+    service = servicer()
+    imported = service.ImportResourceState(
+        pb.ImportResourceState.Request(type_name="raydog_worker_pool", id="ydid:wrkrpool:000000:1"), None)
+    private = imported.imported_resources[0].private
+    assert tfcompat.read_private(private) == {"imported_without": ["userdata", "images_id"]}
+    read = service.ReadResource(pb.ReadResource.Request(
+        type_name="raydog_worker_pool", current_state=imported.imported_resources[0].state, private=private), None)
+    assert read.private == private
+    assert tfcompat.read_private(b"not json") == {} and tfcompat.write_private({}) == b""
+
+
 def test_server_certificate_reads_the_cached_expiry_and_falls_back_to_the_framework(tmp_path, monkeypatch):
     import tf.runner
 

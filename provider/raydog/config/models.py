@@ -50,12 +50,16 @@ class NodeConfig:
     instance_tags: dict[str, str]
     metrics_enabled: bool
     environment: dict[str, str]
+    secret_environment: dict[str, str]
+    namespace: Optional[str]  # None: the cluster's
     lifetime: Optional[timedelta]
     timeouts: Timeouts
-    script: str  # the node task's bash script (ray_start_script, start_script or task_script)
+    script: str  # the node task's bash script (ray_start_script, start_script or task_script, else the default)
 
     @staticmethod
-    def common(state: Mapping[str, Any], script_attribute: str) -> dict[str, Any]:
+    def common(state: Mapping[str, Any], script_attribute: str, template: str) -> dict[str, Any]:
+        from raydog.lifecycle.scripts import effective_script
+
         return dict(
             cluster_id=state["cluster_id"],
             cluster_name=state["cluster_name"],
@@ -65,10 +69,22 @@ class NodeConfig:
             instance_tags=dict(state.get("instance_tags") or {}),
             metrics_enabled=bool(state.get("metrics_enabled")),
             environment=dict(state.get("environment") or {}),
+            secret_environment=dict(state.get("secret_environment") or {}),
+            namespace=state.get("namespace") if isinstance(state.get("namespace"), str) else None,
             lifetime=parse_duration(state["lifetime"]) if state.get("lifetime") else None,
             timeouts=Timeouts.parse(state.get("timeouts")),
-            script=state.get(script_attribute) or "",
+            script=effective_script(state.get(script_attribute), template),
         )
+
+    def task_environment(self, provider_set: Mapping[str, str]) -> dict[str, str]:
+        """The node task's environment: the configured one, the secrets (with the list of their
+        names, never their values, so an import can tell them apart) and what the provider sets."""
+        from raydog.config.rules import SECRET_NAMES_VARIABLE
+
+        environment = {**self.environment, **self.secret_environment, **provider_set}
+        if self.secret_environment:
+            environment[SECRET_NAMES_VARIABLE] = ",".join(sorted(self.secret_environment))
+        return environment
 
 
 @dataclass(frozen=True)
@@ -79,8 +95,8 @@ class SingleNodeConfig(NodeConfig):
     observability_host: Optional[str]
 
     @classmethod
-    def parse(cls, state: Mapping[str, Any], script_attribute: str) -> "SingleNodeConfig":
-        return cls(**cls.common(state, script_attribute), name_suffix=state.get("name_suffix"),
+    def parse(cls, state: Mapping[str, Any], script_attribute: str, template: str) -> "SingleNodeConfig":
+        return cls(**cls.common(state, script_attribute, template), name_suffix=state.get("name_suffix"),
                    observability_host=state.get("observability_host"))
 
 
@@ -94,6 +110,6 @@ class WorkerPoolConfig(NodeConfig):
 
     @classmethod
     def parse(cls, state: Mapping[str, Any]) -> "WorkerPoolConfig":
-        return cls(**cls.common(state, "task_script"), name=state["name"],
+        return cls(**cls.common(state, "task_script", "worker"), name=state["name"],
                    head_private_ip=state["head_private_ip"], observability_host=state.get("observability_host"),
                    node_count=int(state["node_count"]), wait_for_nodes=bool(state.get("wait_for_nodes")))

@@ -15,13 +15,18 @@ TIMEOUTS = SingleBlock(
           for op, default in DEFAULT_TIMEOUTS.items()),
 )
 
+# Checks across the attributes every node resource has.
+NODE_RULES = (
+    Rule(("environment", "secret_environment"), "secret_environment", rules.secret_names_disjoint),
+)
+
 NODE_FIELDS = (
     Field("id", STRING, "Worker pool id.", computed=True),
     Field("cluster_id", STRING, "Id of the cluster (`raydog_cluster.<name>.id`).", required=True, replace=True,
           check=rules.work_requirement_id),
     Field("cluster_name", STRING,
           "Name of the cluster (`raydog_cluster.<name>.name`); prefixes this pool's YellowDog names.",
-          required=True, replace=True, check=rules.name("cluster name")),
+          required=True, replace=True, check=rules.cluster_name),
     Field("compute_requirement_template_id", STRING,
           "Compute requirement template the pool's nodes are provisioned from (id or `namespace/name`).",
           required=True, replace=True, check=rules.not_blank),
@@ -32,10 +37,21 @@ NODE_FIELDS = (
     Field("metrics_enabled", BOOL, "Whether YellowDog collects node metrics.", optional=True, replace=True),
     Field("environment", STRING_MAP, "Extra environment variables for the node tasks.", optional=True, replace=True,
           key_check=rules.environment_name),
+    Field("secret_environment", STRING_MAP,
+          "Environment variables for the node tasks whose values are secret (tokens, passwords): merged into the "
+          "task environment, shown in plans as `(sensitive value)` and never logged.",
+          optional=True, sensitive=True, replace=True, key_check=rules.environment_name),
     Field("lifetime", STRING, 'Task timeout of the node tasks, such as "2h"; when it passes the nodes\' tasks end.',
           optional=True, replace=True, check=rules.duration),
-    Field("namespace", STRING, "YellowDog namespace (the cluster's).", computed=True),
-    Field("yellowdog_name", STRING, "Name of the worker pool and compute requirement on YellowDog.", computed=True),
+    Field("namespace", STRING,
+          "YellowDog namespace of the cluster (`raydog_cluster.<name>.namespace`); read from the cluster when unset. "
+          "Set it to have the plan show it (and the pool's names) before the cluster exists.",
+          optional=True, computed=True, replace=True, check=rules.name("namespace")),
+    Field("yellowdog_name", STRING, "Name of the worker pool and compute requirement on YellowDog. Known at plan.",
+          computed=True),
+    Field("script_sha256", STRING,
+          "SHA-256 of the script the node task runs (the built-in default when no script is set); the same as "
+          "`data.raydog_node_script.<name>.sha256` for that script. Known at plan.", computed=True),
     Field("compute_requirement_id", STRING, "Compute requirement id.", computed=True),
     Field("task_group_id", STRING, "Task group id in the cluster's work requirement.", computed=True),
 )
@@ -63,7 +79,9 @@ def name_suffix_field(role: str, suffix: str) -> Field:
 def single_node_rules(suffix: str, what: str) -> tuple[Rule, ...]:
     """The YellowDog name of a head or observability pool, with and without its name_suffix, must be valid."""
     return (
+        *NODE_RULES,
         Rule(("cluster_name",), "cluster_name", rules.derived_name(suffix, what)),
         Rule(("cluster_name", "name_suffix"), "name_suffix",
-             lambda cluster, name_suffix: rules.derived_name(names.suffixed(suffix, name_suffix), what)(cluster)),
+             lambda cluster, name_suffix: rules.derived_name(names.suffixed(suffix, name_suffix), what,
+                                                             "name_suffix")(cluster)),
     )

@@ -2,8 +2,11 @@
 
 Import ids are the worker pool id, or ``<cluster_id>/<pool_id>`` to say which work
 requirement holds the pool's task group (otherwise the namespace's live work requirements
-are searched). What YellowDog can't report back (a pool's ``userdata``) imports as null;
-see the import sections of the resource docs.
+are searched). What YellowDog can't report back (a pool's ``userdata`` and ``images_id``)
+imports as null, and the first plan records the configuration's values in place (see
+``NodePlanning.unreadable_on_import``). A script equal to the built-in default imports as
+null (the default), ``secret_environment`` is told from ``environment`` by the names the
+task lists in RAYDOG_SECRET_NAMES. See the import sections of the resource docs.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from tf.utils import Diagnostics
 
 from raydog import names
 from raydog.config.durations import format_duration
-from raydog.config.rules import PROVIDER_SET_VARIABLES
+from raydog.config.rules import PROVIDER_SET_VARIABLES, SECRET_NAMES_VARIABLE
 from raydog.lifecycle.diagnostics import report
+from raydog.lifecycle.scripts import script_sha256, stored_script
 from raydog.yellowdog import PlatformError, PoolInfo, TaskGroupInfo, TaskInfo, WorkRequirementInfo
 
 if TYPE_CHECKING:
@@ -34,10 +38,15 @@ class ImportedPool:
     task_timeout: Optional[timedelta]
     tasks: list[TaskInfo]
 
-    def base_state(self) -> dict:
+    def base_state(self, script_attribute: str, template: str) -> dict:
         """The attributes every node resource shares, as the platform reports them."""
         task = self.tasks[0] if self.tasks else None
-        environment = {k: v for k, v in (task.environment if task else {}).items() if k not in PROVIDER_SET_VARIABLES}
+        task_environment = task.environment if task else {}
+        secret_names = set(filter(None, task_environment.get(SECRET_NAMES_VARIABLE, "").split(",")))
+        environment = {k: v for k, v in task_environment.items()
+                       if k not in PROVIDER_SET_VARIABLES and k not in secret_names}
+        secrets = {k: v for k, v in task_environment.items() if k in secret_names}
+        task_data = task.task_data if task else None
         return {
             "id": self.pool.id,
             "cluster_id": self.cluster.id,
@@ -48,6 +57,9 @@ class ImportedPool:
             "instance_tags": self.pool.instance_tags or None,
             "metrics_enabled": self.pool.metrics_enabled or None,
             "environment": environment or None,
+            "secret_environment": secrets or None,
+            script_attribute: stored_script(task_data, template),
+            "script_sha256": script_sha256(task_data) if task_data is not None else None,
             "lifetime": format_duration(self.task_timeout) if self.task_timeout else None,
             "namespace": self.cluster.namespace,
             "yellowdog_name": self.pool.name,
@@ -88,7 +100,7 @@ def read_imported_pool(client: "YellowDogClient", diags: Diagnostics, id: str) -
 
 
 def import_node_pool(client: "YellowDogClient", diags: Diagnostics, id: str, suffix: str,
-                     script_attribute: str) -> Optional[dict]:
+                     script_attribute: str, template: str) -> Optional[dict]:
     """State of a single-node resource (head, observability) from its pool id."""
     found = read_imported_pool(client, diags, id)
     if found is None:
@@ -98,8 +110,7 @@ def import_node_pool(client: "YellowDogClient", diags: Diagnostics, id: str, suf
                         f"Worker pool {found.pool.id} has no running task in task group {found.group.name}.")
         return None
     task = found.tasks[0]
-    state = found.base_state()
-    state[script_attribute] = task.task_data
+    state = found.base_state(script_attribute, template)
     state["name_suffix"] = names.name_suffix_of(found.cluster.name, suffix, found.pool.name)
     state["observability_host"] = task.environment.get("OBSERVABILITY_HOST")
     state["task_id"] = task.id

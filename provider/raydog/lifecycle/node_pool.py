@@ -122,6 +122,14 @@ class NodePool:
                 path=["cluster_id"],
             )
             return None
+        if config.namespace and wr.namespace != config.namespace:
+            self.diags.add_error(
+                "namespace does not match the cluster",
+                f'namespace is "{config.namespace}" but work requirement {wr.id} is in namespace "{wr.namespace}"; '
+                "use raydog_cluster.<name>.namespace, or leave it unset.",
+                path=["namespace"],
+            )
+            return None
         if wr.name != config.cluster_name:
             self.diags.add_error(
                 "cluster_name does not match the cluster",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, ClassVar, Optional, Protocol
 
 from tf.iface import Resource
 from tf.schema import Schema
+from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from raydog import tfcompat
@@ -14,6 +15,7 @@ from raydog.config.fields import Table
 from raydog.lifecycle.diagnostics import lint_script_attribute
 from raydog.lifecycle.node_pool import NodePool, PoolClaims
 from raydog.lifecycle.ownership import OwnershipJournal
+from raydog.lifecycle.planning import PlanLookups
 
 if TYPE_CHECKING:
     from raydog.yellowdog import YellowDogClient
@@ -25,9 +27,13 @@ class ProviderContext(Protocol):
     @property
     def client(self) -> "YellowDogClient": ...
 
+    @property
+    def configured(self) -> bool: ...
+
     stopping: threading.Event
     pool_claims: PoolClaims
     ownership: OwnershipJournal
+    lookups: PlanLookups
 
 
 class RaydogResource(Resource):
@@ -55,6 +61,12 @@ class RaydogResource(Resource):
     @classmethod
     def full(cls, state: Optional[dict]) -> Optional[dict]:
         return tfcompat.complete_state(cls.get_schema(), state)
+
+    @staticmethod
+    def applied(current: dict, planned: dict) -> dict:
+        """The state after an in-place update: the planned values, and the current ones where
+        the plan left them unknown."""
+        return {k: current.get(k) if v is Unknown else v for k, v in planned.items()}
 
     def validate(self, diags: Diagnostics, type_name: str, config: dict) -> None:
         super().validate(diags, type_name, config)

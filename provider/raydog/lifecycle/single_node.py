@@ -13,13 +13,15 @@ from raydog.config.models import SingleNodeConfig, Timeouts
 from raydog.lifecycle.diagnostics import report
 from raydog.lifecycle.importing import import_node_pool
 from raydog.lifecycle.node_pool import NodePlan, live_pool
+from raydog.lifecycle.planning import NodePlanning
 from raydog.lifecycle.resource import RaydogResource
+from raydog.lifecycle.scripts import script_sha256, stored_script
 from raydog.yellowdog import PlatformError, TaskInfo
 
 log = logging.getLogger("raydog.resources")
 
 
-class SingleNodeResource(RaydogResource):
+class SingleNodeResource(NodePlanning, RaydogResource):
     """CRUD of a single-node resource. Subclasses name their pool suffix, task group role,
     task and script template, and say which addresses the node's IP yields."""
 
@@ -30,24 +32,30 @@ class SingleNodeResource(RaydogResource):
     script_template: ClassVar[str]
 
     def environment(self, config: SingleNodeConfig) -> dict[str, str]:
-        environment = dict(config.environment)
-        if config.observability_host:
-            environment["OBSERVABILITY_HOST"] = config.observability_host
-        return environment
+        provider_set = {"OBSERVABILITY_HOST": config.observability_host} if config.observability_host else {}
+        return config.task_environment(provider_set)
 
     def outputs(self, private_ip: str) -> dict[str, str]:
         return {}
 
-    def plan_create(self, ctx, proposed: dict, planned: dict) -> dict:
-        """Show the built-in script in the create plan when the configuration gives none."""
-        if proposed.get(self.script_attribute) is None:
-            from raydog import node_scripts
+    def pool_suffix(self, values: dict):
+        name_suffix = values.get("name_suffix")
+        return name_suffix if name_suffix is Unknown else names.suffixed(self.suffix, name_suffix)
 
-            planned[self.script_attribute] = node_scripts.render_builtin(self.script_template, {})
-        return planned
+    def name_path(self) -> list:
+        return ["name_suffix"]
+
+    @classmethod
+    def upgrade_state(cls, state: dict) -> dict:
+        """State written before scripts defaulted to null held the default script itself."""
+        script = state.get(cls.script_attribute)
+        if state.get("id") and not state.get("script_sha256"):
+            state["script_sha256"] = script_sha256(script) if script else None
+            state[cls.script_attribute] = stored_script(script, cls.script_template)
+        return state
 
     def create(self, ctx, planned: dict) -> Optional[dict]:
-        config = SingleNodeConfig.parse(planned, self.script_attribute)
+        config = SingleNodeConfig.parse(planned, self.script_attribute, self.script_template)
         created = self.node_pool(ctx.diagnostics).create(planned, config, NodePlan(
             suffix=names.suffixed(self.suffix, config.name_suffix),
             group_role=self.group_role,
@@ -96,19 +104,22 @@ class SingleNodeResource(RaydogResource):
         return self.full(current)
 
     def plan(self, ctx, current: Optional[dict], planned: dict) -> dict:
+        planned = super().plan(ctx, current, planned)
         if current is not None and current.get("id") and not current.get("task_id"):
             planned["task_id"] = Unknown  # task_id forces replacement: a new node, task and address
         return planned
 
     def update(self, ctx, current: dict, planned: dict) -> Optional[dict]:
-        # Only timeouts change in place; every other input forces replacement.
-        return self.full({**current, "timeouts": planned.get("timeouts")})
+        # Nothing changes on the platform: timeouts, or values the plan showed to be the same
+        # (a template by id or by name, a configured value after an import) are recorded.
+        return self.full(self.applied(current, planned))
 
     def delete(self, ctx, current: dict) -> None:
         self.node_pool(ctx.diagnostics).remove(current, Timeouts.parse(current.get("timeouts")))
 
     def import_(self, ctx, id: str) -> Optional[dict]:
-        state = import_node_pool(self.client, ctx.diagnostics, id, self.suffix, self.script_attribute)
+        state = import_node_pool(self.client, ctx.diagnostics, id, self.suffix, self.script_attribute,
+                                 self.script_template)
         if state is None:
             return None
         self.take_ownership(ctx.diagnostics, state)

@@ -20,7 +20,7 @@ TABLE = Table(
     fields=(
         Field("id", STRING, "Work requirement id.", computed=True),
         Field("name", STRING, "Cluster name: the work requirement's name and the prefix of every pool's name.",
-              required=True, replace=True, check=rules.name("cluster name")),
+              required=True, replace=True, check=rules.cluster_name),
         Field("namespace", STRING, "YellowDog namespace of the cluster.", required=True, replace=True,
               check=rules.name("namespace")),
         Field("tag", STRING, "Tag of the work requirement.", optional=True, check=rules.name("tag")),

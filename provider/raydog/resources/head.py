@@ -11,8 +11,9 @@ TABLE = Table(
     fields=(
         *NODE_FIELDS,
         name_suffix_field("head", "head"),
-        Field("ray_start_script", STRING, "Bash script the head node runs (default: the built-in `head` template).",
-              optional=True, computed=True, replace=True),
+        Field("ray_start_script", STRING, "Bash script the head node runs; unset means the built-in `head` template "
+              "(the plan shows its `script_sha256`).",
+              optional=True, replace=True),
         Field("observability_host", STRING,
               "Private IP of the observability node; sets `OBSERVABILITY_HOST` for the head.",
               optional=True, replace=True),

@@ -12,8 +12,9 @@ TABLE = Table(
         *NODE_FIELDS,
         name_suffix_field("observability node", "obs"),
         Field("start_script", STRING,
-              "Bash script the observability node runs (default: the built-in `observability` template).",
-              optional=True, computed=True, replace=True),
+              "Bash script the observability node runs; unset means the built-in `observability` template "
+              "(the plan shows its `script_sha256`).",
+              optional=True, replace=True),
         *HOST_FIELDS,
         Field("prometheus_url", STRING, f"Prometheus, `http://IP:{settings.PROMETHEUS_PORT}`.", computed=True),
         Field("grafana_url", STRING, f"Grafana, `http://IP:{settings.GRAFANA_PORT}`.", computed=True),

@@ -25,11 +25,13 @@ from raydog import names
 from raydog.config import rules
 from raydog.config.fields import BOOL, NUMBER, STRING, STRING_LIST, Field, Rule, Table
 from raydog.config.models import Timeouts, WorkerPoolConfig
-from raydog.config.node_fields import NODE_FIELDS, TIMEOUTS
+from raydog.config.node_fields import NODE_FIELDS, NODE_RULES, TIMEOUTS
 from raydog.lifecycle.diagnostics import report
 from raydog.lifecycle.importing import read_imported_pool
 from raydog.lifecycle.node_pool import NodePlan, live_pool
+from raydog.lifecycle.planning import NodePlanning
 from raydog.lifecycle.resource import RaydogResource
+from raydog.lifecycle.scripts import script_sha256, stored_script
 from raydog.yellowdog import (
     PlatformError,
     StoppedError,
@@ -53,42 +55,78 @@ TABLE = Table(
               required=True, replace=True, check=rules.head_private_ip),
         Field("observability_host", STRING, "Private IP of the observability node; sets `OBSERVABILITY_HOST`.",
               optional=True, replace=True),
-        Field("task_script", STRING, "Bash script every worker node runs (default: the built-in `worker` template).",
-              optional=True, computed=True, replace=True),
+        Field("task_script", STRING,
+              "Bash script every worker node runs; unset means the built-in `worker` template "
+              "(the plan shows its `script_sha256`).", optional=True, replace=True),
         Field("node_count", NUMBER, "Number of worker nodes (at least 1). Updated in place.", required=True,
               check=rules.node_count),
         Field("wait_for_nodes", BOOL,
               "Whether create and update wait until every node's task is executing (default false).", optional=True),
-        Field("task_ids", STRING_LIST, "Ids of the node tasks that are live.", computed=True),
+        Field("task_ids", STRING_LIST,
+              "Ids of the node tasks that are live, oldest first: growing a pool appends, shrinking drops the newest.",
+              computed=True),
     ),
-    rules=(Rule(("cluster_name", "name"), "name",
-                lambda cluster, name: rules.derived_name(name, "worker pool")(cluster)),),
+    rules=(*NODE_RULES,
+           Rule(("cluster_name", "name"), "name",
+                lambda cluster, name: rules.derived_name(name, "worker pool", "name")(cluster))),
     blocks=(TIMEOUTS,),
 )
 
 
-class WorkerPoolResource(RaydogResource):
+class WorkerPoolResource(NodePlanning, RaydogResource):
     table = TABLE
     description = "A pool of Ray worker nodes. `node_count` changes are made in place."
     script_attribute = "task_script"
     script_role = "worker"
+    script_template = "worker"
 
     @classmethod
     def get_name(cls) -> str:
         return "worker_pool"
 
-    def plan_create(self, ctx: PlanContext, proposed: State, planned: State) -> State:
-        """Show the built-in script in the create plan when the configuration gives none."""
-        if proposed.get("task_script") is None:
-            from raydog import node_scripts
+    def pool_suffix(self, values: dict):
+        return values.get("name")
 
-            planned["task_script"] = node_scripts.render_builtin("worker", {})
-        return planned
+    def name_path(self) -> list:
+        return ["name"]
+
+    @classmethod
+    def upgrade_state(cls, state: dict) -> dict:
+        """State written before scripts defaulted to null held the default script itself."""
+        script = state.get("task_script")
+        if state.get("id") and not state.get("script_sha256"):
+            state["script_sha256"] = script_sha256(script) if script else None
+            state["task_script"] = stored_script(script, cls.script_template)
+        return state
 
     def plan(self, ctx: PlanContext, current: Optional[State], planned: State) -> State:
-        if "node_count" in ctx.changed_fields:
-            planned["task_ids"] = types.Unknown
+        planned = super().plan(ctx, current, planned)
+        count = planned.get("node_count")
+        if current is None or "node_count" not in ctx.changed_fields or not isinstance(count, (int, float)):
+            return planned
+        # The tasks that stay keep their ids: growing appends unknown ids, shrinking drops the newest.
+        ids = list(current.get("task_ids") or [])
+        planned["task_ids"] = ids[:int(count)] + [types.Unknown] * max(int(count) - len(ids), 0)
+        self.check_pool_limit(ctx.diagnostics, current, int(count))
         return planned
+
+    def check_pool_limit(self, diags: Diagnostics, current: State, count: int) -> None:
+        """A pool can't grow past its maxNodes on YellowDog (a pool adopted from RayDog may have a low one)."""
+        if not self.provider.configured or not current.get("id"):
+            return
+        try:
+            pool = self.client.get_pool(current["id"], details=False)
+        except PlatformError as exc:
+            diags.add_warning("Could not check the pool's node limit at plan time",
+                              f"{exc}. The apply checks it again.")
+            return
+        if pool is not None and pool.max_nodes is not None and count > pool.max_nodes:
+            diags.add_error(
+                "node_count is above the pool's limit",
+                f"Worker pool {pool.name} ({pool.id}) allows at most {pool.max_nodes} nodes on YellowDog (its "
+                f"maxNodes); set node_count to {pool.max_nodes} or less, or replace the pool with a new one "
+                "(change its name) to have more.",
+                path=["node_count"])
 
     def create(self, ctx: CreateContext, planned: State) -> Optional[State]:
         config = WorkerPoolConfig.parse(planned)
@@ -113,12 +151,11 @@ class WorkerPoolResource(RaydogResource):
             report(ctx.diagnostics, "Cannot read the worker pool; keeping it in state", exc)
             return current
         # Nodes lost outside Terraform show as a smaller node_count, so the plan restores them.
-        return self.full({**current, "node_count": len(tasks), "task_ids": [t.id for t in tasks]})
+        return self.full({**current, "node_count": len(tasks), "task_ids": task_ids(current.get("task_ids"), tasks)})
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> Optional[State]:
         config = WorkerPoolConfig.parse(planned)
-        state = {**current, "node_count": planned["node_count"], "wait_for_nodes": planned.get("wait_for_nodes"),
-                 "timeouts": planned.get("timeouts")}
+        state = self.applied(current, planned)
         try:
             live = self.client.list_tasks(current["task_group_id"])
             if config.node_count > len(live):
@@ -128,12 +165,12 @@ class WorkerPoolResource(RaydogResource):
                     self.client.wait_until_executing([t.id for t in added], config.timeouts.update.total_seconds(),
                                                      stop_event=self.provider.stopping)
             elif config.node_count < len(live):
-                live = self.shrink(current["id"], live, config.node_count)
+                live = self.shrink(current["id"], live, config.node_count, current.get("task_ids"))
         except (PlatformError, StoppedError, TaskFailedError, WaitTimeoutError) as exc:
             report(ctx.diagnostics, f"Cannot change worker pool {current['id']} to {config.node_count} nodes", exc,
                    ["node_count"])
             return self.read(ReadContext(ctx.diagnostics, ctx.type_name), current) or current
-        state["task_ids"] = [t.id for t in live]
+        state["task_ids"] = task_ids(current.get("task_ids"), live)
         return self.full(state)
 
     def grow(self, current: State, config: WorkerPoolConfig, live: list[TaskInfo]) -> list[TaskInfo]:
@@ -141,22 +178,26 @@ class WorkerPoolResource(RaydogResource):
 
         The index counts finished tasks too: task names are unique in a group, and a new task
         named like one that ended (a lost node's) would be taken for it. New tasks run the
-        script and environment the pool was created with (both force replacement).
+        script and environment the pool was created with (both force replacement): the script
+        of a live task, so a default script stays the one the pool started with.
         """
         created_with = WorkerPoolConfig.parse(current)
+        script = next((t.task_data for t in live if t.task_data), created_with.script)
         self.client.resize_pool(current["id"], config.node_count)
         every = self.client.list_tasks(current["task_group_id"], include_finished=True)
         highest = max((names.worker_task_index(t.name) or 0 for t in [*every, *live]), default=0)
         new = [
-            TaskSpec(name=names.worker_task_name(highest + i), task_data=created_with.script,
+            TaskSpec(name=names.worker_task_name(highest + i), task_data=script,
                      environment=worker_environment(created_with), timeout=config.lifetime)
             for i in range(1, config.node_count - len(live) + 1)
         ]
         return self.client.add_tasks(current["task_group_id"], new)
 
-    def shrink(self, pool_id: str, live: list[TaskInfo], target: int) -> list[TaskInfo]:
-        """Abort the newest tasks, shut their nodes down, and resize the pool to what is left."""
-        ordered = sorted(live, key=lambda t: names.worker_task_index(t.name) or 0)
+    def shrink(self, pool_id: str, live: list[TaskInfo], target: int, listed: Optional[list]) -> list[TaskInfo]:
+        """Abort the newest tasks (the last of task_ids, as the plan showed), shut their nodes
+        down, and resize the pool to what is left."""
+        by_id = {t.id: t for t in live}
+        ordered = [by_id[i] for i in task_ids(listed, live)]
         keep, drop = ordered[:target], ordered[target:]
         for task in drop:
             self.client.cancel_task(task.id, abort=True)
@@ -184,20 +225,26 @@ def import_worker_pool(client: "YellowDogClient", diags: Diagnostics, id: str) -
     sample = found.tasks[0] if found.tasks else None
     environment = sample.environment if sample else {}
     return {
-        **found.base_state(),
+        **found.base_state("task_script", "worker"),
         "name": names.internal_pool_name(found.cluster.name, found.pool.name, found.group.name),
         "head_private_ip": environment.get("RAY_HEAD_IP") or environment.get("RAY_HEAD_NODE_PRIVATE_IP"),
         "observability_host": environment.get("OBSERVABILITY_HOST"),
-        "task_script": sample.task_data if sample else None,
         "node_count": len(found.tasks),
-        "task_ids": [t.id for t in found.tasks],
+        "task_ids": task_ids(None, found.tasks),
     }
 
 
 def worker_environment(config: WorkerPoolConfig) -> dict[str, str]:
-    environment = dict(config.environment)
-    environment["RAY_HEAD_IP"] = config.head_private_ip
-    environment["RAY_HEAD_NODE_PRIVATE_IP"] = config.head_private_ip
+    provider_set = {"RAY_HEAD_IP": config.head_private_ip, "RAY_HEAD_NODE_PRIVATE_IP": config.head_private_ip}
     if config.observability_host:
-        environment["OBSERVABILITY_HOST"] = config.observability_host
-    return environment
+        provider_set["OBSERVABILITY_HOST"] = config.observability_host
+    return config.task_environment(provider_set)
+
+
+def task_ids(previous: Optional[list], tasks: list[TaskInfo]) -> list[str]:
+    """The live tasks' ids, oldest first: those already listed keep their places, new ones follow
+    by node index, so a plan can say which ids stay."""
+    live = {t.id for t in tasks}
+    kept = [i for i in previous or [] if i in live]
+    new = sorted((t for t in tasks if t.id not in kept), key=lambda t: names.worker_task_index(t.name) or 0)
+    return kept + [t.id for t in new]

@@ -14,10 +14,11 @@ from yellowdog_client.model import ApiKey, ServicesSchema
 from . import policy, probe, retry
 from .core import ClientCore, log, record_response_status
 from .pools import PoolOps
+from .templates import TemplateOps
 from .waits import WaitOps
 
 
-class YellowDogClient(WaitOps, PoolOps, ClientCore):
+class YellowDogClient(WaitOps, PoolOps, TemplateOps, ClientCore):
     """Idempotent, retried, verified YellowDog operations for the Terraform resources."""
 
     @classmethod

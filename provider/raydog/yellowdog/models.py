@@ -111,6 +111,7 @@ class PoolInfo:
     idle_node_shutdown: timedelta | None = None
     idle_pool_shutdown: timedelta | None = None
     node_boot_timeout: timedelta | None = None
+    max_nodes: int | None = None  # the most nodes the pool may grow to (its maxNodes)
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,12 @@ def backoff_seconds(retry_number: int) -> float:
     return random.uniform(0, ceiling)
 
 
-def call_retrying(call: Callable[[], T], what: str, attempts: int = ATTEMPTS) -> T:
+def call_retrying(call: Callable[[], T], what: str, attempts: int = ATTEMPTS,
+                  on_retry: Callable[[int, PlatformError, float], None] | None = None) -> T:
     """Run ``call``; after a transient PlatformError run it again, waiting the platform's
     Retry-After or the backoff, at most ``attempts`` times and not past ``BUDGET`` seconds
-    after the first failure. Calls that are not safe to repeat must not come here."""
+    after the first failure. ``on_retry(attempt, error, wait)`` hears of each retry (progress
+    for whoever is waiting). Calls that are not safe to repeat must not come here."""
     first_failure: float | None = None
     for attempt in range(1, attempts + 1):
         try:
@@ -54,5 +56,7 @@ def call_retrying(call: Callable[[], T], what: str, attempts: int = ATTEMPTS) ->
                 raise
             wait = backoff_seconds(attempt) if error.retry_after is None else error.retry_after
             log.debug("%s: %s; retry %d in %.1fs", what, error, attempt, wait)
+            if on_retry is not None:
+                on_retry(attempt, error, wait)
             time.sleep(wait)
     raise AssertionError("unreachable")  # the loop returns or raises

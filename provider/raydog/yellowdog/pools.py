@@ -298,6 +298,7 @@ class PoolOps(ClientCore):
             idle_node_shutdown=_timeout_of(getattr(properties, "idleNodeShutdown", None)),
             idle_pool_shutdown=_timeout_of(getattr(properties, "idlePoolShutdown", None)),
             node_boot_timeout=getattr(properties, "nodeBootTimeout", None),
+            max_nodes=getattr(properties, "maxNodes", None),
         )
 
 

@@ -13,7 +13,8 @@ imported when a resource first calls the platform.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Callable
 
 from . import policy
 from .errors import NotAuthorisedError, PlatformError, classify, read_error_body
@@ -39,9 +40,11 @@ def check_settings(api_url: str, key_id: str, key_secret: str) -> str:
     return api_url.rstrip("/")
 
 
-def check_credentials(api_url: str, key_id: str, key_secret: str, user_agent: str = "raydog") -> None:
+def check_credentials(api_url: str, key_id: str, key_secret: str, user_agent: str = "raydog",
+                      progress: Callable[[str], None] | None = None) -> None:
     """One authenticated request: NotAuthorisedError on a refused key, PlatformError when
-    the URL cannot be reached or does not answer like YellowDog."""
+    the URL cannot be reached or does not answer like YellowDog. While it retries an API it
+    cannot reach yet, ``progress`` gets one line per attempt."""
     import http.client
     import urllib.error
     import urllib.request
@@ -64,7 +67,15 @@ def check_credentials(api_url: str, key_id: str, key_secret: str, user_agent: st
                                 connection_lost=True) from None
         _check_answer(url, body)
 
-    policy.call_retrying(ask, OPERATION)
+    started = time.monotonic()
+
+    def report(attempt: int, error: PlatformError, wait: float) -> None:
+        if progress is not None:
+            progress(f"waiting for the YellowDog API: {error.message}; "
+                     f"attempt {attempt + 1} of {policy.ATTEMPTS} in {wait:.1f} s, "
+                     f"{time.monotonic() - started:.0f} s so far")
+
+    policy.call_retrying(ask, OPERATION, on_retry=report)
 
 
 def _tls_context(url: str):

@@ -60,6 +60,13 @@ def image_id(cr: ComputeRequirementRec) -> str:
 class ComputeModel:
     """Compute requirements, instances, addresses and the quota."""
 
+    def template(self, key: str, view: Callable[[Template], T]) -> T:
+        """The compute requirement template of that id or ``namespace/name``; NotFound if none."""
+        template = self.catalogue.find(key)
+        if template is None:
+            raise NotFound(f"compute requirement template {key} not found")
+        return view(template)
+
     def __init__(self, core: ModelCore, catalogue: TemplateCatalogue | None = None,
                  provision_delay: float = 0.0, max_nodes: int | None = None) -> None:
         self.core = core

@@ -21,7 +21,7 @@ from yellowdog_client.model import (
 from ..records import ComputeRequirementRec, InstanceRec
 from ..wire import SDK_PROVIDER, dumped, parse_search, path_param, sliced
 from .models import ComputeModel, image_id
-from .templates import REGION
+from .templates import REGION, Template
 
 
 def render_compute_requirement(cr: ComputeRequirementRec) -> ComputeRequirement:
@@ -62,6 +62,14 @@ def render_instance(instance: InstanceRec, cr: ComputeRequirementRec) -> Simulat
         status=instance.status, statusChangedTime=instance.status_changed)
 
 
+def render_template(template: Template) -> dict:
+    """A static template as the SDK reads it (its sources are not shown)."""
+    namespace, name = template.name.split("/", 1)
+    return {"type": "co.yellowdog.platform.model.ComputeRequirementStaticTemplate", "id": template.id,
+            "namespace": namespace, "name": name, "sources": [],
+            "strategyType": "co.yellowdog.platform.model.SingleSourceProvisionStrategy"}
+
+
 class ComputeResponses:
     """Handlers of the compute routes; ``routes.py`` maps each to its method and path."""
 
@@ -88,6 +96,13 @@ class ComputeResponses:
         summaries = query.get("summaries", "").lower() == "true"
         render = render_compute_requirement_summary if summaries else render_compute_requirement
         return self.compute.search_compute_requirements(search, sliced(query, render))
+
+    def template_by_id(self, request: Request, body: Any) -> Any:
+        return self.compute.template(path_param(request, "id"), render_template)
+
+    def template_by_name(self, request: Request, body: Any) -> Any:
+        key = f"{path_param(request, 'namespace')}/{path_param(request, 'name')}"
+        return self.compute.template(key, render_template)
 
     def search_instances(self, request: Request, body: Any) -> Any:
         query = request.query_params

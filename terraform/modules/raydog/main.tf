@@ -4,8 +4,8 @@
 locals {
   observability_enabled = var.observability != null
 
-  # The built-in templates render through raydog_node_script (so the plan shows the exact
-  # script); a script given as text is used as it is.
+  # The script each node runs: yours, or the built-in template rendered through
+  # raydog_node_script. The hashes below name pools after it.
   head_script = var.head.script != null ? var.head.script : data.raydog_node_script.head[0].content
   observability_script = !local.observability_enabled ? null : (
     try(var.observability.script, null) != null ? var.observability.script : data.raydog_node_script.observability[0].content
@@ -13,6 +13,16 @@ locals {
   worker_scripts = {
     for key, pool in var.worker_pools :
     key => pool.script != null ? pool.script : data.raydog_node_script.worker[key].content
+  }
+  # What the resources are given: null for the built-in template with its defaults, so the
+  # plan shows its script_sha256 once per node instead of the whole script per pool.
+  head_script_argument = var.head.script == null && var.head.script_vars == null ? null : local.head_script
+  observability_script_argument = !local.observability_enabled ? null : (
+    try(var.observability.script, null) == null && try(var.observability.script_vars, null) == null ? null : local.observability_script
+  )
+  worker_script_arguments = {
+    for key, pool in var.worker_pools :
+    key => pool.script == null && pool.script_vars == null ? null : local.worker_scripts[key]
   }
 
   observability_host = local.observability_enabled ? raydog_observability.this[0].private_ip : null
@@ -100,6 +110,7 @@ resource "raydog_observability" "this" {
 
   cluster_id                      = raydog_cluster.this.id
   cluster_name                    = raydog_cluster.this.name
+  namespace                       = raydog_cluster.this.namespace
   compute_requirement_template_id = var.observability.compute_requirement_template_id
   images_id                       = var.observability.images_id
   userdata                        = var.observability.userdata
@@ -107,7 +118,7 @@ resource "raydog_observability" "this" {
   metrics_enabled                 = var.observability.metrics_enabled
   environment                     = var.observability.environment
   lifetime                        = var.lifetime
-  start_script                    = local.observability_script
+  start_script                    = local.observability_script_argument
   # "" keeps the plain <cluster>-obs name (an observability node adopted by raydog import-state).
   name_suffix = var.observability.name_suffix == null ? local.observability_hash : (var.observability.name_suffix == "" ? null : var.observability.name_suffix)
 
@@ -123,6 +134,7 @@ resource "raydog_observability" "this" {
 resource "raydog_head" "this" {
   cluster_id                      = raydog_cluster.this.id
   cluster_name                    = raydog_cluster.this.name
+  namespace                       = raydog_cluster.this.namespace
   compute_requirement_template_id = var.head.compute_requirement_template_id
   images_id                       = var.head.images_id
   userdata                        = var.head.userdata
@@ -130,7 +142,7 @@ resource "raydog_head" "this" {
   metrics_enabled                 = var.head.metrics_enabled
   environment                     = var.head.environment
   lifetime                        = var.lifetime
-  ray_start_script                = local.head_script
+  ray_start_script                = local.head_script_argument
   observability_host              = local.observability_host
   # "" keeps the plain <cluster>-head name (a head adopted by raydog import-state).
   name_suffix = var.head.name_suffix == null ? local.head_hash : (var.head.name_suffix == "" ? null : var.head.name_suffix)
@@ -149,6 +161,7 @@ resource "raydog_worker_pool" "this" {
 
   cluster_id                      = raydog_cluster.this.id
   cluster_name                    = raydog_cluster.this.name
+  namespace                       = raydog_cluster.this.namespace
   name                            = local.worker_pool_names[each.key]
   compute_requirement_template_id = var.worker_pools[each.key].compute_requirement_template_id
   node_count                      = var.worker_pools[each.key].node_count
@@ -159,7 +172,7 @@ resource "raydog_worker_pool" "this" {
   environment                     = var.worker_pools[each.key].environment
   wait_for_nodes                  = var.worker_pools[each.key].wait_for_nodes
   lifetime                        = var.lifetime
-  task_script                     = local.worker_scripts[each.key]
+  task_script                     = local.worker_script_arguments[each.key]
   head_private_ip                 = raydog_head.this.private_ip
   observability_host              = local.observability_host
 
