@@ -150,3 +150,39 @@ def test_server_certificate_reads_the_cached_expiry_and_falls_back_to_the_framew
     tfcompat._server_certificate(framework)
     assert len(calls) == 2  # a record of another certificate is not trusted
     assert json.loads(record.read_text())["sha256"] != "another certificate"
+
+
+@pytest.mark.parametrize("environ, level", [
+    ({}, None), ({"TF_LOG": "off"}, None), ({"TF_LOG": "trace"}, tfcompat.TRACE), ({"TF_LOG": "json"}, tfcompat.TRACE),
+    ({"TF_LOG": "WARN"}, 30), ({"TF_LOG": "debug", "TF_LOG_PROVIDER": "error"}, 40), ({"TF_LOG": "nonsense"}, 5),
+    ({"TF_LOG_PROVIDER": "info"}, 20),
+])
+def test_log_level_follows_tf_log_provider_then_tf_log(environ, level):
+    assert tfcompat.log_level(environ) == level
+
+
+def test_logging_emits_nothing_below_the_level_and_never_the_secret(capsys):
+    import logging
+
+    tfcompat.configure_logging({"TF_LOG": "WARN", "YD_API_KEY_SECRET": "sekrit-value"})
+    try:
+        log = logging.getLogger("raydog.test")
+        log.info("an info line")
+        log.warning("a key yd-key id:%s and a url %s", "sekrit-value\n", "https://me:pw@api.example.com/x")
+        try:
+            raise ValueError("Invalid header value b'yd-key id:sekrit-value\\n'")
+        except ValueError:
+            log.exception("failed")
+    finally:
+        tfcompat.configure_logging({})
+    err = capsys.readouterr().err
+    assert "an info line" not in err and "[WARN] raydog.test: a key yd-key id:<redacted>" in err
+    assert "sekrit-value" not in err and "pw@" not in err and "https://<redacted>@api.example.com/x" in err
+    assert "[ERROR] raydog.test: failed" in err and "Invalid header value" in err
+
+
+def test_grpc_server_takes_256_mb_messages():
+    made = {}
+    tfcompat._server_with_options(lambda **kwargs: made.update(kwargs), thread_pool=None)
+    assert ("grpc.max_receive_message_length", 256 << 20) in made["options"]
+    assert ("grpc.max_send_message_length", 256 << 20) in made["options"]
