@@ -186,3 +186,31 @@ def test_grpc_server_takes_256_mb_messages():
     tfcompat._server_with_options(lambda **kwargs: made.update(kwargs), thread_pool=None)
     assert ("grpc.max_receive_message_length", 256 << 20) in made["options"]
     assert ("grpc.max_send_message_length", 256 << 20) in made["options"]
+
+
+def test_an_escaping_exception_reaches_terraform_redacted():
+    import grpc
+
+    from raydog import redaction
+
+    redaction.remember_secret("escaping-secret-1234")
+
+    def fails(request, context):
+        raise ValueError("Invalid header value b'yd-key id:escaping-secret-1234'")
+
+    class Framework:
+        def intercept_service(self, continuation, details):
+            return continuation(details)
+
+    class Context:
+        def abort(self, code, details):
+            self.code, self.details = code, details
+            raise RuntimeError("aborted")
+
+    handler = tfcompat._RedactedErrors(Framework()).intercept_service(
+        lambda details: grpc.unary_unary_rpc_method_handler(fails), None)
+    context = Context()
+    with pytest.raises(RuntimeError, match="aborted"):
+        handler.unary_unary(None, context)
+    assert context.code == grpc.StatusCode.UNKNOWN
+    assert "escaping-secret-1234" not in context.details and "yd-key id:<redacted>" in context.details
