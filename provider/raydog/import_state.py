@@ -403,7 +403,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from raydog.yellowdog import YellowDogClient, PlatformError
+    from raydog.redaction import redact_url
+    from raydog.yellowdog import PlatformError, YellowDogClient
 
     module = args.module
     if module is not None and not re.fullmatch(r"module\.[A-Za-z_][A-Za-z0-9_-]*", module):
@@ -435,7 +436,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportStateError as exc:
         return _fail(str(exc))
     except PlatformError as exc:
-        return _fail(f"YellowDog at {url}: {exc}")
+        return _fail(f"YellowDog at {redact_url(url)}: {exc}")
 
     for skipped_id, why in inventory.skipped:
         print(f"skipped {skipped_id}: {why}")
