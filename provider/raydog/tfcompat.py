@@ -298,6 +298,12 @@ def configure_logging(environ=None) -> None:
     root.handlers[:] = [handler]
     level = log_level(environ)
     root.setLevel(logging.CRITICAL + 10 if level is None else level)
+    # An exception nothing caught (in any thread) goes through the same redacting handler.
+    sys.excepthook = lambda kind, value, tb: logging.getLogger("raydog").error(
+        "uncaught exception", exc_info=(kind, value, tb))
+    threading.excepthook = lambda hook: logging.getLogger("raydog").error(
+        "uncaught exception in thread %s", getattr(hook.thread, "name", "?"),
+        exc_info=(hook.exc_type, hook.exc_value, hook.exc_traceback))
     # urllib3 logs every request line at DEBUG; keep it quiet unless TRACE is asked for.
     logging.getLogger("urllib3").setLevel(logging.WARNING if level is None or level > TRACE else TRACE)
 

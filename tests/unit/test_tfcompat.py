@@ -161,7 +161,20 @@ def test_log_level_follows_tf_log_provider_then_tf_log(environ, level):
     assert tfcompat.log_level(environ) == level
 
 
-def test_logging_emits_nothing_below_the_level_and_never_the_secret(capsys):
+@pytest.fixture
+def logging_restored():
+    """configure_logging changes process-wide settings: put them back after the test."""
+    import logging
+    import sys
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, sys.excepthook, threading.excepthook)
+    yield
+    root.handlers[:], level, sys.excepthook, threading.excepthook = saved
+    root.setLevel(level)
+
+
+def test_logging_emits_nothing_below_the_level_and_never_the_secret(capsys, logging_restored):
     import logging
 
     tfcompat.configure_logging({"TF_LOG": "WARN", "YD_API_KEY_SECRET": "sekrit-value"})
@@ -174,7 +187,7 @@ def test_logging_emits_nothing_below_the_level_and_never_the_secret(capsys):
         except ValueError:
             log.exception("failed")
     finally:
-        tfcompat.configure_logging({})
+        tfcompat.configure_logging({})  # off: nothing below is emitted
     err = capsys.readouterr().err
     assert "an info line" not in err and "[WARN] raydog.test: a key yd-key id:<redacted>" in err
     assert "sekrit-value" not in err and "pw@" not in err and "https://<redacted>@api.example.com/x" in err
@@ -214,3 +227,17 @@ def test_an_escaping_exception_reaches_terraform_redacted():
         handler.unary_unary(None, context)
     assert context.code == grpc.StatusCode.UNKNOWN
     assert "escaping-secret-1234" not in context.details and "yd-key id:<redacted>" in context.details
+
+
+def test_an_uncaught_thread_exception_is_logged_redacted(capsys, logging_restored):
+    tfcompat.configure_logging({"TF_LOG": "ERROR", "YD_API_KEY_SECRET": "thread-secret-5678"})
+    try:
+        worker = threading.Thread(target=lambda: (_ for _ in ()).throw(ValueError("key thread-secret-5678")),
+                                  name="worker")
+        worker.start()
+        worker.join()
+    finally:
+        tfcompat.configure_logging({})
+    err = capsys.readouterr().err
+    assert "[ERROR] raydog: uncaught exception in thread worker" in err
+    assert "thread-secret-5678" not in err and "key <redacted>" in err
