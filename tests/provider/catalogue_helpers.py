@@ -112,7 +112,6 @@ class Case:
     message: str
     severity: str = "error"
     block: str | None = None
-    caught: str = "validate"  # where it must be caught: validate, plan (configure) or apply
 
     @property
     def label(self) -> str:

@@ -252,11 +252,11 @@ APPLY_CASES = [
     Case("apply-lifetime-from-cluster-status",
          cluster(name="late") + pool(cluster_id=Expr(f"raydog_cluster.{LABEL}.id"), cluster_name="late",
                                      lifetime=Expr(f'"${{raydog_cluster.{LABEL}.status}}h"')),
-         "lifetime", '"RUNNINGh" is not a duration', block="raydog_worker_pool", caught="apply"),
+         "lifetime", '"RUNNINGh" is not a duration', block="raydog_worker_pool"),
     Case("apply-head-private-ip-from-cluster-id",
          cluster(name="later") + pool(cluster_id=Expr(f"raydog_cluster.{LABEL}.id"), cluster_name="later",
                                       head_private_ip=Expr(f"raydog_cluster.{LABEL}.id")),
-         "head_private_ip", "is not an IP address", block="raydog_worker_pool", caught="apply"),
+         "head_private_ip", "is not an IP address", block="raydog_worker_pool"),
 ]
 
 HEAD_WITHOUT_TRAP = "#!/bin/bash\nray start --head --port=6379 --block\n"

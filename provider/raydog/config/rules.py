@@ -103,18 +103,17 @@ def tag_key(key: str) -> None:
 def tag_values(tags: dict) -> None:
     for key, value in tags.items():
         if len(value) > MAX_TAG_VALUE_LENGTH:
-            raise ValueError(f'the value of instance tag "{key}" is {len(value)} characters long; at most '
+            raise ValueError(f"the value of instance tag {quoted(key)} is {len(value)} characters long; at most "
                              f"{MAX_TAG_VALUE_LENGTH} are allowed")
         if not value.isprintable():
-            raise ValueError(f'the value of instance tag "{key}" contains newlines or control characters')
+            raise ValueError(f"the value of instance tag {quoted(key)} contains newlines or control characters")
 
 
 # Environment variables a task must not set: they change how bash, the dynamic loader or
 # the YellowDog agent behave (YD_* is the agent's own namespace), so a value there breaks
 # the node, or runs code the script never shows.
 RESERVED_ENVIRONMENT = frozenset({"PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV", "IFS",
-                                  "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND", "HOME", "SHELL",
-                                  "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME"})
+                                  "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND"})
 RESERVED_ENVIRONMENT_PREFIXES = ("YD_", "LD_", "BASH_FUNC_")
 
 
@@ -167,7 +166,7 @@ def environment(values: dict) -> None:
                          f"({MAX_ENVIRONMENT_BYTES >> 10} KiB) are allowed: pass large data in a file")
     for key, value in values.items():
         if "\x00" in value:
-            raise ValueError(f'environment variable "{key}" contains a NUL character, which no process can receive')
+            raise ValueError(f"environment variable {quoted(key)} contains a NUL character, which no process can receive")
 
 
 def name_suffix(value: str) -> None:
