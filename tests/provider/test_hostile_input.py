@@ -552,11 +552,11 @@ def test_bad_credentials_fail_on_the_attribute_and_never_show_the_secret(secret_
 
 
 def test_a_message_over_four_megabytes_reaches_the_provider(tmp_path, terraform_env, module_sandbox):
-    """A 3 MB template renders to 3 MB: the data source's result (source + content) is over 6 MB."""
+    """A 5 MB template: Terraform's requests to read it carry it whole (gRPC's server takes 4 MB by default)."""
     terraform = Terraform(tmp_path / "large", {
         **terraform_env, "YD_API_URL": module_sandbox.url, "YD_API_KEY_ID": module_sandbox.key_id,
         "YD_API_KEY_SECRET": module_sandbox.key_secret})
-    line = "# " + "x" * 2998
+    line = "# " + "x" * 4998
     terraform.write(f"""
 data "raydog_node_script" "big" {{
   source = join("\\n", [for i in range(1000) : "{line}"])
@@ -571,7 +571,7 @@ output "size" {{
     result = terraform.run("plan", "-input=false", "-no-color", check=False)
     assert result.returncode == 0, result.output[-3000:]
     assert "ResourceExhausted" not in result.output
-    assert "size = 3000999" in result.output, result.output[-2000:]
+    assert "size = 5000999" in result.output, result.output[-2000:]
 
 
 # ---------------------------------------------------------------------------------------
