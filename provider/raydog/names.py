@@ -17,8 +17,9 @@ from __future__ import annotations
 import re
 import secrets
 
-# YellowDog's naming rule (namespaces, tags, work requirements, task groups, tasks, pools).
-NAME_PATTERN = r"^[a-z](?:[a-z0-9_-]{0,58}[a-z0-9])?$"
+# YellowDog's naming rule (namespaces, tags, work requirements, task groups, tasks, pools),
+# always matched in full: with ``match`` a "$" also matches before a trailing newline.
+NAME_PATTERN = r"[a-z](?:[a-z0-9_-]{0,58}[a-z0-9])?"
 NAME_RE = re.compile(NAME_PATTERN)
 MAX_NAME_LENGTH = 60
 
@@ -49,7 +50,7 @@ def name_problem(value: str, limit: int = MAX_NAME_LENGTH, why: str = "") -> str
     if len(value) > limit:
         reason = why or "YellowDog's limit"
         return f"is {len(value)} characters long; at most {limit} are allowed ({reason})"
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         return (
             "must start with a lowercase letter, end with a letter or digit, and contain only "
             "lowercase letters, digits, '-' and '_'"

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Optional
 
 from tf.iface import Config, Provider
 from tf.schema import Schema
+from tf.types import Unknown
 from tf.utils import Diagnostics
 
+from raydog import redaction
 from raydog import settings as settings_module
 from raydog.config import rules
 from raydog.config.fields import STRING, Field, Table
@@ -26,7 +28,7 @@ TABLE = Table(fields=(
     Field("api_url", STRING, f"YellowDog API URL. Env `YD_API_URL`; default `{DEFAULT_API_URL}`.", optional=True,
           check=rules.api_url),
     Field("application_key_id", STRING, "YellowDog application key id. Env `YD_API_KEY_ID`.", optional=True,
-          check=rules.application_key),
+          check=rules.application_key_id),
     Field("application_key_secret", STRING, "YellowDog application key secret. Env `YD_API_KEY_SECRET`.",
           optional=True, sensitive=True, check=rules.application_key),
 ))
@@ -56,13 +58,24 @@ class RaydogProvider(Provider):
         return TABLE.schema("Ray clusters on YellowDog.")
 
     def validate_config(self, diags: Diagnostics, config: Config) -> None:
+        secret = config.get("application_key_secret")
+        if isinstance(secret, str):
+            redaction.remember_secret(secret)
         for path, message in TABLE.problems(config):
             diags.add_error(f"Invalid provider {path[0]}", message, path=path)
 
     def configure_provider(self, diags: Diagnostics, config: Config) -> None:
         from raydog.yellowdog import NotAuthorisedError, PlatformError, check_credentials
 
+        unknown = [a for a in ENV_FALLBACKS if config.get(a) is Unknown]
+        for attribute in unknown:
+            diags.add_error(f"Unknown provider {attribute}",
+                            "The provider's settings must be known at plan time; take it from a variable or "
+                            "a data source, not from a resource's attribute.", path=[attribute])
+        if unknown:
+            return
         settings = settings_module.resolve_settings(config, os.environ)
+        redaction.remember_secret(settings.key_secret)  # before anything can quote it
         values = {"api_url": settings.api_url, "application_key_id": settings.key_id,
                   "application_key_secret": settings.key_secret}
         missing = [a for a in ("application_key_id", "application_key_secret") if not values[a]]
@@ -96,7 +109,7 @@ class RaydogProvider(Provider):
             return
         except PlatformError as exc:
             diags.add_error(
-                f"Cannot reach the YellowDog API at {settings.api_url}",
+                f"Cannot reach the YellowDog API at {redaction.redact_url(settings.api_url)}",
                 f"{exc}. Check api_url (or YD_API_URL).",
                 path=["api_url"],
             )

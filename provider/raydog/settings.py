@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 from urllib.parse import urlparse
 
+from raydog.redaction import redact_url
+
 DEFAULT_API_URL = "https://api.yellowdog.ai"
 PROVIDER_ADDRESS = "registry.terraform.io/yellowdog/raydog"
 
@@ -39,7 +41,7 @@ class Settings:
     key_secret: Optional[str] = None
 
     def __repr__(self) -> str:  # never show the secret, whatever prints this object
-        return f"Settings(api_url={self.api_url!r}, key_id={self.key_id!r}, key_secret=<hidden>)"
+        return f"Settings(api_url={redact_url(self.api_url)!r}, key_id={self.key_id!r}, key_secret=<hidden>)"
 
 
 def resolve_settings(config: Mapping[str, Optional[str]], environ: Mapping[str, str]) -> Settings:
@@ -53,18 +55,52 @@ def resolve_settings(config: Mapping[str, Optional[str]], environ: Mapping[str, 
 
 
 def url_problem(url: str) -> Optional[str]:
-    """Why ``url`` is not a usable API URL, or None."""
+    """Why ``url`` is not a usable API URL, or None. The URL is quoted with any user-info redacted."""
+    shown = redact_url(url)
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return f'"{shown.strip()}" contains spaces, newlines or control characters; give the bare URL, such as "{DEFAULT_API_URL}"'
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        return f'"{url}" is not an http(s) URL, such as "{DEFAULT_API_URL}"'
+        return f'"{shown}" is not an http(s) URL, such as "{DEFAULT_API_URL}"'
+    if "@" in parsed.netloc:
+        return (f'"{shown}" holds a user name or password (user-info); remove it and give the application key '
+                "in application_key_id and application_key_secret")
+    try:
+        _ = parsed.port  # raises for a port that is not a number from 0 to 65535
+    except ValueError:
+        return f'"{shown}" has an invalid port; use a number from 1 to 65535'
+    if not parsed.hostname:
+        return f'"{shown}" has no host name, such as "{DEFAULT_API_URL}"'
     return None
 
 
 def key_problem(value: Optional[str]) -> Optional[str]:
-    """Why an application key id or secret given as ``value`` is unusable, or None."""
-    if value is not None and not value.strip():
+    """Why an application key id or secret given as ``value`` is unusable, or None.
+
+    The key travels in one HTTP header, ``Authorization: yd-key ID:SECRET``: whitespace
+    (a newline left by ``file()``), control characters and characters outside Latin-1
+    cannot be sent, and ``:`` in the id would split the header in the wrong place. The
+    message never quotes the value."""
+    if value is None:
+        return None
+    if not value.strip():
         return "must not be empty"
+    if value != value.strip():
+        return ("has spaces or a newline at its start or end (from a file? use trimspace(file(...))); "
+                "remove them")
+    if any(c.isspace() for c in value):
+        return "must not contain spaces, tabs or newlines"
+    if any(not c.isprintable() or ord(c) > 0xFF for c in value):
+        return ("contains control characters or characters outside Latin-1, which an HTTP header cannot carry; "
+                "copy the key again from the YellowDog portal")
     return None
+
+
+def key_id_problem(value: Optional[str]) -> Optional[str]:
+    """``key_problem``, and no ":" (it separates the id from the secret in the header)."""
+    if value is not None and ":" in value:
+        return 'must not contain ":" (the Authorization header is "yd-key ID:SECRET")'
+    return key_problem(value)
 
 
 def settings_problems(values: Mapping[str, Optional[str]]) -> list[tuple[str, str]]:
@@ -72,7 +108,8 @@ def settings_problems(values: Mapping[str, Optional[str]]) -> list[tuple[str, st
     found = []
     if values.get("api_url") is not None and (problem := url_problem(values["api_url"])):
         found.append(("api_url", problem))
-    for attribute in ("application_key_id", "application_key_secret"):
-        if problem := key_problem(values.get(attribute)):
-            found.append((attribute, problem))
+    if problem := key_id_problem(values.get("application_key_id")):
+        found.append(("application_key_id", problem))
+    if problem := key_problem(values.get("application_key_secret")):
+        found.append(("application_key_secret", problem))
     return found

@@ -32,7 +32,11 @@ Each addition is small and has a test in tests/unit/test_tfcompat.py:
 - A start-up that does not import ``cryptography`` (~30 ms of every launch) to read the
   expiry of the framework's cached TLS certificate: the expiry is kept beside the cache,
   keyed by the certificate's hash (``_server_certificate``).
-- ``run``: logging to stderr in the levels Terraform understands, then the server.
+- Values checked at plan: PlanResourceChange runs the resource's attribute checks on the
+  values known by then (Terraform validates before values from other resources are known).
+- ``run``: logging to stderr at the level TF_LOG_PROVIDER / TF_LOG ask for, redacted
+  (``raydog.redaction``), as are diagnostics and escaping exceptions; a gRPC server that
+  takes 256 MB messages like Terraform's own providers; then the server.
 
 A create that returns state together with an error diagnostic is stored by Terraform as
 tainted; the framework already passes that through, so resources rely on it directly.
@@ -157,6 +161,9 @@ def _make_servicer_class():
 
     class RaydogServicer(ProviderServicer):
         def PlanResourceChange(self, request, context):
+            refused = self._refuse_invalid_values(request)
+            if refused is not None:
+                return refused
             diags = Diagnostics()
             attrs = self._get_res_attrs(request.type_name)
             blocks = self._get_res_blocks(request.type_name)
@@ -206,6 +213,23 @@ def _make_servicer_class():
             response = super().ReadResource(request, context)
             response.private = request.private  # the framework drops private state
             return response
+
+        def _refuse_invalid_values(self, request):
+            """The resource's attribute checks, on the values the plan knows now.
+
+            Terraform validates a configuration before it knows the values that come from
+            other resources; the plan made when they are known (at plan time, or again at
+            apply) checks them, so a value known only at apply fails before any request too."""
+            table = getattr(self._get_res_cls(request.type_name), "table", None)
+            if table is None:
+                return None
+            diags = Diagnostics()
+            _, proposed = _decode_state(diags, self._get_res_attrs(request.type_name),
+                                        self._get_res_blocks(request.type_name), request.proposed_new_state)
+            if proposed is None or diags.has_errors():
+                return None
+            table.report(diags, proposed)
+            return pb.PlanResourceChange.Response(diagnostics=diags.to_pb()) if diags.has_errors() else None
 
         def ImportResourceState(self, request, context):
             response = super().ImportResourceState(request, context)
@@ -269,6 +293,24 @@ def write_private(value: dict) -> bytes:
 
 
 
+# Python has no TRACE level; Terraform's finest is below DEBUG.
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+
+# Terraform's level names (TF_LOG / TF_LOG_PROVIDER) -> Python's; None: logging is off.
+_TERRAFORM_LEVELS = {"TRACE": TRACE, "JSON": TRACE, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
+                     "WARN": logging.WARNING, "ERROR": logging.ERROR, "OFF": None}
+
+
+def log_level(environ) -> Optional[int]:
+    """The level Terraform asks of a provider: TF_LOG_PROVIDER, else TF_LOG; None when both are unset
+    or "off". An unrecognised name means TRACE, as Terraform itself reads it."""
+    name = (environ.get("TF_LOG_PROVIDER") or environ.get("TF_LOG") or "").strip().upper()
+    if not name:
+        return None
+    return _TERRAFORM_LEVELS.get(name, TRACE)
+
+
 class _TerraformLogFormatter(logging.Formatter):
     """Prefix lines with the level names Terraform's log reader recognises."""
 
@@ -276,31 +318,119 @@ class _TerraformLogFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         level = self._levels.get(record.levelname, record.levelname)
-        return f"[{level}] {record.name}: {record.getMessage()}"
+        line = f"[{level}] {record.name}: {record.getMessage()}"
+        return f"{line}\n{record.exc_text}" if record.exc_text else line
 
 
-def configure_logging() -> None:
+def configure_logging(environ=None) -> None:
+    """Log to stderr at the level TF_LOG_PROVIDER / TF_LOG ask for (nothing when unset),
+    with the key secret and URL user-info redacted from every line."""
+    from raydog import redaction
+    from raydog.settings import ENV_FALLBACKS
+
+    environ = os.environ if environ is None else environ
+    redaction.remember_secret(environ.get(ENV_FALLBACKS["application_key_secret"]))
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_TerraformLogFormatter())
+    handler.addFilter(redaction.RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    # urllib3 logs full URLs at DEBUG only; keep it quiet.
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    level = log_level(environ)
+    root.setLevel(logging.CRITICAL + 10 if level is None else level)
+    # An exception nothing caught (in any thread) goes through the same redacting handler.
+    sys.excepthook = lambda kind, value, tb: logging.getLogger("raydog").error(
+        "uncaught exception", exc_info=(kind, value, tb))
+    threading.excepthook = lambda hook: logging.getLogger("raydog").error(
+        "uncaught exception in thread %s", getattr(hook.thread, "name", "?"),
+        exc_info=(hook.exc_type, hook.exc_value, hook.exc_traceback))
+    # urllib3 logs every request line at DEBUG; keep it quiet unless TRACE is asked for.
+    logging.getLogger("urllib3").setLevel(logging.WARNING if level is None or level > TRACE else TRACE)
+
+
+# Terraform's own providers (terraform-plugin-go) accept and send messages of up to 256 MB;
+# gRPC's default is 4 MB, which a state holding a large script outgrows.
+MAX_MESSAGE_BYTES = 256 << 20
+GRPC_SERVER_OPTIONS = (("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                       ("grpc.max_send_message_length", MAX_MESSAGE_BYTES))
+
+
+def _server_with_options(make_server, *args, **kwargs):
+    """``grpc.server`` with GRPC_SERVER_OPTIONS added (the framework passes none)."""
+    options = dict(GRPC_SERVER_OPTIONS)
+    options.update(dict(kwargs.pop("options", None) or ()))
+    return make_server(*args, options=list(options.items()), **kwargs)
+
+
+class _RedactedTraceback:
+    """Stands in for the ``traceback`` module in ``tf.provider``: a failing call's traceback
+    goes to the log (levelled and redacted) instead of raw to stderr."""
+
+    @staticmethod
+    def print_exc(*args, **kwargs) -> None:
+        logging.getLogger("raydog").exception("a provider call failed")  # called in the framework's handler
+
+
+class _RedactedErrors:
+    """The framework's first gRPC interceptor, plus: an exception that escapes a call reaches
+    Terraform as an error whose text is redacted (gRPC itself would send ``str(exc)`` as it is)."""
+
+    def __init__(self, framework_interceptor) -> None:
+        self._framework = framework_interceptor
+
+    def intercept_service(self, continuation, handler_call_details):
+        import grpc
+
+        handler = self._framework.intercept_service(continuation, handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        call = handler.unary_unary
+
+        def guarded(request, context):
+            from raydog import redaction
+
+            try:
+                return call(request, context)
+            except Exception as exc:  # noqa: BLE001 - reported to Terraform, redacted
+                context.abort(grpc.StatusCode.UNKNOWN,
+                              redaction.redact(f"Exception calling application: {type(exc).__name__}: {exc}"))
+
+        return handler._replace(unary_unary=guarded)
+
+
+def _install_redaction() -> None:
+    """Every diagnostic's summary and detail, and every failing call's traceback, redacted."""
+    import tf.provider
+    import tf.utils
+
+    from raydog import redaction
+
+    to_pb = tf.utils.Diagnostic.to_pb
+
+    def redacted_to_pb(self):
+        self.summary, self.detail = redaction.redact(self.summary), redaction.redact(self.detail)
+        return to_pb(self)
+
+    tf.utils.Diagnostic.to_pb = redacted_to_pb
+    tf.provider.traceback = _RedactedTraceback
 
 
 def run(provider, argv: Optional[list[str]] = None) -> None:
     """Serve ``provider`` to Terraform with the additions above."""
+    import grpc
     import tf.provider
     import tf.runner
 
     configure_logging()
+    _install_redaction()
     # Ctrl-C in a terminal reaches the whole process group. Like go-plugin providers, ignore
     # it: Terraform itself asks us to stop (StopProvider) and then to exit (Shutdown).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tf.provider.ProviderServicer = _make_servicer_class()
     tf.runner._ShutdownInterceptor = functools.partial(_GracefulShutdownInterceptor, provider.stopping)
     tf.runner._self_signed_cert = functools.partial(_server_certificate, tf.runner._self_signed_cert)
+    grpc.server = functools.partial(_server_with_options, grpc.server)  # the framework's one server
+    framework_interceptor = tf.runner._LoggingInterceptor
+    tf.runner._LoggingInterceptor = lambda: _RedactedErrors(framework_interceptor())
     tf.runner.run_provider(provider, argv)
 
 

@@ -28,7 +28,7 @@ from .errors import InvalidRequest
 from .nodes.runtime import NodeSpec, TaskRun
 
 T = TypeVar("T")
-NAME_PATTERN = re.compile(r"^[a-z](?:[a-z0-9_-]{0,58}[a-z0-9])?$")
+NAME_PATTERN = re.compile(r"[a-z](?:[a-z0-9_-]{0,58}[a-z0-9])?")  # matched in full: no trailing newline
 
 
 def utcnow() -> datetime:
@@ -46,7 +46,7 @@ def check_name(field_name: str, value: Any, required: bool = True) -> None:
         if required:
             raise InvalidRequest(f"{field_name} is required")
         return
-    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
         raise InvalidRequest(
             f"{field_name} {value!r} is not valid: use 1 to 60 lower-case letters, digits, '-' or '_', "
             "starting with a letter and ending with a letter or digit")

@@ -214,3 +214,19 @@ def test_bad_request_bodies_are_invalid_request(sandbox):
     client = make_client(sandbox)
     with pytest.raises(InvalidRequestException, match="requirementNamespace is required"):
         client.worker_pool_client.provision_worker_pool(usage)
+
+
+def test_a_name_ending_in_a_newline_is_refused(sandbox):
+    """Names are matched in full: "adv\n" is not the valid name "adv" (issue 13)."""
+    import http.client
+    import json
+    from urllib.parse import urlparse
+
+    url = urlparse(sandbox.url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    body = json.dumps({"namespace": "adv\n", "name": "c", "taskGroups": []})
+    connection.request("POST", url.path + "/work/requirements", body=body, headers={
+        "Content-Type": "application/json", "Authorization": f"yd-key {sandbox.key_id}:{sandbox.key_secret}"})
+    answer = connection.getresponse()
+    assert answer.status == 400, answer.read()
+    assert "namespace" in json.loads(answer.read())["message"]

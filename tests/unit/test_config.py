@@ -34,7 +34,7 @@ def test_format_duration_is_the_inverse_of_parse():
 @pytest.mark.parametrize(
     "value, ok",
     [("a", True), ("ray-1", True), ("r_a-y9", True), ("a" * 60, True), ("a" * 61, False), ("1abc", False),
-     ("Abc", False), ("abc-", False), ("ab.c", False), ("", False), ("-a", False)],
+     ("Abc", False), ("abc-", False), ("ab.c", False), ("", False), ("-a", False), ("abc\n", False)],
 )
 def test_yellowdog_naming_rule(value, ok):
     assert (names.name_problem(value) is None) == ok
@@ -59,7 +59,8 @@ def test_derived_check_waits_until_the_cluster_name_is_known():
 
 
 @pytest.mark.parametrize("count, message", [(0, "at least 1"), (-3, "at least 1"), (1.5, "whole number"), (10001, "at most"),
-                                            (float("inf"), "whole number"), (float("nan"), "whole number")])
+                                            (float("inf"), "at most"), (float("nan"), "whole number"),
+                                            ("1e+400", "at most 10000"), ("-1e+400", "at least 1")])
 def test_node_count_must_be_a_positive_whole_number(count, message):
     found = paths(worker_pool.TABLE, {"node_count": count})
     assert message in found[("node_count",)]
@@ -113,3 +114,53 @@ def test_schema_and_validation_come_from_one_declaration():
     assert node_count.required and "Updated in place" in node_count.description
     name = next(a for a in schema.attributes if a.name == "name")
     assert name.requires_replace and name.description.endswith("Forces replacement.")
+
+
+@pytest.mark.parametrize("value", ["not an ip; rm -rf /", "10.0.0.300", "head.internal", "10.0.0.1:6379", "10.0.0.0/8"])
+def test_ip_attributes_must_be_ip_addresses(value):
+    assert "is not an IP address" in paths(worker_pool.TABLE, {"head_private_ip": value})[("head_private_ip",)]
+    assert "is not an IP address" in paths(head.TABLE, {"observability_host": value})[("observability_host",)]
+
+
+def test_ip_attributes_take_ipv4_and_ipv6():
+    assert paths(worker_pool.TABLE, {"head_private_ip": "10.0.0.1", "observability_host": "fd00::1"}) == {}
+
+
+@pytest.mark.parametrize("key, message", [("a=b", '"="'), ("k\n", "newlines"), ("k" * 129, "at most 128"),
+                                          ("aws:name", '"aws:"'), ("YD:owner", '"yd:"'), ("gcp:x", '"gcp:"')])
+def test_instance_tag_keys_follow_the_cloud_limits(key, message):
+    assert message in paths(worker_pool.TABLE, {"instance_tags": {key: "v"}})[("instance_tags", str((key,)))]
+
+
+def test_instance_tag_values_are_printable_and_short():
+    assert "at most 256" in paths(head.TABLE, {"instance_tags": {"k": "v" * 257}})[("instance_tags",)]
+    assert "newlines" in paths(head.TABLE, {"instance_tags": {"k": "a\nb"}})[("instance_tags",)]
+
+
+@pytest.mark.parametrize("key", ["PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "BASH_ENV", "ENV", "IFS", "SHELLOPTS", "PS4",
+                                 "YD_AGENT_HOME"])
+def test_environment_keys_that_break_the_node_are_refused(key):
+    found = paths(worker_pool.TABLE, {"environment": {key: "x"}})
+    assert "would change how the node" in found[("environment", str((key,)))]
+
+
+def test_sizes_above_the_task_data_limits_are_refused():
+    from raydog.config import rules
+
+    big_script = "#" * (rules.MAX_SCRIPT_BYTES + 1)
+    assert "at most 1048576" in paths(worker_pool.TABLE, {"task_script": big_script})[("task_script",)]
+    assert "at most 16384" in paths(head.TABLE, {"userdata": "x" * 16385})[("userdata",)]
+    assert "at most 131072" in paths(head.TABLE, {"environment": {"BIG": "x" * 131072}})[("environment",)]
+
+
+@pytest.mark.parametrize("value, message", [("secret\n", "start or end"), (" secret", "start or end"),
+                                            ("se cret", "spaces"), ("se\x00cret", "control characters"),
+                                            ("se\u2603cret", "outside Latin-1")])
+def test_credentials_an_http_header_cannot_carry_are_refused_without_quoting_them(value, message):
+    found = paths(provider.TABLE, {"application_key_secret": value})[("application_key_secret",)]
+    assert message in found and "secret" not in found.replace("application_key_secret", "")
+
+
+def test_api_url_user_info_is_refused_and_redacted():
+    found = paths(provider.TABLE, {"api_url": "https://user:hunter2@api.example.com"})[("api_url",)]
+    assert "user-info" in found and "hunter2" not in found and "<redacted>@api.example.com" in found

@@ -193,3 +193,94 @@ def test_server_certificate_reads_the_cached_expiry_and_falls_back_to_the_framew
     tfcompat._server_certificate(framework)
     assert len(calls) == 2  # a record of another certificate is not trusted
     assert json.loads(record.read_text())["sha256"] != "another certificate"
+
+
+@pytest.mark.parametrize("environ, level", [
+    ({}, None), ({"TF_LOG": "off"}, None), ({"TF_LOG": "trace"}, tfcompat.TRACE), ({"TF_LOG": "json"}, tfcompat.TRACE),
+    ({"TF_LOG": "WARN"}, 30), ({"TF_LOG": "debug", "TF_LOG_PROVIDER": "error"}, 40), ({"TF_LOG": "nonsense"}, 5),
+    ({"TF_LOG_PROVIDER": "info"}, 20),
+])
+def test_log_level_follows_tf_log_provider_then_tf_log(environ, level):
+    assert tfcompat.log_level(environ) == level
+
+
+@pytest.fixture
+def logging_restored():
+    """configure_logging changes process-wide settings: put them back after the test."""
+    import logging
+    import sys
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, sys.excepthook, threading.excepthook)
+    yield
+    root.handlers[:], level, sys.excepthook, threading.excepthook = saved
+    root.setLevel(level)
+
+
+def test_logging_emits_nothing_below_the_level_and_never_the_secret(capsys, logging_restored):
+    import logging
+
+    tfcompat.configure_logging({"TF_LOG": "WARN", "YD_API_KEY_SECRET": "sekrit-value"})
+    try:
+        log = logging.getLogger("raydog.test")
+        log.info("an info line")
+        log.warning("a key yd-key id:%s and a url %s", "sekrit-value\n", "https://me:pw@api.example.com/x")
+        try:
+            raise ValueError("Invalid header value b'yd-key id:sekrit-value\\n'")
+        except ValueError:
+            log.exception("failed")
+    finally:
+        tfcompat.configure_logging({})  # off: nothing below is emitted
+    err = capsys.readouterr().err
+    assert "an info line" not in err and "[WARN] raydog.test: a key yd-key id:<redacted>" in err
+    assert "sekrit-value" not in err and "pw@" not in err and "https://<redacted>@api.example.com/x" in err
+    assert "[ERROR] raydog.test: failed" in err and "Invalid header value" in err
+
+
+def test_grpc_server_takes_256_mb_messages():
+    made = {}
+    tfcompat._server_with_options(lambda **kwargs: made.update(kwargs), thread_pool=None)
+    assert ("grpc.max_receive_message_length", 256 << 20) in made["options"]
+    assert ("grpc.max_send_message_length", 256 << 20) in made["options"]
+
+
+def test_an_escaping_exception_reaches_terraform_redacted():
+    import grpc
+
+    from raydog import redaction
+
+    redaction.remember_secret("escaping-secret-1234")
+
+    def fails(request, context):
+        raise ValueError("Invalid header value b'yd-key id:escaping-secret-1234'")
+
+    class Framework:
+        def intercept_service(self, continuation, details):
+            return continuation(details)
+
+    class Context:
+        def abort(self, code, details):
+            self.code, self.details = code, details
+            raise RuntimeError("aborted")
+
+    handler = tfcompat._RedactedErrors(Framework()).intercept_service(
+        lambda details: grpc.unary_unary_rpc_method_handler(fails), None)
+    context = Context()
+    with pytest.raises(RuntimeError, match="aborted"):
+        handler.unary_unary(None, context)
+    assert context.code == grpc.StatusCode.UNKNOWN
+    assert "escaping-secret-1234" not in context.details and "yd-key id:<redacted>" in context.details
+
+
+def test_an_uncaught_thread_exception_is_logged_redacted(capsys, logging_restored):
+    tfcompat.configure_logging({"TF_LOG": "ERROR", "YD_API_KEY_SECRET": "thread-secret-5678"})
+    try:
+        worker = threading.Thread(target=lambda: (_ for _ in ()).throw(ValueError("key thread-secret-5678")),
+                                  name="worker")
+        worker.start()
+        worker.join()
+    finally:
+        tfcompat.configure_logging({})
+    err = capsys.readouterr().err
+    assert "[ERROR] raydog: uncaught exception in thread worker" in err
+    assert "thread-secret-5678" not in err and "key <redacted>" in err

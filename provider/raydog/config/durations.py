@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import timedelta
@@ -23,11 +24,11 @@ def parse_duration(text: str) -> timedelta:
         seconds += float(match.group(1)) * _UNITS[match.group(2)]
         position = match.end()
     if position != len(text):
-        raise ValueError(f'"{text}" is not a duration; use a number and a unit (ms, s, m, h), such as "90s", "10m" or "2h"')
+        raise ValueError(f'{json.dumps(text, ensure_ascii=False)} is not a duration; use a number and a unit (ms, s, m, h), such as "90s", "10m" or "2h"')
     if seconds <= 0:
-        raise ValueError(f'"{text}" must be longer than zero')
+        raise ValueError(f'{json.dumps(text, ensure_ascii=False)} must be longer than zero')
     if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
-        raise ValueError(f'"{text}" is too long; at most {MAX_DURATION.days // 365} years ("87600h")')
+        raise ValueError(f'{json.dumps(text, ensure_ascii=False)} is too long; at most {MAX_DURATION.days // 365} years ("87600h")')
     return timedelta(seconds=seconds)
 
 

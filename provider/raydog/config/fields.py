@@ -8,6 +8,7 @@ own. Every problem is reported against its attribute path, before any API call.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -119,6 +120,20 @@ class Table:
                 found.append(([rule.path], str(exc)))
                 failed.add(rule.path)  # later rules that read it wait until it is fixed
         return found
+
+    def report(self, diags, config: dict) -> None:
+        """Add an error diagnostic, on its attribute, for every problem in ``config``."""
+        for path, message in self.problems(config):
+            diags.add_error(f"Invalid {show_path(path)}", message, path=path)
+
+
+def show_path(path: Path) -> str:
+    """``timeouts.create``, ``environment["PATH"]``: map keys quoted, so a key holding a newline shows it."""
+    shown = ""
+    for step in path:
+        shown += f"[{json.dumps(step[0], ensure_ascii=False)}]" if isinstance(step, tuple) else \
+            (f".{step}" if shown else step)
+    return shown
 
 
 def fields_named(fields: Sequence[Field], *names: str) -> tuple[Field, ...]:

@@ -31,16 +31,21 @@ NODE_FIELDS = (
           "Compute requirement template the pool's nodes are provisioned from (id or `namespace/name`).",
           required=True, replace=True, check=rules.not_blank),
     Field("images_id", STRING, "Image family, group or image id for the nodes.", optional=True, replace=True),
-    Field("userdata", STRING, "Userdata script run when a node boots.", optional=True, sensitive=True, replace=True),
-    Field("instance_tags", STRING_MAP, "Tags put on the pool's cloud instances.", optional=True, replace=True,
-          key_check=rules.tag_key),
+    Field("userdata", STRING, f"Userdata script run when a node boots (at most {rules.MAX_USERDATA_BYTES >> 10} KiB).",
+          optional=True, sensitive=True, replace=True, check=rules.userdata),
+    Field("instance_tags", STRING_MAP,
+          f"Tags put on the pool's cloud instances: keys of at most {rules.MAX_TAG_KEY_LENGTH} characters without "
+          f"`=` or reserved prefixes such as `aws:` or `yd:`, printable values of at most "
+          f"{rules.MAX_TAG_VALUE_LENGTH}.", optional=True, replace=True, key_check=rules.tag_key, check=rules.tag_values),
     Field("metrics_enabled", BOOL, "Whether YellowDog collects node metrics.", optional=True, replace=True),
-    Field("environment", STRING_MAP, "Extra environment variables for the node tasks.", optional=True, replace=True,
-          key_check=rules.environment_name),
+    Field("environment", STRING_MAP,
+          "Extra environment variables for the node tasks; not `PATH`, `LD_*`, `BASH_ENV`, `ENV`, `IFS`, "
+          f"`SHELLOPTS`, `PS4`, `YD_*` or the variables the provider sets, at most {rules.MAX_ENVIRONMENT_BYTES >> 10} "
+          "KiB in all.", optional=True, replace=True, key_check=rules.environment_name, check=rules.environment),
     Field("secret_environment", STRING_MAP,
           "Environment variables for the node tasks whose values are secret (tokens, passwords): merged into the "
           "task environment, shown in plans as `(sensitive value)` and never logged.",
-          optional=True, sensitive=True, replace=True, key_check=rules.environment_name),
+          optional=True, sensitive=True, replace=True, key_check=rules.environment_name, check=rules.environment),
     Field("lifetime", STRING, 'Task timeout of the node tasks, such as "2h"; when it passes the nodes\' tasks end.',
           optional=True, replace=True, check=rules.duration),
     Field("namespace", STRING,

@@ -6,8 +6,11 @@ Each check raises ValueError with a message that says what is wrong and how to f
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import math
 import re
+from decimal import Decimal, InvalidOperation
 
 from raydog import names, settings
 from raydog.config.durations import parse_duration
@@ -26,7 +29,7 @@ def name(what: str):
     def check(value: str) -> None:
         problem = names.name_problem(value)
         if problem:
-            raise ValueError(f'{what} "{value}" {problem}')
+            raise ValueError(f"{what} {quoted(value)} {problem}")
     return check
 
 
@@ -51,7 +54,7 @@ def derived_name(suffix: str, what: str, part: str = ""):
         problem = names.name_problem(derived)
         if not problem:
             return
-        message = f'the YellowDog name of this {what}, "{derived}" (<cluster_name>-{suffix}), {problem}'
+        message = f"the YellowDog name of this {what}, {quoted(derived)} (<cluster_name>-{suffix}), {problem}"
         if len(derived) > names.MAX_NAME_LENGTH:
             if part:
                 fixed = len(suffix) - len(_user_part(suffix, part))  # e.g. "head-" before a name_suffix
@@ -68,6 +71,11 @@ def _user_part(suffix: str, part: str) -> str:
     """The part of a pool suffix the user wrote: a worker pool's whole name, the name_suffix
     in ``head-<name_suffix>``."""
     return suffix.split("-", 1)[1] if part == "name_suffix" and "-" in suffix else suffix
+
+
+def quoted(value: str) -> str:
+    """A value as a message quotes it: in double quotes, newlines and control characters escaped."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def duration(value: str) -> None:
@@ -91,6 +99,12 @@ def application_key(value: str) -> None:
         raise ValueError(problem)
 
 
+def application_key_id(value: str) -> None:
+    problem = settings.key_id_problem(value)
+    if problem:
+        raise ValueError(problem)
+
+
 def work_requirement_id(value: str) -> None:
     if not value.startswith("ydid:workreq:"):
         raise ValueError(f'"{value}" is not a work requirement id (ydid:workreq:...); use raydog_cluster.<name>.id')
@@ -103,19 +117,97 @@ def secret_names_disjoint(environment: dict, secret_environment: dict) -> None:
                          "secret_environment; keep each variable in one of them")
 
 
+# Instance tags: the limits the clouds YellowDog provisions on share (AWS: key 128, value
+# 256 characters; GCP labels and Azure tags are stricter still in places), and the prefixes
+# clouds and YellowDog keep for themselves.
+MAX_TAG_KEY_LENGTH = 128
+MAX_TAG_VALUE_LENGTH = 256
+RESERVED_TAG_PREFIXES = ("aws:", "azure:", "microsoft:", "windows:", "gcp:", "google:", "goog", "yd:",
+                         "yellowdog:", "oci:", "oracle:")
+
+
 def tag_key(key: str) -> None:
     if not key:
         raise ValueError("instance tag keys must not be empty")
+    if len(key) > MAX_TAG_KEY_LENGTH:
+        raise ValueError(f"instance tag key is {len(key)} characters long; at most {MAX_TAG_KEY_LENGTH} are allowed")
+    if not key.isprintable() or any(c.isspace() and c != " " for c in key) or "=" in key:
+        raise ValueError(f'instance tag key {quoted(key)} may not contain "=", newlines, tabs or control characters')
+    if key != key.strip():
+        raise ValueError(f"instance tag key {quoted(key)} starts or ends with a space; remove it")
+    reserved = next((p for p in RESERVED_TAG_PREFIXES if key.lower().startswith(p)), None)
+    if reserved:
+        raise ValueError(f'instance tag key {quoted(key)} starts with "{reserved}", a prefix the cloud or YellowDog '
+                         "reserves; choose another key")
+
+
+def tag_values(tags: dict) -> None:
+    for key, value in tags.items():
+        if len(value) > MAX_TAG_VALUE_LENGTH:
+            raise ValueError(f"the value of instance tag {quoted(key)} is {len(value)} characters long; at most "
+                             f"{MAX_TAG_VALUE_LENGTH} are allowed")
+        if not value.isprintable():
+            raise ValueError(f"the value of instance tag {quoted(key)} contains newlines or control characters")
+
+
+# Environment variables a task must not set: they change how bash, the dynamic loader or
+# the YellowDog agent behave (YD_* is the agent's own namespace), so a value there breaks
+# the node, or runs code the script never shows.
+RESERVED_ENVIRONMENT = frozenset({"PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV", "IFS",
+                                  "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND"})
+RESERVED_ENVIRONMENT_PREFIXES = ("YD_", "LD_", "BASH_FUNC_")
 
 
 def environment_name(key: str) -> None:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
         raise ValueError(
-            f'environment variable name "{key}" is not valid in bash; use letters, digits and "_", '
+            f"environment variable name {quoted(key)} is not valid in bash; use letters, digits and \"_\", "
             "not starting with a digit"
         )
     if key in PROVIDER_SET_VARIABLES:
         raise ValueError(f'environment variable "{key}" is set by the provider; use the matching attribute instead')
+    reserved = key in RESERVED_ENVIRONMENT or key.startswith(RESERVED_ENVIRONMENT_PREFIXES)
+    if reserved:
+        raise ValueError(f'environment variable "{key}" would change how the node\'s shell, loader or YellowDog '
+                         "agent behave; set it inside the script instead, or choose another name")
+
+
+# The size of what a task carries. YellowDog documents no limit on task data; these are
+# ours, chosen to stay well inside what a node can take: a task script of 1 MiB (Terraform
+# keeps it in state and in every plan), userdata of 16 KiB (AWS EC2's limit, the strictest
+# of the clouds YellowDog provisions on), and a task environment of 128 KiB (Linux's limit
+# on one environment string is 128 KiB).
+MAX_SCRIPT_BYTES = 1 << 20
+MAX_USERDATA_BYTES = 16 << 10
+MAX_ENVIRONMENT_BYTES = 128 << 10
+
+
+def _utf8_size(value: str) -> int:
+    return len(value.encode("utf-8", "surrogatepass"))
+
+
+def script_size(value: str) -> None:
+    size = _utf8_size(value)
+    if size > MAX_SCRIPT_BYTES:
+        raise ValueError(f"the script is {size} bytes; at most {MAX_SCRIPT_BYTES} ({MAX_SCRIPT_BYTES >> 20} MiB) "
+                         "are allowed: download large files from the script instead of inlining them")
+
+
+def userdata(value: str) -> None:
+    size = _utf8_size(value)
+    if size > MAX_USERDATA_BYTES:
+        raise ValueError(f"userdata is {size} bytes; at most {MAX_USERDATA_BYTES} ({MAX_USERDATA_BYTES >> 10} KiB, "
+                         "the cloud's limit) are allowed: move the work into the node's task script")
+
+
+def environment(values: dict) -> None:
+    size = sum(_utf8_size(k) + _utf8_size(v) + 2 for k, v in values.items())
+    if size > MAX_ENVIRONMENT_BYTES:
+        raise ValueError(f"the environment is {size} bytes; at most {MAX_ENVIRONMENT_BYTES} "
+                         f"({MAX_ENVIRONMENT_BYTES >> 10} KiB) are allowed: pass large data in a file")
+    for key, value in values.items():
+        if "\x00" in value:
+            raise ValueError(f"environment variable {quoted(key)} contains a NUL character, which no process can receive")
 
 
 def name_suffix(value: str) -> None:
@@ -124,19 +216,53 @@ def name_suffix(value: str) -> None:
                          "and must end with a letter or digit")
 
 
-def node_count(value: float) -> None:
-    if not math.isfinite(value) or value != int(value):
-        raise ValueError(f"must be a whole number of nodes, not {value}")
-    if value < 1:
-        raise ValueError(f"must be at least 1 (got {int(value)}); remove the pool to have no nodes")
+def _number(value) -> float:
+    """A number as Terraform sent it: beyond a float64 (1e400) it arrives as decimal text."""
+    if isinstance(value, str):
+        try:
+            exact = Decimal(value)
+        except InvalidOperation:
+            raise ValueError(f'"{value}" is not a number') from None
+        return int(exact) if exact.is_finite() and exact == exact.to_integral_value() and abs(exact) < 2 ** 63 \
+            else float(exact)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"must be a number, not {value!r}")
+
+
+def _show(value: float) -> str:
+    return f"{value:.6g}" if not isinstance(value, int) or abs(value) >= 10 ** 9 else str(value)
+
+
+def node_count(given) -> None:
+    value = _number(given)
+    shown = given if isinstance(given, str) else _show(value)
+    if isinstance(value, float) and math.isnan(value):
+        raise ValueError("must be a whole number of nodes, not NaN")
     if value > MAX_NODES_PER_POOL:
         raise ValueError(f"must be at most {MAX_NODES_PER_POOL}, YellowDog's limit of nodes per worker pool "
-                         f"(got {int(value)})")
+                         f"(got {shown})")
+    if value < 1:
+        raise ValueError(f"must be at least 1 (got {shown}); remove the pool to have no nodes")
+    if value != int(value):
+        raise ValueError(f"must be a whole number of nodes, not {value}")
+
+
+def ip_address(value: str) -> None:
+    """An IPv4 or IPv6 address (no host name, port or CIDR suffix)."""
+    if not value.strip():
+        raise ValueError("must not be empty; use the private_ip attribute of the node")
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{quoted(value)} is not an IP address; use the private_ip attribute of the node, "
+                         'such as "10.0.0.12"') from None
 
 
 def head_private_ip(value: str) -> None:
     if not value.strip():
         raise ValueError("must not be empty; use raydog_head.<name>.private_ip")
+    ip_address(value)
 
 
 def worker_pool_name(value: str) -> None:

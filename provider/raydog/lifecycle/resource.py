@@ -70,9 +70,7 @@ class RaydogResource(Resource):
 
     def validate(self, diags: Diagnostics, type_name: str, config: dict) -> None:
         super().validate(diags, type_name, config)
-        for path, message in self.table.problems(config):
-            diags.add_error(f"Invalid {'.'.join(str(p if isinstance(p, str) else p[0]) for p in path)}", message,
-                            path=path)
+        self.table.report(diags, config)
         if self.script_attribute and self.script_role:
             lint_script_attribute(diags, config, self.script_attribute, self.script_role)
 

@@ -54,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from raydog.redaction import redact_url
     from raydog.yellowdog import PlatformError, YellowDogClient
 
     module = args.module
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportStateError as exc:
         return _fail(str(exc))
     except PlatformError as exc:
-        return _fail(f"YellowDog at {url}: {exc}")
+        return _fail(f"YellowDog at {redact_url(url)}: {exc}")
 
     for skipped_id, why in inventory.skipped:
         print(f"skipped {skipped_id}: {why}")

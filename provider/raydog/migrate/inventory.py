@@ -33,7 +33,7 @@ CLUSTER, HEAD, OBSERVABILITY, WORKER_POOL = "cluster", "head", "observability", 
 SCRIPT_ATTRIBUTE = {HEAD: "ray_start_script", OBSERVABILITY: "start_script", WORKER_POOL: "task_script"}
 # RayDog's fixed task group names, and the provider's "<role>-<8 hex>".
 _RAYDOG_GROUPS = {"head-node": HEAD, "observability-node": OBSERVABILITY}
-_PROVIDER_GROUP = re.compile(r"^(?P<role>.+)-[0-9a-f]{8}$")
+_PROVIDER_GROUP = re.compile(r"(?P<role>.+)-[0-9a-f]{8}")
 
 
 class ImportStateError(Exception):
@@ -106,7 +106,7 @@ def role_of(group_name: str) -> str:
     """HEAD, OBSERVABILITY or WORKER_POOL, from the name of the pool's task group."""
     if group_name in _RAYDOG_GROUPS:
         return _RAYDOG_GROUPS[group_name]
-    match = _PROVIDER_GROUP.match(group_name)
+    match = _PROVIDER_GROUP.fullmatch(group_name)
     role = match.group("role") if match else group_name
     return {names.HEAD_GROUP_ROLE: HEAD, names.OBSERVABILITY_GROUP_ROLE: OBSERVABILITY}.get(role, WORKER_POOL)
 

@@ -157,9 +157,19 @@ def _flag(value: object) -> bool:
 
 
 def _make_environment(loader: jinja2.BaseLoader | None) -> jinja2.Environment:
+    """Templates render sandboxed: a template (a user's ``source`` above all) reaches no
+    Python attribute that starts with "_", no method that changes a value, no global of
+    Python or of the process (no ``os.environ``), and no string or number of unbounded size."""
     import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = jinja2.Environment(
+    class _Sandbox(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context, operator, left, right):
+            return _bounded_binop(operator, left, right)
+
+    env = _Sandbox(
         loader=loader,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -169,6 +179,25 @@ def _make_environment(loader: jinja2.BaseLoader | None) -> jinja2.Environment:
     )
     env.filters.update(shquote=_shquote, shwords=_shwords, flag=_flag)
     return env
+
+
+# The largest string or number a template may build with "*" or "**" (a node script's size).
+MAX_RENDERED_SIZE = 1 << 20
+
+
+def _bounded_binop(operator: str, left: object, right: object) -> object:
+    """``left * right`` or ``left ** right``, refused when the result would be huge
+    (``{{ "x" * 10**10 }}`` would take the provider's memory, ``9**9**9`` its CPU)."""
+    if operator == "**":
+        if isinstance(left, int) and isinstance(right, int) and right > 0 and (
+                abs(left) > 1 and right * max(abs(left).bit_length(), 1) > 8 * MAX_RENDERED_SIZE):
+            raise ScriptError(f"{left} ** {right} is too large")
+        return left ** right
+    sizes = [len(v) for v in (left, right) if isinstance(v, (str, list, tuple))]
+    counts = [v for v in (left, right) if isinstance(v, int) and not isinstance(v, bool)]
+    if sizes and counts and sizes[0] * max(counts[0], 0) > MAX_RENDERED_SIZE:
+        raise ScriptError(f"a string or list repeated {counts[0]} times is too large (at most {MAX_RENDERED_SIZE} items)")
+    return left * right
 
 
 @functools.cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from raydog import names, settings
+from raydog.config import rules
 from raydog.config.fields import STRING, Field, Table
 from raydog.config.node_fields import HOST_FIELDS, NODE_FIELDS, TIMEOUTS, name_suffix_field, single_node_rules
 from raydog.lifecycle.single_node import SingleNodeResource
@@ -13,10 +14,10 @@ TABLE = Table(
         name_suffix_field("head", "head"),
         Field("ray_start_script", STRING, "Bash script the head node runs; unset means the built-in `head` template "
               "(the plan shows its `script_sha256`).",
-              optional=True, replace=True),
+              optional=True, replace=True, check=rules.script_size),
         Field("observability_host", STRING,
               "Private IP of the observability node; sets `OBSERVABILITY_HOST` for the head.",
-              optional=True, replace=True),
+              optional=True, replace=True, check=rules.ip_address),
         *HOST_FIELDS,
         Field("ray_address", STRING, f"Ray GCS address, `IP:{settings.RAY_GCS_PORT}`.", computed=True),
         Field("client_address", STRING, f"Ray client address, `ray://IP:{settings.RAY_CLIENT_PORT}`.", computed=True),

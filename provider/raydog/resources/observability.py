@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from raydog import names, settings
+from raydog.config import rules
 from raydog.config.fields import STRING, Field, Table
 from raydog.config.node_fields import HOST_FIELDS, NODE_FIELDS, TIMEOUTS, name_suffix_field, single_node_rules
 from raydog.lifecycle.single_node import SingleNodeResource
@@ -14,7 +15,7 @@ TABLE = Table(
         Field("start_script", STRING,
               "Bash script the observability node runs; unset means the built-in `observability` template "
               "(the plan shows its `script_sha256`).",
-              optional=True, replace=True),
+              optional=True, replace=True, check=rules.script_size),
         *HOST_FIELDS,
         Field("prometheus_url", STRING, f"Prometheus, `http://IP:{settings.PROMETHEUS_PORT}`.", computed=True),
         Field("grafana_url", STRING, f"Grafana, `http://IP:{settings.GRAFANA_PORT}`.", computed=True),

@@ -54,10 +54,10 @@ TABLE = Table(
               "and the deprecated `RAY_HEAD_NODE_PRIVATE_IP`.",
               required=True, replace=True, check=rules.head_private_ip),
         Field("observability_host", STRING, "Private IP of the observability node; sets `OBSERVABILITY_HOST`.",
-              optional=True, replace=True),
+              optional=True, replace=True, check=rules.ip_address),
         Field("task_script", STRING,
               "Bash script every worker node runs; unset means the built-in `worker` template "
-              "(the plan shows its `script_sha256`).", optional=True, replace=True),
+              "(the plan shows its `script_sha256`).", optional=True, replace=True, check=rules.script_size),
         Field("node_count", NUMBER, "Number of worker nodes (at least 1). Updated in place.", required=True,
               check=rules.node_count),
         Field("wait_for_nodes", BOOL,

@@ -28,15 +28,19 @@ PATH = "/work/requirements?size=1&sliced=true"
 
 
 def check_settings(api_url: str, key_id: str, key_secret: str) -> str:
-    """The API URL without a trailing slash; PlatformError unless it is http(s),
-    NotAuthorisedError unless a key id and secret are both given. No request is made."""
-    from raydog.settings import url_problem
+    """The API URL without a trailing slash; PlatformError unless it is a usable http(s) URL,
+    NotAuthorisedError unless a key id and secret are both given and an HTTP header can carry
+    them (``raydog.settings``). No request is made."""
+    from raydog.settings import key_id_problem, key_problem, url_problem
 
     problem = url_problem(api_url or "")
     if problem:
         raise PlatformError("connect", problem)
     if not key_id or not key_secret:
         raise NotAuthorisedError("connect", "an application key id and secret are both required")
+    for what, problem in (("id", key_id_problem(key_id)), ("secret", key_problem(key_secret))):
+        if problem:  # the one rule for what a header can carry; the message never quotes the key
+            raise NotAuthorisedError("connect", f"the application key {what} {problem}")
     return api_url.rstrip("/")
 
 

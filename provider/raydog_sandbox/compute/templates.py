@@ -58,7 +58,7 @@ BUILT_IN = (
 def parse_template(spec: str) -> Template:
     """Parse a ``--template`` value; raises ValueError with what is wrong."""
     name, _, shape = spec.strip().partition("=")
-    if not _TEMPLATE_NAME.match(name):
+    if not _TEMPLATE_NAME.fullmatch(name):
         raise ValueError(f"template {spec!r}: the name must be NAMESPACE/NAME in lower case, e.g. sandbox/big")
     if not shape:
         small = BUILT_IN[0]
