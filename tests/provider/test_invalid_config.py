@@ -29,6 +29,8 @@ from typing import Optional
 import pytest
 from raydog.sandbox.server import start_sandbox
 
+from harness import config
+from harness.config import Expr
 from harness.terraform import PROVIDER_BLOCK, Terraform
 
 WR_ID = "ydid:workreq:000000:11111111-2222-3333-4444-555555555555"
@@ -47,71 +49,33 @@ LABEL = "__LABEL__"  # stands for the case's block label in a case's HCL
 NAME_RULE = "must start with a lowercase letter, end with a letter or digit"
 
 
-# ---------------------------------------------------------------------------------------
-# HCL builders: a case is written as Python values so that the table stays readable.
-
-
-@dataclass(frozen=True)
-class Expr:
-    """An HCL expression written as is (a reference, a function call)."""
-
-    text: str
-
-
-def hcl(value) -> str:
-    if isinstance(value, Expr):
-        return value.text
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, dict):
-        items = "".join(f"    {json.dumps(k)} = {hcl(v)}\n" for k, v in value.items())
-        return "{\n" + items + "  }"
-    # A quoted HCL string: JSON escapes, plus HCL's own template sequences escaped.
-    return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
-
-
-def block(kind: str, type_: str, attrs: dict, label: str = LABEL) -> str:
-    """One block; ``None`` leaves an attribute out, a "timeouts" dict becomes a nested block."""
-    lines = [f'{kind} "{type_}" "{label}" {{']
-    for key, value in attrs.items():
-        if value is None:
-            continue
-        if key == "timeouts":
-            lines += ["  timeouts {", *(f"    {k} = {hcl(v)}" for k, v in value.items()), "  }"]
-        else:
-            lines.append(f"  {key} = {hcl(value)}")
-    return "\n".join([*lines, "}", ""])
+# A case is written as Python values (harness.config) so that the table stays readable.
 
 
 def cluster(**attrs) -> str:
-    return block("resource", "raydog_cluster", {**CLUSTER, **attrs})
+    return config.cluster(label=LABEL, **{**CLUSTER, **attrs})
 
 
 def pool(**attrs) -> str:
-    return block("resource", "raydog_worker_pool", {**POOL, **attrs})
+    return config.worker_pool(label=LABEL, **{**POOL, **attrs})
 
 
 def head(**attrs) -> str:
-    return block("resource", "raydog_head", {**HEAD, **attrs})
+    return config.head(label=LABEL, **{**HEAD, **attrs})
 
 
 def observability(**attrs) -> str:
-    return block("resource", "raydog_observability", {**OBSERVABILITY, **attrs})
+    return config.observability(label=LABEL, **{**OBSERVABILITY, **attrs})
 
 
 def script(**attrs) -> str:
-    return block("data", "raydog_node_script", attrs)
+    return config.node_script(LABEL, **attrs)
 
 
 def aliased_provider(**attrs) -> str:
     """A provider configuration of its own (alias = the case label) and a resource that uses it."""
-    body = "".join(f"  {k} = {hcl(v)}\n" for k, v in attrs.items())
-    return (
-        f'provider "raydog" {{\n  alias = "{LABEL}"\n{body}}}\n'
-        + block("resource", "raydog_cluster", {"provider": Expr(f"raydog.{LABEL}"), **CLUSTER})
-    )
+    return config.provider(alias=LABEL, **attrs) + config.cluster(label=LABEL, provider=Expr(f"raydog.{LABEL}"),
+                                                                  **CLUSTER)
 
 
 # ---------------------------------------------------------------------------------------

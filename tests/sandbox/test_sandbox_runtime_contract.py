@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 
 from raydog.sandbox.runtime import NodeSpec, SimulatedRuntime, TaskRun
-from sandbox_helpers import NAMESPACE, bash_task, make_client, provision, task_group, task_status, wait_until
+from harness.waits import wait_until
+from sandbox_helpers import NAMESPACE, bash_task, make_client, provision, task_group, task_status
 from yellowdog_client.model import TaskErrorType, TaskStatus, WorkRequirement
 
 
