@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
 
 from harness.waits import wait_until
@@ -292,13 +291,6 @@ def test_wheel_layout_renders_from_package_data(tmp_path):
         assert module.render_builtin("worker", {}).endswith("# from the wheel\n")
     finally:
         del sys.modules[spec.name]
-
-
-def test_pyproject_ships_the_templates_as_package_data():
-    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert config["package-dir"]["raydog.node_scripts"] == "scripts"
-    assert "raydog.node_scripts" in config["packages"]
-    assert "*.sh.j2" in config["package-data"]["raydog.node_scripts"]
 
 
 def test_sha256_is_stable_and_matches_hashlib():

@@ -406,14 +406,6 @@ def check_case(run: TableRun, case: Case, diagnostics: list[Diagnostic], where: 
 # Tests
 
 
-ALL_CASES = CASES + PROVIDER_CASES + PLAN_CASES + WARNING_CASES
-
-
-def test_catalogue_is_large_enough():
-    assert len([c for c in ALL_CASES if c.severity == "error"]) >= 32
-    assert len({c.id for c in ALL_CASES}) == len(ALL_CASES)
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_invalid_config_fails_validate_on_the_attribute(invalid_run, case):
     check_case(invalid_run, case, invalid_run.diagnostics(case), "validate -json")

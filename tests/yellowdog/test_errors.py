@@ -174,14 +174,6 @@ def test_errors_raised_by_the_provider_itself_are_not_mistaken_for_lost_answers(
     assert not (failed.no_answer or failed.transient)
 
 
-def test_errors_raised_by_the_provider_itself_are_not_mistaken_for_lost_answers():
-    refusal = PlatformError("add task group", "the work requirement is CANCELLED", object_id="w")
-    failed = TaskFailedError("t", "FAILED", 1, "")
-
-    assert not (refusal.no_answer or refusal.transient or refusal.name_taken)
-    assert not (failed.no_answer or failed.transient)
-
-
 def test_unreadable_response_body_is_a_platform_error():
     with pytest.raises(Exception) as caught:
         Json.load({"name": "missing namespace"}, WorkRequirement)
