@@ -21,8 +21,6 @@ KEY_ID = "secrets-key"
 SECRET = f"key-secret-{secrets.token_hex(8)}"
 USERDATA_MARK = f"userdata-{secrets.token_hex(8)}"
 WRONG_SECRET = f"wrong-secret-{secrets.token_hex(8)}"
-
-
 USERDATA = f"#!/bin/bash\necho {USERDATA_MARK} > /tmp/boot-mark\n"
 
 
