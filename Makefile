@@ -25,7 +25,7 @@ bench: venv
 	$(BIN)/python -m bench
 
 docs: venv
-	$(BIN)/python -m pytest tests/unit/test_docs.py
+	$(BIN)/python -m pytest tests/docs
 
 lint: venv
 	$(BIN)/python -m ruff check provider tests bench

@@ -9,9 +9,17 @@ starts more; every sandbox it started is stopped at teardown. A sandbox has ``.u
 Terraform: ``terraform`` is a working directory wired to this test's sandbox, with the
 provider installed by ``raydog install`` into a session-wide filesystem mirror;
 ``terraform_factory(name, sandbox=...)`` makes more.
+
+Skips on CI: when the environment variable CI is "true" (.ci/run sets it), a test that
+skips (``pytest.skip``, a ``skipif`` mark, ``pytest.importorskip``, at run or collection
+time) fails instead, with the skip's reason: a skip there means a part the suite needs
+(exec-mode namespaces, sshd, Ray) is missing, and the run must not look green. Locally a
+skip stays a skip. Expected failures (xfail) are not skips and are left alone.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from raydog_sandbox.server import RunningSandbox, start_sandbox
@@ -22,6 +30,38 @@ from harness.fixtures import provider_mirror, terraform, terraform_env, terrafor
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sandbox(**kwargs): start_sandbox options for the sandbox fixture")
+
+
+def on_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def _fail_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Turn a skipped report into a failure that gives the skip's reason and where it was raised."""
+    if isinstance(report.longrepr, tuple):  # (path, 1-based line, "Skipped: reason")
+        path, line, reason = report.longrepr
+        where = f" ({path}:{line})"
+    else:
+        reason, where = str(report.longrepr), ""
+    report.outcome = "failed"
+    report.longrepr = f"skipped on CI (CI=true), which fails the run: {reason}{where}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    if on_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        _fail_skip(report)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """A module that skips as a whole (``importorskip``, ``skip(allow_module_level=True)``)."""
+    outcome = yield
+    report = outcome.get_result()
+    if on_ci() and report.skipped:
+        _fail_skip(report)
 
 
 @pytest.fixture

@@ -11,12 +11,12 @@ and ``<cluster>-NN-wrkrs``; task groups ``head-node``, ``observability-node`` an
 from __future__ import annotations
 
 import json
-import time
 from copy import copy
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from harness.waits import wait_until
 from yellowdog_client import PlatformClient
 from yellowdog_client.model import (
     ApiKey,
@@ -188,16 +188,14 @@ def shut_down_pool(client: PlatformClient, pool_id: str) -> None:
 
 
 def _wait_executing(client: PlatformClient, task_id: str, timeout: float):
-    deadline = time.monotonic() + timeout
-    while True:
-        task = client.work_client.get_task_by_id(task_id)
-        if task.status == TaskStatus.EXECUTING:
-            return task
-        if task.status in (TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.ABORTED, TaskStatus.DISCARDED):
-            raise AssertionError(f"task {task_id} is {task.status}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"task {task_id} did not start within {timeout}s")
-        time.sleep(0.05)
+    def task():
+        found = client.work_client.get_task_by_id(task_id)
+        if found.status in (TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.ABORTED, TaskStatus.DISCARDED):
+            raise AssertionError(f"task {task_id} is {found.status}")
+        return found
+
+    return wait_until(task, f"task {task_id} executes", timeout=timeout,
+                      until=lambda found: found.status == TaskStatus.EXECUTING)
 
 
 def _public_ip(client: PlatformClient, node) -> str | None:

@@ -16,11 +16,12 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from harness.waits import WaitTimeout, wait_until
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
 INSTALL_LOCK = Path("/tmp/raydog-openssh-install.lock")
@@ -129,12 +130,15 @@ def start_sshd(sshd: str, directory: Path, authorised_keys: list[Path], host: st
     with open(directory / "sshd.log", "w") as log:
         process = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
     server = SshServer(process, port, getpass.getuser(), authorised_keys[0], host_key, directory, host)
-    deadline = time.monotonic() + 15
-    while not port_is_open(port, host):
-        if process.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"sshd did not start on port {port}:\n{server.log()}")
-        time.sleep(0.05)
+    try:
+        wait_until(lambda: (process.poll(), port_is_open(port, host)), f"sshd listens on port {port}", timeout=15,
+                   until=lambda seen: seen[0] is not None or seen[1])
+    except WaitTimeout:
+        server.stop()
+        raise RuntimeError(f"sshd did not start on port {port}:\n{server.log()}") from None
+    if process.poll() is not None:
+        server.stop()
+        raise RuntimeError(f"sshd exited {process.returncode} instead of listening on port {port}:\n{server.log()}")
     return server
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
 
+from harness.config import Expr, cluster_config, node_script, output
 from harness.platform_view import view
+from harness.waits import wait_until
 
 pytestmark = [pytest.mark.exec, pytest.mark.xdist_group("exec")]
 
@@ -39,53 +40,16 @@ def exec_terraform(terraform_factory, exec_sandbox):
 
 
 def cluster(pools: dict[str, int], head_script: str | None = None) -> str:
-    script = f'ray_start_script = <<-EOT\n{head_script}\nEOT' if head_script else "ray_start_script = data.raydog_node_script.head.content"
-    blocks = "".join(
-        f"""
-resource "raydog_worker_pool" "{name}" {{
-  cluster_id                      = raydog_cluster.c.id
-  cluster_name                    = raydog_cluster.c.name
-  name                            = "{name}"
-  compute_requirement_template_id = "sandbox/ray-worker"
-  head_private_ip                 = raydog_head.h.private_ip
-  task_script                     = data.raydog_node_script.worker.content
-  node_count                      = {count}
-  wait_for_nodes                  = true
-}}
-"""
-        for name, count in pools.items()
-    )
-    return f"""
-provider "raydog" {{}}
-
-data "raydog_node_script" "head" {{
-  template = "head"
-}}
-
-data "raydog_node_script" "worker" {{
-  template = "worker"
-  vars     = {{ num_cpus = "1" }}
-}}
-
-resource "raydog_cluster" "c" {{
-  name      = "execc"
-  namespace = "tests"
-}}
-
-resource "raydog_head" "h" {{
-  cluster_id                      = raydog_cluster.c.id
-  cluster_name                    = raydog_cluster.c.name
-  compute_requirement_template_id = "sandbox/ray-head"
-  {script}
-  timeouts {{
-    create = "3m"
-  }}
-}}
-{blocks}
-output "client_address" {{
-  value = raydog_head.h.client_address
-}}
-"""
+    """The built-in node scripts (or ``head_script``) on a head and one pool per entry of ``pools``."""
+    script = head_script if head_script else Expr("data.raydog_node_script.head.content")
+    return "\n".join([
+        node_script("head", template="head"),
+        node_script("worker", template="worker", vars={"num_cpus": "1"}),
+        cluster_config("execc", pools, wait_for_nodes=True, head_timeout="3m",
+                       head_attrs={"ray_start_script": script},
+                       pool_attrs={"task_script": Expr("data.raydog_node_script.worker.content")}),
+        output("client_address", Expr("raydog_head.h.client_address")),
+    ])
 
 
 def ray_job(client_address: str, expected_nodes: int, attempts: int = 3) -> dict:
@@ -148,10 +112,9 @@ def test_terraform_builds_a_ray_cluster_that_scales_and_is_gone_after_destroy(ex
 
     tf.destroy()
     assert view(sandbox).nothing_live(), view(sandbox).live
-    deadline = time.monotonic() + 30
-    while ray_processes() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert ray_processes() == [], "no Ray process of the cluster may remain after destroy"
+    # No Ray process of the cluster may remain after destroy.
+    wait_until(ray_processes, "every Ray process of the cluster has ended", timeout=30, interval=0.5,
+               until=lambda running: running == [])
 
     sandbox.stop()
     leftovers = [p for p in psutil.Process().children(recursive=True) if p.is_running()

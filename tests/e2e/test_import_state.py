@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 
-import pytest
 from harness.terraform import REPO
 from raydog_helpers import build_raydog_cluster, raydog_client, shut_down_pool
 from sshd_helpers import free_port

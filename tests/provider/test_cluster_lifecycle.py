@@ -10,68 +10,35 @@ import json
 
 import pytest
 
+from harness.config import (
+    HEAD_TEMPLATE,
+    OBSERVABILITY_TEMPLATE,
+    WORKER_TEMPLATE,
+    Expr,
+    cluster_config,
+    output,
+    worker_pool,
+)
 from harness.platform_view import view
 from harness.terraform import changes
 
 CLUSTER = "lc"
+HEAD_OUTPUT = output("head", Expr(
+    "{ private_ip = raydog_head.h.private_ip, public_ip = raydog_head.h.public_ip,"
+    " ray_address = raydog_head.h.ray_address, client_address = raydog_head.h.client_address,"
+    " dashboard_url = raydog_head.h.dashboard_url }"))
 
 
 def config(pools: dict[str, int], *, observability: bool = True, head_timeout: str = "2m",
-           templates: dict[str, str] | None = None, cluster: str = CLUSTER) -> str:
-    """Cluster + (observability) + head + one raydog_worker_pool per entry of ``pools``."""
-    t = {"head": "sandbox/ray-head", "worker": "sandbox/ray-worker", "obs": "sandbox/ray-observability",
-         **(templates or {})}
-    obs = f"""
-resource "raydog_observability" "obs" {{
-  cluster_id                      = raydog_cluster.c.id
-  cluster_name                    = raydog_cluster.c.name
-  compute_requirement_template_id = "{t['obs']}"
-}}
-""" if observability else ""
-    obs_host = "observability_host = raydog_observability.obs.private_ip" if observability else ""
-    pool_blocks = "".join(
-        f"""
-resource "raydog_worker_pool" "{name}" {{
-  cluster_id                      = raydog_cluster.c.id
-  cluster_name                    = raydog_cluster.c.name
-  name                            = "{name}"
-  compute_requirement_template_id = "{t['worker']}"
-  head_private_ip                 = raydog_head.h.private_ip
-  {obs_host}
-  node_count                      = {count}
-  wait_for_nodes                  = true
-}}
-"""
-        for name, count in pools.items()
-    )
-    return f"""
-provider "raydog" {{}}
-
-resource "raydog_cluster" "c" {{
-  name      = "{cluster}"
-  namespace = "tests"
-}}
-{obs}
-resource "raydog_head" "h" {{
-  cluster_id                      = raydog_cluster.c.id
-  cluster_name                    = raydog_cluster.c.name
-  compute_requirement_template_id = "{t['head']}"
-  {obs_host}
-  timeouts {{
-    create = "{head_timeout}"
-  }}
-}}
-{pool_blocks}
-output "head" {{
-  value = {{
-    private_ip     = raydog_head.h.private_ip
-    public_ip      = raydog_head.h.public_ip
-    ray_address    = raydog_head.h.ray_address
-    client_address = raydog_head.h.client_address
-    dashboard_url  = raydog_head.h.dashboard_url
-  }}
-}}
-"""
+           templates: dict[str, str] | None = None, head_attrs: dict | None = None) -> str:
+    """Cluster + (observability) + head + one raydog_worker_pool per entry of ``pools``, with the head's outputs."""
+    t = {"head": HEAD_TEMPLATE, "worker": WORKER_TEMPLATE, "obs": OBSERVABILITY_TEMPLATE, **(templates or {})}
+    return cluster_config(
+        CLUSTER, pools, with_observability=observability, wait_for_nodes=True, head_timeout=head_timeout,
+        observability_attrs={"compute_requirement_template_id": t["obs"]},
+        head_attrs={"compute_requirement_template_id": t["head"], **(head_attrs or {})},
+        pool_attrs={"compute_requirement_template_id": t["worker"]},
+    ) + "\n" + HEAD_OUTPUT
 
 
 def assert_no_changes(tf, *extra):
@@ -184,11 +151,7 @@ def test_head_that_misses_its_create_timeout_fails_cleanly_and_a_longer_timeout_
 
 
 def test_head_whose_task_fails_reports_the_exit_code_and_leaves_nothing(terraform, sandbox):
-    hcl = config({}, observability=False).replace(
-        'compute_requirement_template_id = "sandbox/ray-head"',
-        'compute_requirement_template_id = "sandbox/ray-head"\n  environment = { SANDBOX_EXIT_CODE = "7" }',
-    )
-    terraform.write(hcl)
+    terraform.write(config({}, observability=False, head_attrs={"environment": {"SANDBOX_EXIT_CODE": "7"}}))
     terraform.init()
     result = terraform.apply(check=False)
     assert result.returncode == 1
@@ -303,9 +266,8 @@ def test_transient_errors_during_refresh_remove_nothing_from_state(terraform, sa
 
 
 def test_two_pools_with_the_same_name_fail_instead_of_sharing_one_yellowdog_pool(terraform, sandbox):
-    hcl = config({"cpu": 1}, observability=False)
-    twin = hcl[hcl.index('resource "raydog_worker_pool" "cpu"'):hcl.index("output")].replace('"cpu" {', '"cpu_again" {')
-    terraform.write(hcl + twin)
+    twin = worker_pool("cpu", 1, label="cpu_again", wait_for_nodes=True)
+    terraform.write(config({"cpu": 1}, observability=False) + "\n" + twin)
     terraform.init()
     result = terraform.apply(check=False)
     assert result.returncode == 1

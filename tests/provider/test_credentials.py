@@ -12,55 +12,19 @@ import socket
 
 import pytest
 
+from harness.config import cluster, cluster_config, provider
 from harness.terraform import Terraform
 
 CLUSTER = "creds"
 
 
-def several_resources(provider: str = "") -> str:
+def several_resources(**provider_attrs: str) -> str:
     """A provider block, a cluster, its head and three worker pools."""
-    pools = "".join(
-        f"""
-resource "raydog_worker_pool" "{name}" {{
-  cluster_id                      = raydog_cluster.c.id
-  cluster_name                    = raydog_cluster.c.name
-  name                            = "{name}"
-  compute_requirement_template_id = "sandbox/ray-worker"
-  head_private_ip                 = raydog_head.h.private_ip
-  node_count                      = 1
-}}
-"""
-        for name in ("alpha", "beta", "gamma")
-    )
-    return f"""
-provider "raydog" {{
-{provider}
-}}
-
-resource "raydog_cluster" "c" {{
-  name      = "{CLUSTER}"
-  namespace = "tests"
-}}
-
-resource "raydog_head" "h" {{
-  cluster_id                      = raydog_cluster.c.id
-  cluster_name                    = raydog_cluster.c.name
-  compute_requirement_template_id = "sandbox/ray-head"
-}}
-{pools}"""
+    return cluster_config(CLUSTER, {"alpha": 1, "beta": 1, "gamma": 1}, provider_attrs=provider_attrs)
 
 
-def one_cluster(provider: str) -> str:
-    return f"""
-provider "raydog" {{
-{provider}
-}}
-
-resource "raydog_cluster" "c" {{
-  name      = "{CLUSTER}"
-  namespace = "tests"
-}}
-"""
+def one_cluster(**provider_attrs: str) -> str:
+    return provider(**provider_attrs) + "\n" + cluster(CLUSTER)
 
 
 def resources_in_state(terraform: Terraform) -> set[str]:
@@ -127,7 +91,7 @@ def test_wrong_key_with_resources_in_state_is_still_one_error(terraform_factory,
 def test_unreachable_api_url_is_one_error_naming_api_url(terraform_factory, sandbox):
     url = closed_port_url()
     terraform = terraform_factory("unreachable", sandbox=sandbox)
-    terraform.write(several_resources(f'  api_url = "{url}"'))
+    terraform.write(several_resources(api_url=url))
     terraform.init()
 
     result = terraform.plan_exitcode()
@@ -145,19 +109,13 @@ def test_provider_block_overrides_the_environment(terraform_factory, sandbox):
     terraform = terraform_factory(
         "override", YD_API_URL=closed_port_url(), YD_API_KEY_ID="env-key", YD_API_KEY_SECRET="env-secret"
     )
-    terraform.write(
-        one_cluster(
-            f'  api_url                = "{sandbox.url}"\n'
-            '  application_key_id     = "ci-key"\n'
-            '  application_key_secret = "ci-secret"'
-        )
-    )
+    terraform.write(one_cluster(api_url=sandbox.url, application_key_id="ci-key", application_key_secret="ci-secret"))
     terraform.init()
     terraform.apply()
     assert [wr["name"] for wr in sandbox.state()["workRequirements"]] == [CLUSTER]
 
     # And the other way round: a wrong secret in the block beats the right one in YD_*.
-    terraform.write(one_cluster('  application_key_secret = "block-secret"'))
+    terraform.write(one_cluster(application_key_secret="block-secret"))
     right_env = {"YD_API_URL": sandbox.url, "YD_API_KEY_ID": "ci-key", "YD_API_KEY_SECRET": "ci-secret"}
     result = terraform.run("plan", "-input=false", "-no-color", check=False, extra_env=right_env)
     assert errors(result.output) == ["Error: YellowDog refused the application key"], result.output

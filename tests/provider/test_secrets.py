@@ -14,70 +14,31 @@ import secrets
 
 import pytest
 
+from harness.config import Expr, cluster_config, output, worker_pool
 from harness.terraform import Result, Terraform
 
 KEY_ID = "secrets-key"
 SECRET = f"key-secret-{secrets.token_hex(8)}"
 USERDATA_MARK = f"userdata-{secrets.token_hex(8)}"
 WRONG_SECRET = f"wrong-secret-{secrets.token_hex(8)}"
+USERDATA = f"#!/bin/bash\necho {USERDATA_MARK} > /tmp/boot-mark\n"
 
 
 def config(sandbox_url: str, *, secret: str = SECRET, extra: str = "") -> str:
-    return f"""
-provider "raydog" {{
-  api_url                = "{sandbox_url}"
-  application_key_id     = "{KEY_ID}"
-  application_key_secret = "{secret}"
-}}
-
-locals {{
-  userdata = <<-EOT
-    #!/bin/bash
-    echo {USERDATA_MARK} > /tmp/boot-mark
-  EOT
-}}
-
-resource "raydog_cluster" "c" {{
-  name      = "secrets"
-  namespace = "tests"
-}}
-
-resource "raydog_head" "h" {{
-  cluster_id                      = raydog_cluster.c.id
-  cluster_name                    = raydog_cluster.c.name
-  compute_requirement_template_id = "sandbox/ray-head"
-  userdata                        = local.userdata
-}}
-
-resource "raydog_worker_pool" "w" {{
-  cluster_id                      = raydog_cluster.c.id
-  cluster_name                    = raydog_cluster.c.name
-  name                            = "w"
-  compute_requirement_template_id = "sandbox/ray-worker"
-  head_private_ip                 = raydog_head.h.private_ip
-  userdata                        = local.userdata
-  node_count                      = 2
-}}
-{extra}
-output "head_ip" {{
-  description = "The head's private IP (to show outputs are printed)."
-  value       = raydog_head.h.private_ip
-}}
-"""
+    """A head and a two-node pool whose provider block holds the key and whose nodes get USERDATA."""
+    credentials = {"api_url": sandbox_url, "application_key_id": KEY_ID, "application_key_secret": secret}
+    return (
+        cluster_config("secrets", {"w": 2}, provider_attrs=credentials, head_attrs={"userdata": USERDATA},
+                       pool_attrs={"userdata": USERDATA})
+        + extra
+        + "\n"
+        + output("head_ip", Expr("raydog_head.h.private_ip"), "The head's private IP (to show outputs are printed).")
+    )
 
 
 # A pool the platform refuses (unknown template): its create fails and reports the cause.
-FAILING_POOL = """
-resource "raydog_worker_pool" "broken" {
-  cluster_id                      = raydog_cluster.c.id
-  cluster_name                    = raydog_cluster.c.name
-  name                            = "broken"
-  compute_requirement_template_id = "sandbox/no-such-template"
-  head_private_ip                 = raydog_head.h.private_ip
-  userdata                        = local.userdata
-  node_count                      = 1
-}
-"""
+FAILING_POOL = worker_pool("broken", 1, compute_requirement_template_id="sandbox/no-such-template",
+                           userdata=USERDATA)
 
 
 class TracedTerraform:

@@ -17,13 +17,13 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 
+from harness import config
 from harness.platform_view import FINISHED_POOL, FINISHED_TASK, node_groups, view
 
 # The faults of issue 6, item 1 (the seed is added per run).
 ISSUE_FAULTS = "5xx=0.1,429=0.05,latency=0-300ms,drop=0.05"
-HEAD_TEMPLATE = "sandbox/ray-head"
-WORKER_TEMPLATE = "sandbox/ray-worker"
 
 
 def record(kind: str, figures: dict) -> None:
@@ -40,58 +40,8 @@ def scale(variable: str, default: int) -> int:
     return int(value) if value else default
 
 
-def cluster_config(
-    cluster: str,
-    pools: dict[str, int],
-    *,
-    wait_for_nodes: bool = True,
-    head_timeout: str = "5m",
-    head_environment: dict[str, str] | None = None,
-    head_template: str = HEAD_TEMPLATE,
-    worker_template: str = WORKER_TEMPLATE,
-    pool_environment: dict[str, dict[str, str]] | None = None,
-) -> str:
-    """A cluster, its head, and one raydog_worker_pool per entry of ``pools`` (name -> node_count)."""
-
-    def env(values: dict[str, str] | None) -> str:
-        if not values:
-            return ""
-        items = ", ".join(f'{k} = "{v}"' for k, v in values.items())
-        return f"environment = {{ {items} }}"
-
-    blocks = "".join(
-        f"""
-resource "raydog_worker_pool" "{name}" {{
-  cluster_id                      = raydog_cluster.c.id
-  cluster_name                    = raydog_cluster.c.name
-  name                            = "{name}"
-  compute_requirement_template_id = "{worker_template}"
-  head_private_ip                 = raydog_head.h.private_ip
-  node_count                      = {count}
-  wait_for_nodes                  = {str(wait_for_nodes).lower()}
-  {env((pool_environment or {}).get(name))}
-}}
-"""
-        for name, count in pools.items()
-    )
-    return f"""
-provider "raydog" {{}}
-
-resource "raydog_cluster" "c" {{
-  name      = "{cluster}"
-  namespace = "tests"
-}}
-
-resource "raydog_head" "h" {{
-  cluster_id                      = raydog_cluster.c.id
-  cluster_name                    = raydog_cluster.c.name
-  compute_requirement_template_id = "{head_template}"
-  {env(head_environment)}
-  timeouts {{
-    create = "{head_timeout}"
-  }}
-}}
-{blocks}"""
+# The suite's clusters (harness.config): every pool waits for its nodes; the head has 5 minutes.
+cluster_config = partial(config.cluster_config, wait_for_nodes=True, head_timeout="5m")
 
 
 def pools_named(prefix: str, count: int, node_count: int = 1) -> dict[str, int]:
@@ -252,16 +202,6 @@ def _repeated(names) -> list[str]:
 
 def live_pool_names(sandbox) -> list[str]:
     return sorted(p["name"] for p in live_pools(view(sandbox)))
-
-
-def wait_for(probe, what: str, timeout: float = 60.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def tainted(tf) -> list[str]:

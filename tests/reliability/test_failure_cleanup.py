@@ -31,7 +31,7 @@ CLEANUP_ROUTES = "DELETE /workerPools/{id}+PUT /compute/requirements/{id}/transi
 
 
 def test_head_task_that_exits_non_zero_names_status_and_exit_code_and_removes_its_pool(terraform, sandbox):
-    terraform.write(cluster_config("hf", {"w": 2}, head_environment={"SANDBOX_EXIT_CODE": "42"}))
+    terraform.write(cluster_config("hf", {"w": 2}, head_attrs={"environment": {"SANDBOX_EXIT_CODE": "42"}}))
     terraform.init()
     result = terraform.apply(check=False)
 
@@ -56,7 +56,8 @@ def test_head_task_that_exits_non_zero_names_status_and_exit_code_and_removes_it
 
 
 def test_worker_tasks_that_fail_while_waited_for_remove_the_pool_and_keep_the_rest(terraform, sandbox):
-    terraform.write(cluster_config("wf", {"good": 1, "bad": 2}, pool_environment={"bad": {"SANDBOX_EXIT_CODE": "3"}}))
+    terraform.write(cluster_config("wf", {"good": 1, "bad": 2},
+                                   per_pool={"bad": {"environment": {"SANDBOX_EXIT_CODE": "3"}}}))
     terraform.init()
     result = terraform.apply(check=False)
 
@@ -71,7 +72,7 @@ def test_worker_tasks_that_fail_while_waited_for_remove_the_pool_and_keep_the_re
 
 def test_failed_head_whose_cleanup_also_fails_stays_in_state_tainted_and_the_next_apply_removes_it(
         terraform, sandbox):
-    terraform.write(cluster_config("cf", {}, head_environment={"SANDBOX_EXIT_CODE": "5"}))
+    terraform.write(cluster_config("cf", {}, head_attrs={"environment": {"SANDBOX_EXIT_CODE": "5"}}))
     terraform.init()
     sandbox.set_faults(f"5xx=1.0,routes={CLEANUP_ROUTES}")
     result = terraform.apply(check=False)
@@ -98,7 +99,8 @@ def test_failed_head_whose_cleanup_also_fails_stays_in_state_tainted_and_the_nex
 
 def test_unknown_compute_requirement_template_fails_with_the_platform_message_and_creates_nothing(
         terraform, sandbox):
-    terraform.write(cluster_config("ut", {"w": 1}, worker_template="sandbox/no-such-template"))
+    terraform.write(cluster_config("ut", {"w": 1},
+                                   pool_attrs={"compute_requirement_template_id": "sandbox/no-such-template"}))
     terraform.init()
     result = terraform.apply(check=False)
 

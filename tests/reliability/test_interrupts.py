@@ -14,6 +14,7 @@ import time
 
 import pytest
 from harness.platform_view import view
+from harness.waits import wait_until
 from reliability_helpers import (
     assert_nothing_orphaned,
     assert_state_owns_the_platform,
@@ -24,35 +25,17 @@ from reliability_helpers import (
     record,
     scale,
     tainted,
-    wait_for,
 )
-
-HEAD_CONFIG = """
-provider "raydog" {}
-
-resource "raydog_cluster" "c" {
-  name      = "intr"
-  namespace = "tests"
-}
-
-resource "raydog_head" "h" {
-  cluster_id                      = raydog_cluster.c.id
-  cluster_name                    = raydog_cluster.c.name
-  compute_requirement_template_id = "sandbox/ray-head"
-  timeouts {
-    create = "10m"
-  }
-}
-"""
-
 
 @pytest.mark.sandbox(provision_delay=600.0)
 def test_ctrl_c_during_a_long_head_wait_ends_promptly_and_records_the_head(terraform, sandbox):
-    terraform.write(HEAD_CONFIG)
+    terraform.write(cluster_config("intr", head_timeout="10m"))
     terraform.init()
+    sandbox.reset_requests()
     proc = terraform.popen("apply", "-auto-approve", "-input=false", "-no-color")
-    wait_for(lambda: "intr-head" in view(sandbox).live_pools(), "the head pool to be provisioned")
-    time.sleep(1.0)  # the provider is now polling for the head task
+    wait_until(lambda: list(view(sandbox).live_pools()), "the head pool is provisioned",
+               until=lambda names: "intr-head" in names)
+    wait_until(lambda: task_reads(sandbox), "the provider polls the head task", until=lambda reads: reads >= 2)
 
     interrupted = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
@@ -62,7 +45,8 @@ def test_ctrl_c_during_a_long_head_wait_ends_promptly_and_records_the_head(terra
     assert proc.returncode != 0
     assert "Interrupted" in stdout + stderr, stdout + stderr
     assert stopped_after < 30, f"terraform took {stopped_after:.1f}s to stop"
-    wait_for(lambda: not provider_processes(terraform), "the provider processes to exit", timeout=15)
+    wait_until(lambda: provider_processes(terraform), "the provider processes exit", timeout=15,
+               until=lambda running: not running)
     state = terraform.resources()
     head_pool = view(sandbox).live_pools()["intr-head"]
     assert state["raydog_head.h"]["id"] == head_pool["id"], "the head's pool must be in state (tainted)"
@@ -79,6 +63,15 @@ def test_ctrl_c_during_a_long_head_wait_ends_promptly_and_records_the_head(terra
     assert view(sandbox).nothing_live(), view(sandbox).live
 
 
+def task_reads(sandbox) -> int:
+    """How many single-task reads the sandbox has served (the head's create polls its task so)."""
+    return sandbox.requests()["routes"].get("GET /work/tasks/{id}", 0)
+
+
+def live_task_count(sandbox) -> int:
+    return sum(len(group["tasks"]) for wr in view(sandbox).live_work_requirements() for group in wr["taskGroups"])
+
+
 # ── Ctrl-C while several pools are being created ─────────────────────────────────────────
 
 
@@ -86,7 +79,8 @@ def test_ctrl_c_during_a_long_head_wait_ends_promptly_and_records_the_head(terra
 def interrupt(proc, timeout: float = 60.0) -> tuple[str, float]:
     """SIGINT to Terraform's process group (what Ctrl-C in a terminal does); wait for it to end."""
     sent = time.monotonic()
-    os.killpg(proc.pid, signal.SIGINT)
+    if proc.poll() is None:  # not reaped, so its process group exists even if it has just ended
+        os.killpg(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=timeout)
     return stdout + stderr, time.monotonic() - sent
 
@@ -102,16 +96,23 @@ def test_ctrl_c_while_pools_wait_for_nodes_keeps_every_pool_in_state_and_the_nex
     # (waiting for its nodes) when the interrupt comes.
     sandbox.backend.provision_delay = 600.0
     terraform.write(cluster_config("intp", pools))
+    sandbox.reset_requests()
     proc = terraform.popen("apply", "-auto-approve", "-input=false", "-no-color")
     in_flight = lambda: [p for p in live_pools(view(sandbox)) if p["name"] != "intp-head"]
-    wait_for(lambda: len(in_flight()) == len(pools), "every worker pool to be provisioned")
-    time.sleep(1.0)  # the creates are now polling for their tasks
+    wait_until(lambda: sorted(p["name"] for p in in_flight()), "every worker pool is provisioned",
+               until=lambda names: len(names) == len(pools))
+    # Every create has added its tasks and polls them (one task search per round).
+    wait_until(lambda: live_task_count(sandbox), "every pool's tasks are added",
+               until=lambda count: count == 1 + sum(pools.values()))
+    wait_until(lambda: sandbox.requests()["routes"].get("GET /work/tasks", 0), "the creates poll their tasks",
+               until=lambda searches: searches >= 2 * len(pools))
     assert all(not view(sandbox).live_nodes(p["id"]) for p in in_flight())
 
     output, stopped_after = interrupt(proc)
     assert proc.returncode != 0 and "Interrupted" in output, output
     assert stopped_after < 30, f"terraform took {stopped_after:.1f}s to stop"
-    wait_for(lambda: not provider_processes(terraform), "the provider processes to exit", timeout=15)
+    wait_until(lambda: provider_processes(terraform), "the provider processes exit", timeout=15,
+               until=lambda running: not running)
 
     # Every object that was created is in state: the finished ones as they are, the
     # interrupted ones tainted; nothing on the sandbox is unknown to state.
@@ -146,15 +147,19 @@ def test_ctrl_c_at_a_random_moment_of_a_slow_apply_orphans_nothing(seed, sandbox
     tf.write(cluster_config("intr", pools, wait_for_nodes=False))
     tf.init()
     proc = tf.popen("apply", "-auto-approve", "-input=false", "-no-color", "-parallelism=10")
-    wait_for(lambda: len(live_pools(view(sandbox))) >= 2, "the first worker pool", timeout=120)
-    delay = rng.uniform(0.0, 1.5)
-    time.sleep(delay)  # the random interrupt point itself, not a wait for anything
-    if proc.poll() is not None:
-        pytest.fail(f"the apply ended before the interrupt point ({delay:.2f}s after the first pool)")
+    wait_until(lambda: len(live_pools(view(sandbox))), "the first worker pool is provisioned", timeout=120,
+               until=lambda count: count >= 2)
+    # The random moment is a random number of further API requests into the apply (about 25
+    # follow the first pool's; should the apply end first, it is interrupted after its end).
+    after_requests = rng.randint(0, 20)
+    target = sandbox.requests()["total"] + after_requests
+    wait_until(lambda: (sandbox.requests()["total"], proc.poll()), f"the sandbox has served {target} requests",
+               timeout=120, until=lambda seen: seen[0] >= target or seen[1] is not None)
     output, stopped_after = interrupt(proc)
     assert proc.returncode != 0 and "Interrupt received" in output, output
     live_at_interrupt = len(live_pools(view(sandbox)))
-    wait_for(lambda: not provider_processes(tf), "the provider processes to exit", timeout=15)
+    wait_until(lambda: provider_processes(tf), "the provider processes exit", timeout=15,
+               until=lambda running: not running)
     assert_nothing_orphaned(tf, sandbox)
 
     sandbox.set_faults("none")
@@ -164,5 +169,5 @@ def test_ctrl_c_at_a_random_moment_of_a_slow_apply_orphans_nothing(seed, sandbox
     assert tf.plan_exitcode().returncode == 0
     tf.destroy()
     assert view(sandbox).nothing_live(), view(sandbox).live
-    record("interrupt", {"seed": seed, "delay": round(delay, 2), "exit_code": proc.returncode,
+    record("interrupt", {"seed": seed, "after_requests": after_requests, "exit_code": proc.returncode,
                          "pools_live_at_interrupt": live_at_interrupt, "stopped_after": round(stopped_after, 1)})

@@ -17,6 +17,7 @@ from collections import Counter
 
 import pytest
 from harness.platform_view import view
+from harness.waits import wait_until
 from reliability_helpers import (
     assert_state_owns_the_platform,
     cluster_config,
@@ -25,7 +26,6 @@ from reliability_helpers import (
     provider_processes,
     record,
     scale,
-    wait_for,
 )
 
 KILL_SEEDS = list(range(1, scale("RAYDOG_KILL_SEEDS", 2) + 1))
@@ -64,8 +64,8 @@ def test_kill_9_at_a_random_moment_then_the_next_apply_converges_and_destroy_lea
     proc = tf.popen("apply", "-auto-approve", "-input=false", "-no-color", "-parallelism=10")
     # Kill points cover the apply from its first create: the cluster's, the head's wait for
     # its node, and the pools being provisioned and waited for.
-    wait_for(lambda: view(sandbox).live_work_requirements() or proc.poll() is not None,
-             "the cluster's work requirement to be created", timeout=120)
+    wait_until(lambda: bool(view(sandbox).live_work_requirements()) or proc.poll() is not None,
+               "the cluster's work requirement is created", timeout=120)
     started = time.monotonic()
     delay = rng.uniform(0.0, 0.5 + 2 * PROVISION_DELAY)
     time.sleep(delay)  # the random kill point itself, not a wait for anything
@@ -74,7 +74,7 @@ def test_kill_9_at_a_random_moment_then_the_next_apply_converges_and_destroy_lea
     killed = KILLERS[target](tf, proc)
     proc.communicate(timeout=60)
     # A provider whose Terraform was killed notices and exits by itself.
-    wait_for(lambda: not provider_processes(tf), "the provider processes to exit", timeout=15)
+    wait_until(lambda: not provider_processes(tf), "the provider processes exit", timeout=15)
     live_at_kill = [p["name"] for p in live_pools(view(sandbox))]
     recorded = set(tf.resources())
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
+from harness.waits import wait_until
 import psutil
 import pytest
 from raydog_sandbox.nodes.exec_runtime import ExecCapabilityError, check_exec_capability
@@ -109,15 +108,10 @@ def processes_mentioning(text: str) -> list[psutil.Process]:
     return found
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.2) -> bool:
-    """Poll ``predicate`` until it is truthy or ``timeout`` passes; returns its last truthiness."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
+def wait_for_processes(marker: str, count: int, timeout: float = 10.0) -> list[psutil.Process]:
+    """Wait until exactly ``count`` live processes carry ``TEST_MARKER=marker``; returns them."""
+    return wait_until(lambda: marked_processes(marker), f"{count} processes of this test run", timeout=timeout,
+                      until=lambda found: len(found) == count)
 
 
 def free_port() -> int:

@@ -1,11 +1,8 @@
-"""Helpers for sandbox tests: an SDK client with quick retries, polling, RayDog-shaped objects."""
+"""Helpers for sandbox tests: an SDK client with quick retries, RayDog-shaped objects (waits: harness.waits)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import timedelta
-from typing import TypeVar
 
 from yellowdog_client import PlatformClient
 from yellowdog_client.model import (
@@ -21,7 +18,6 @@ from yellowdog_client.model import (
     TaskGroup,
 )
 
-T = TypeVar("T")
 NAMESPACE = "raydog-test"
 
 
@@ -31,18 +27,6 @@ def make_client(sandbox, key_id: str | None = None, key_secret: str | None = Non
         defaultUrl=sandbox.url,
         retry=RetryProperties(initialInterval=timedelta(milliseconds=1), maxInterval=timedelta(milliseconds=5)))
     return PlatformClient.create(schema, ApiKey(key_id or sandbox.key_id, key_secret or sandbox.key_secret))
-
-
-def wait_until(probe: Callable[[], T], what: str, timeout: float = 10.0) -> T:
-    """Poll until probe() returns something truthy; fail naming what was awaited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.01)
 
 
 def provision(client: PlatformClient, name: str, nodes: int, template: str = "sandbox/ray-worker",

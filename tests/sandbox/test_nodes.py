@@ -12,6 +12,7 @@ import textwrap
 import uuid
 from pathlib import Path
 
+from harness.waits import wait_until
 import pytest
 from nodes_helpers import (
     TEST_MARKER,
@@ -23,12 +24,14 @@ from nodes_helpers import (
     processes_mentioning,
     read,
     requires_exec,
-    wait_until,
+    wait_for_processes,
 )
 from raydog_sandbox.nodes import exec_runtime as nodes
 from raydog_sandbox.nodes.exec_runtime import ExecCapabilityError, ExecRuntime, NodeBootError
 
 pytestmark = [pytest.mark.exec, requires_exec]
+
+TESTS = Path(__file__).resolve().parents[1]  # on sys.path in the subprocesses below, for harness
 
 
 @pytest.fixture
@@ -154,10 +157,8 @@ def test_nodes_have_their_own_processes_tmp_hostname_and_see_the_ray_venv(runtim
     runtime.start_node(b)
     sleeper = ExitRecorder()
     runtime.run_task(bash_task("task-a", a, "echo secret > /tmp/node-a-file; exec sleep 1000"), sleeper)
-    assert wait_until(
-        lambda: "node-a-file" in os.listdir(runtime.data_dir / "nodes" / nodes.safe_name(a.node_id) / "tmp"),
-        10,
-    )
+    wait_until(lambda: os.listdir(runtime.data_dir / "nodes" / nodes.safe_name(a.node_id) / "tmp"),
+               "the task writes node-a-file in the node's /tmp", until=lambda names: "node-a-file" in names)
 
     probe = ExitRecorder()
     script = textwrap.dedent(
@@ -220,14 +221,14 @@ def test_abort_runs_the_exit_trap_then_reports_143(runtime, marker):
     ended = ExitRecorder()
     script = "trap 'echo trapped > trap-ran' EXIT\nsleep 1000 &\nsleep 1000\n"
     runtime.run_task(bash_task("task-trap", spec, script), ended)
-    assert wait_until(lambda: len(marked_processes(marker)) == 3, 10)
+    wait_for_processes(marker, 3)
 
     runtime.abort_task("task-trap", grace_seconds=30)
 
     code, _ = ended.wait()
     assert code == 143
     assert read(task_directory(runtime, "task-trap") / "trap-ran") == "trapped\n"
-    assert wait_until(lambda: marked_processes(marker) == [], 10)
+    wait_for_processes(marker, 0)
     assert len(ended.calls) == 1
 
 
@@ -236,12 +237,12 @@ def test_abort_kills_a_task_that_ignores_sigterm_after_the_grace(runtime, marker
     runtime.start_node(spec)
     ended = ExitRecorder()
     runtime.run_task(bash_task("task-stubborn", spec, "trap '' TERM\nsleep 1000\n"), ended)
-    assert wait_until(lambda: len(marked_processes(marker)) == 2, 10)
+    wait_for_processes(marker, 2)
 
     runtime.abort_task("task-stubborn", grace_seconds=1)
 
     assert ended.wait()[0] == 137
-    assert wait_until(lambda: marked_processes(marker) == [], 10)
+    wait_for_processes(marker, 0)
 
 
 def test_abort_also_kills_daemons_the_task_detached(runtime, marker):
@@ -250,12 +251,13 @@ def test_abort_also_kills_daemons_the_task_detached(runtime, marker):
     ended = ExitRecorder()
     script = "setsid sleep 1001 < /dev/null > /dev/null 2>&1 &\nsleep 1000\n"
     runtime.run_task(bash_task("task-daemon", spec, script), ended)
-    assert wait_until(lambda: any("1001" in p.cmdline() for p in marked_processes(marker)), 10)
+    wait_until(lambda: [p.cmdline() for p in marked_processes(marker)], "the detached daemon runs",
+               until=lambda commands: any("1001" in command for command in commands))
 
     runtime.abort_task("task-daemon", grace_seconds=30)
 
     assert ended.wait()[0] == 143
-    assert wait_until(lambda: marked_processes(marker) == [], 10)
+    wait_for_processes(marker, 0)
 
 
 def test_abort_of_an_ended_or_unknown_task_does_nothing(runtime):
@@ -279,7 +281,7 @@ def test_stop_node_ends_every_process_of_the_node_and_its_running_tasks(runtime,
     on_a, on_b = ExitRecorder(), ExitRecorder()
     runtime.run_task(bash_task("task-a", a, "setsid sleep 1001 &\nsleep 1000 &\nwait\n"), on_a)
     runtime.run_task(bash_task("task-b", b, "sleep 1000\n"), on_b)
-    assert wait_until(lambda: len(marked_processes(marker)) == 5, 10)
+    wait_for_processes(marker, 5)
 
     runtime.stop_node(a.node_id)
 
@@ -301,7 +303,7 @@ def test_close_leaves_no_process_of_the_runtime(tmp_path, marker):
         runtime.run_task(
             bash_task(f"task-{i}", spec, "trap '' TERM\nsetsid sleep 1001 &\nsleep 1000\n"), recorders[-1]
         )
-    assert wait_until(lambda: len(marked_processes(marker)) == 9, 10)
+    wait_for_processes(marker, 9)
     assert len(processes_mentioning(str(tmp_path / "sandbox"))) == 6  # unshare + agent per node
 
     runtime.close()
@@ -315,7 +317,7 @@ def test_a_crashed_sandbox_leaves_no_process(tmp_path, marker):
     sandbox = textwrap.dedent(
         f"""\
         import sys, time
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(TESTS)!r}]
         from nodes_helpers import bash_task, node
         from raydog_sandbox.nodes.exec_runtime import ExecRuntime
         runtime = ExecRuntime({str(tmp_path / "sandbox")!r}, environment={{{TEST_MARKER!r}: {marker!r}}})
@@ -329,13 +331,14 @@ def test_a_crashed_sandbox_leaves_no_process(tmp_path, marker):
     process = subprocess.Popen([sys.executable, "-c", sandbox], stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout.readline() == "running\n"
-        assert wait_until(lambda: len(marked_processes(marker)) == 3, 10)
+        wait_for_processes(marker, 3)
         process.send_signal(signal.SIGKILL)
         process.wait()
     finally:
         process.kill()
-    assert wait_until(lambda: marked_processes(marker) == [], 30)
-    assert wait_until(lambda: processes_mentioning(str(tmp_path / "sandbox")) == [], 30)
+    wait_for_processes(marker, 0, timeout=30)
+    wait_until(lambda: processes_mentioning(str(tmp_path / "sandbox")), "no agent of the runtime runs", timeout=30,
+               until=lambda found: not found)
 
 
 # -- userdata ------------------------------------------------------------------------------
@@ -390,18 +393,18 @@ trap '{RAY} stop' EXIT
 # Runs on the host, outside every node, as a Ray client.
 DRIVER = """
 import json, sys, time
+sys.path.insert(0, sys.argv[3])
+from harness.waits import wait_until
 import ray
 ray.init(sys.argv[1], logging_level="ERROR")
-deadline = time.monotonic() + 60
-while True:
-    alive = sorted(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"])
-    if len(alive) == int(sys.argv[2]) or time.monotonic() > deadline:
-        break
-    time.sleep(0.5)
+expected = int(sys.argv[2])
+alive = wait_until(lambda: sorted(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]),
+                   f"{expected} Ray nodes are alive", timeout=60, interval=0.5,
+                   until=lambda alive: len(alive) == expected)
 
 @ray.remote(num_cpus=1, scheduling_strategy="SPREAD")
 def where():
-    time.sleep(0.2)
+    time.sleep(0.2)  # each call holds its CPU a moment, so that the calls spread over the workers
     return ray.util.get_node_ip_address()
 
 print(json.dumps({"alive": alive, "ran_on": sorted(set(ray.get([where.remote() for _ in range(8)])))}))
@@ -414,7 +417,7 @@ def run_driver(client_address: str, expected_nodes: int) -> dict:
     last = None
     for _ in range(3):
         last = subprocess.run(
-            [sys.executable, "-c", DRIVER, client_address, str(expected_nodes)],
+            [sys.executable, "-c", DRIVER, client_address, str(expected_nodes), str(TESTS)],
             check=False,
             capture_output=True,
             text=True,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import requests
-from sandbox_helpers import NAMESPACE, bash_task, make_client, provision, task_group, wait_until
+from harness.waits import wait_until
+from sandbox_helpers import NAMESPACE, bash_task, make_client, provision, task_group
 from yellowdog_client.model import (
     ComputeRequirementTemplateUsage,
     NodeSearch,

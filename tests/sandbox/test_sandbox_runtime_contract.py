@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
+from harness.waits import wait_until
 from raydog_sandbox.nodes.runtime import NodeSpec, SimulatedRuntime, TaskRun
-from sandbox_helpers import NAMESPACE, bash_task, make_client, provision, task_group, task_status, wait_until
+from sandbox_helpers import NAMESPACE, bash_task, make_client, provision, task_group, task_status
 from yellowdog_client.model import TaskErrorType, TaskStatus, WorkRequirement
 
 

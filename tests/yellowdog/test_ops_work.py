@@ -6,9 +6,9 @@ Each test names its objects uniquely, so it holds whether or not the sandbox is 
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 
+from harness.waits import wait_until
 import pytest
 from harness.platform_view import node_groups
 from raydog.yellowdog import (
@@ -239,8 +239,8 @@ def appends_queued_behind_the_lock(platform, wr_id: str, specs: list[TaskGroupSp
     with WORK_REQUIREMENT_LOCKS.hold(wr_id):
         for thread in threads:
             thread.start()
-        while len(platform._pending_groups.get(wr_id, [])) < len(specs):
-            time.sleep(0.01)
+        wait_until(lambda: len(platform._pending_groups.get(wr_id, [])), "every append queues behind the lock",
+                   until=lambda queued: queued == len(specs))
     for thread in threads:
         thread.join()
     return results

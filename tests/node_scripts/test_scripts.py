@@ -10,10 +10,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
-import tomllib
 from pathlib import Path
 
+from harness.waits import wait_until
 import pytest
 from jinja2 import meta
 from raydog import node_scripts
@@ -293,13 +292,6 @@ def test_wheel_layout_renders_from_package_data(tmp_path):
         assert module.render_builtin("worker", {}).endswith("# from the wheel\n")
     finally:
         del sys.modules[spec.name]
-
-
-def test_pyproject_ships_the_templates_as_package_data():
-    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert config["package-dir"]["raydog.node_scripts.templates"] == "scripts"
-    assert {"raydog.node_scripts", "raydog.node_scripts.templates"} <= set(config["packages"])
-    assert "*.sh.j2" in config["package-data"]["raydog.node_scripts.templates"]
 
 
 def test_sha256_is_stable_and_matches_hashlib():
@@ -660,6 +652,12 @@ esac
 """
 
 
+def ray_calls(log: Path, process: subprocess.Popen) -> str:
+    """What the stubs logged so far; fails at once if the script has already ended."""
+    assert process.poll() is None, f"the script ended (exit {process.returncode}) before starting its services"
+    return log.read_text() if log.exists() else ""
+
+
 def _run_until_started(tmp_path: Path, role: str, env: dict[str, str]) -> list[str]:
     """Run the rendered script, SIGTERM it once Ray has started, return the ray calls."""
     venv = tmp_path / "venv"
@@ -673,11 +671,7 @@ def _run_until_started(tmp_path: Path, role: str, env: dict[str, str]) -> list[s
     full_env = {"PATH": os.environ["PATH"], "RAY_STUB_LOG": str(log), **env}
     process = subprocess.Popen([BASH, str(script)], env=full_env, cwd=tmp_path, start_new_session=True)
     try:
-        deadline = time.monotonic() + 10
-        while not (log.exists() and "start" in log.read_text()):
-            assert process.poll() is None, "the script ended before starting Ray"
-            assert time.monotonic() < deadline, "Ray was never started"
-            time.sleep(0.02)
+        wait_until(lambda: ray_calls(log, process), "the script starts Ray", until=lambda calls: "start" in calls)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
     finally:
@@ -755,11 +749,8 @@ def test_observability_script_runs_both_services_until_aborted(tmp_path):
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "STUB_LOG": str(log)}
     process = subprocess.Popen([BASH, str(script)], env=env, cwd=tmp_path, start_new_session=True)
     try:
-        deadline = time.monotonic() + 30
-        while not (log.exists() and len(log.read_text().splitlines()) == 2):
-            assert process.poll() is None, "the script ended before starting both services"
-            assert time.monotonic() < deadline, "the services were never started"
-            time.sleep(0.05)
+        wait_until(lambda: ray_calls(log, process).splitlines(), "the script starts both services", timeout=30,
+                   until=lambda started: len(started) == 2)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
         assert subprocess.run(["pgrep", "-g", str(process.pid)], check=False).returncode == 1

@@ -94,17 +94,6 @@ WR_JSON = {"id": "ydid:workreq:000000:1", "namespace": "ns", "name": "c", "statu
 SERVER_ERROR = (500, {"errorType": "InternalServerException", "message": "boom", "detail": []}, {})
 
 
-def test_policy_is_seven_attempts_with_backoff_capped_at_four_seconds():
-    properties = retry.retry_properties()
-    policy = BoundedRetry.policy()
-
-    assert retry.ATTEMPTS == 7
-    assert properties.maxAttempts == 6  # the SDK passes it to urllib3 as the number of retries
-    assert properties.maxInterval == timedelta(seconds=4) == retry.MAX_BACKOFF
-    assert policy.total == 6 and set(policy.status_forcelist) == {429, 500, 502, 503, 504}
-    assert "POST" in policy.allowed_methods
-
-
 def test_long_retry_after_is_cut_to_the_cap():
     policy = BoundedRetry.policy()
 

@@ -1,4 +1,4 @@
-"""Fixtures for the YellowDog-layer tests (test_ops_*): a YellowDogClient client on the test's sandbox."""
+"""Fixtures for the tests of the provider's YellowDog client layer: ``platform``, a YellowDogClient on the test's sandbox."""
 
 from __future__ import annotations
 
