@@ -55,7 +55,9 @@ def adopt(saved: dict, workdir: Workdir, api_url: str, key_id: str, key_secret: 
         runner.check(runner.run("plan", "-input=false", "-no-color",
                                 f"-generate-config-out={import_state.GENERATED_FILE}"),
                      "terraform plan -generate-config-out")
-    workdir.progress.phase(f"adopting {len(inventory.nodes)} pools and the work requirement into Terraform's state")
+    count = len(inventory.nodes)
+    workdir.progress.phase(f"adopting the work requirement and {count} pool{'s' if count != 1 else ''} "
+                           "into Terraform's state")
     result = runner.apply()
     if not result.ok:
         raise runner.error(result, f"could not adopt cluster {state.cluster_name}")

@@ -19,7 +19,7 @@ _PARTS = {
     "raydog_head": "head node",
     "raydog_observability": "observability node",
 }
-_POOL_KEY = re.compile(r'raydog_worker_pool\.[A-Za-z0-9_-]+\["(?P<key>[^"]+)"\]')
+_POOL_KEY = re.compile(r'raydog_worker_pool\.(?P<label>[A-Za-z0-9_-]+)(\["(?P<key>[^"]+)"\])?')
 _VERBS = {"create": ("creating", "created"), "delete": ("removing", "removed"), "update": ("updating", "updated"),
           "replace": ("replacing", "replaced")}
 REPORT_EVERY_SECONDS = 30
@@ -29,7 +29,7 @@ def describe(address: str) -> str:
     """A resource address as a cluster part: ``worker pool gpu``, ``head node``, ..."""
     match = _POOL_KEY.search(address)
     if match:
-        return f"worker pool {match.group('key')}"
+        return f"worker pool {match.group('key') or match.group('label')}"
     for resource_type, part in _PARTS.items():
         if f"{resource_type}." in address:
             return part
