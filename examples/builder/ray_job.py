@@ -33,6 +33,20 @@ ray start --address="${RAY_HEAD_IP}:6379" --num-cpus=1 --disable-usage-stats --b
 
 WORKERS = 2
 
+
+def connect(address: str, wait_seconds: float = 180) -> None:
+    """ray.init(address), retried: build() returns when the head's task runs, and Ray starts just after."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            ray.init(address=address)
+            return
+        except ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
 cluster = RayDogCluster(
     yd_application_key_id=os.environ["YD_API_KEY_ID"],
     yd_application_key_secret=os.environ["YD_API_KEY_SECRET"],
@@ -51,7 +65,7 @@ try:
     private_ip, public_ip = cluster.build(head_node_build_timeout=timedelta(minutes=5))
     print(f"head node at {private_ip}")
 
-    ray.init(address=f"ray://{private_ip}:10001")
+    connect(f"ray://{private_ip}:10001")
     # build() returns once the head runs; the workers join soon after.
     deadline = time.monotonic() + 180
     while len([n for n in ray.nodes() if n["Alive"]]) < 1 + WORKERS and time.monotonic() < deadline:
