@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import inspect
 import json
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from builder_helpers import credentials, live_pool_ids, live_work_requirement_ids, nothing_live, state_resources
 from raydog.builder import (
     BuildTimeoutError,
+    HeadNodeFailedError,
     RayDogBuilderError,
     RayDogCluster,
     RayDogClusterProxy,
@@ -34,7 +37,8 @@ def new_cluster(sandbox, name: str, tmp_path, **kwargs) -> RayDogCluster:
                          **credentials(sandbox), **kwargs)
 
 
-def test_cluster_is_built_grown_shrunk_and_shut_down_with_raydog_calls(shared_sandbox, tmp_path, capsys):
+def test_cluster_is_built_grown_shrunk_and_shut_down_with_raydog_calls(shared_sandbox, tmp_path, capsys,
+                                                                       builder_home):
     sandbox = shared_sandbox
     cluster = new_cluster(sandbox, "story", tmp_path, cluster_tag="team-a", cluster_lifetime=timedelta(hours=1),
                           enable_observability=True, observability_node_compute_requirement_template_id=OBSERVABILITY,
@@ -66,6 +70,9 @@ def test_cluster_is_built_grown_shrunk_and_shut_down_with_raydog_calls(shared_sa
     assert live_pool_ids(sandbox) == {first, gpu, cluster.head_node_worker_pool_id,
                                       cluster.observability_node_worker_pool_id}
     progress = capsys.readouterr().out
+    # No install step: the provider went into Terraform's implied mirror on first use.
+    assert list((builder_home / ".terraform.d" / "plugins" / "registry.terraform.io" / "yellowdog" / "raydog")
+                .glob("*/*/terraform-provider-raydog_v*"))
     assert "[raydog story] head node: created in" in progress
     assert "[raydog story] built: head node at" in progress
 
@@ -126,6 +133,11 @@ def test_saved_state_is_shut_down_by_the_proxy_from_another_backend(shared_sandb
     pools = json.loads(saved_file.read_text())["worker_pool_ids"]
     assert set(pools) <= live_pool_ids(sandbox)
 
+    twin = new_cluster(sandbox, "saved", tmp_path, quiet=True, terraform_backend={"local": {"path": str(state_path)}})
+    with pytest.raises(RayDogBuilderError, match="already holds the Terraform state of a cluster"):
+        twin.build()  # the same working directory and state: refused, the running cluster untouched
+    assert set(pools) <= live_pool_ids(sandbox)
+
     proxy = RayDogClusterProxy(**credentials(sandbox), quiet=True)
     with pytest.raises(Exception, match="Cannot shut down cluster with no cluster state"):
         proxy.shut_down()
@@ -176,6 +188,42 @@ def test_build_timeout_raises_timeout_error_and_leaves_nothing_live(sandbox_fact
     with pytest.raises(Exception, match=r"'build\(\)' method called on already shut-down cluster"):
         cluster.build()
     cluster.shut_down()
+
+
+def kill_head_node_when_its_task_is_allocated(sandbox, within: float = 60.0) -> threading.Thread:
+    """Out of band, as a lost instance would: the head's node dies before its task starts."""
+    def watch() -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for wr in sandbox.state()["workRequirements"]:
+                for group in wr["taskGroups"]:
+                    for task in group["tasks"] if group["name"].startswith("head-") else []:
+                        if task["nodeId"] and task["status"] in ("ALLOCATED", "DOWNLOADING"):
+                            sandbox.kill_node(task["nodeId"])
+                            return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_head_task_that_fails_raises_raydog_s_error_and_leaves_nothing_live(sandbox_factory, tmp_path):
+    flaky = sandbox_factory(task_start_delay=30.0)
+    cluster = new_cluster(flaky, "lost", tmp_path, quiet=True)
+    cluster.add_worker_pool(WORKER, WORKER_SCRIPT, 1)
+    watcher = kill_head_node_when_its_task_is_allocated(flaky)
+
+    with pytest.raises(HeadNodeFailedError) as raised:
+        cluster.build(head_node_build_timeout=timedelta(minutes=1))
+
+    watcher.join()
+    assert not isinstance(raised.value, TimeoutError)
+    assert str(raised.value).startswith("Unexpected head node task status")
+    assert "The head node failed" in str(raised.value) and "FAILED" in str(raised.value)
+    assert nothing_live(flaky), flaky.state()["live"]
+    with pytest.raises(Exception, match=r"'build\(\)' method called on already shut-down cluster"):
+        cluster.build()
 
 
 def test_a_plan_error_carries_terraform_s_diagnostic_and_the_cluster_can_build_after(shared_sandbox, tmp_path):
