@@ -16,7 +16,6 @@ import time
 from datetime import timedelta
 
 import ray
-
 from raydog.builder import RayDogCluster  # was: from yellowdog_ray.raydog.builder import RayDogCluster
 
 HEAD_SCRIPT = """#!/usr/bin/env bash

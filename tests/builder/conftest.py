@@ -12,6 +12,7 @@ import os
 import pytest
 from raydog.sandbox.server import start_sandbox
 
+
 @pytest.fixture(scope="session", autouse=True)
 def builder_home(tmp_path_factory):
     """A HOME without a Terraform mirror or CLI config; the builder installs the provider into it."""

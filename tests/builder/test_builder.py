@@ -14,7 +14,13 @@ import time
 from datetime import timedelta
 
 import pytest
-from builder_helpers import credentials, live_pool_ids, live_work_requirement_ids, nothing_live, state_resources
+from builder_helpers import (
+    credentials,
+    live_pool_ids,
+    live_work_requirement_ids,
+    nothing_live,
+    state_resources,
+)
 from raydog.builder import (
     BuildTimeoutError,
     HeadNodeFailedError,
