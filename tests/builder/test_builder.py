@@ -177,6 +177,25 @@ def test_proxy_adopts_a_cluster_raydog_built_and_shuts_it_down(shared_sandbox, t
     assert state_resources(adopted) == {}
 
 
+def test_a_cluster_whose_working_directory_is_gone_is_adopted_from_the_saved_ids(shared_sandbox, tmp_path):
+    import shutil
+
+    sandbox = shared_sandbox
+    cluster = new_cluster(sandbox, "orphan", tmp_path, quiet=True)
+    cluster.add_worker_pool(WORKER, WORKER_SCRIPT, 2, "cpu")
+    cluster.build()
+    saved = cluster.save_state_to_json()
+    shutil.rmtree(cluster.terraform_dir)
+
+    proxy = RayDogClusterProxy(**credentials(sandbox), terraform_dir=tmp_path / "adopted", quiet=True)
+    proxy.load_saved_state_from_json(saved)
+    proxy.shut_down()
+
+    assert not set(json.loads(saved)["worker_pool_ids"]) & live_pool_ids(sandbox)
+    assert cluster.work_requirement_id not in live_work_requirement_ids(sandbox)
+    assert 'name = "cpu-' in (tmp_path / "adopted" / "cluster.tf").read_text(), "adopted as a module call"
+
+
 def test_build_timeout_raises_timeout_error_and_leaves_nothing_live(sandbox_factory, tmp_path):
     slow = sandbox_factory(provision_delay=60.0)
     cluster = new_cluster(slow, "slow", tmp_path, quiet=True, enable_observability=False)

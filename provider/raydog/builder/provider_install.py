@@ -44,13 +44,18 @@ def _is_current(target: Path, source: Path) -> bool:
     if not launchers or sys.executable not in launchers[0].read_text(errors="replace"):
         return False
     installed = target / "lib" / source.name
+    pairs = []
     for path in source.rglob("*"):
         relative = path.relative_to(source)
         if path.is_dir() or "__pycache__" in relative.parts or path.suffix in (".pyc", ".pyo"):
             continue
         if relative.parts[0] == "sandbox":  # a separate program, not shipped with the provider
             continue
-        copy = installed / relative
+        pairs.append((path, installed / relative))
+    # The node script templates: in a checkout they live in the top-level scripts/.
+    checkout_scripts = source.parents[1] / "scripts"
+    pairs += [(t, installed / "node_scripts" / t.name) for t in checkout_scripts.glob("*.sh.j2")]
+    for path, copy in pairs:
         try:
             here, there = path.stat(), copy.stat()
         except FileNotFoundError:

@@ -2,8 +2,9 @@
 
 JSON from ``RayDogCluster.save_state_to_json()`` names the cluster's Terraform working
 directory: shutting down is ``terraform destroy`` there. JSON that RayDog itself saved (a
-cluster RayDog built) has none: the cluster is first adopted into a new working directory
-(``adopt.py``), then destroyed.
+cluster RayDog built) has none, and a working directory may have been deleted: then the
+cluster is first adopted from the JSON's ids into a new working directory (``adopt.py``),
+then destroyed.
 """
 
 from __future__ import annotations
@@ -67,13 +68,14 @@ class RayDogClusterProxy:
         name = state.get(CLUSTER_NAME) or "cluster"
         progress = Progress(name, self._quiet)
         env = base_environment(self._api_url, *self._credentials)
-        if state.get(TERRAFORM_DIR):
-            workdir = Workdir(Path(state[TERRAFORM_DIR]), env, progress)
-            if not workdir.has_configuration:
-                raise RayDogBuilderError(f"{workdir.path} holds no Terraform configuration: is it the "
-                                         f"working directory of cluster {name}?")
+        saved_dir = Path(state[TERRAFORM_DIR]) if state.get(TERRAFORM_DIR) else None
+        if saved_dir is not None and Workdir(saved_dir, env, progress).has_configuration:
+            workdir = Workdir(saved_dir, env, progress)
             workdir.init()
         else:
+            if saved_dir is not None:
+                # The working directory went away, but the JSON still names every id: adopt them.
+                progress.line(f"{saved_dir} holds no Terraform configuration: adopting the cluster from its ids")
             workdir = Workdir(self._terraform_dir or default_directory(name), env, progress)
             if not adopt(state, workdir, self._api_url, *self._credentials, backend=self._backend):
                 progress.line(f"cluster {name} is already gone")
