@@ -172,8 +172,8 @@ class RayDogCluster:
             raise ValueError("worker_pool_node_count must be > 0")
 
         self._task_group_running_total += 1
-        internal_name = worker_pool_internal_name or (
-            f"{WORKER_NODES_TASK_GROUP_NAME}-{str(self._task_group_running_total).zfill(2)}")
+        internal_name = (f"{WORKER_NODES_TASK_GROUP_NAME}-{str(self._task_group_running_total).zfill(2)}"
+                         if worker_pool_internal_name is None else worker_pool_internal_name)
         if internal_name in self.worker_node_worker_pools:
             raise RayDogBuilderError(f"Internal name '{internal_name}' for worker node worker pool is already in use")
         problem = pool_key_problem(internal_name)
