@@ -1,7 +1,8 @@
 """Build a Ray cluster with the builder, run a Ray job on it, shut it down.
 
-RayDog-style: the scripts start Ray from the YellowDog agent's virtual environment, the
-program connects with the Ray client to the head's private IP (use ``RayTunnels`` and
+RayDog-style: the scripts start Ray from the YellowDog agent's virtual environment (the
+RAY_NODE_IP_ADDRESS and RAY_DASHBOARD_AGENT_LISTEN_PORT flags matter only on the sandbox,
+whose nodes share one machine's network; on YellowDog they are unset), the program connects with the Ray client to the head's private IP (use ``RayTunnels`` and
 ``localhost`` from outside the cluster's network). On the sandbox in exec mode every node
 is a local isolated node running these scripts for real:
 
@@ -21,13 +22,19 @@ from raydog.builder import RayDogCluster  # was: from yellowdog_ray.raydog.build
 HEAD_SCRIPT = """#!/usr/bin/env bash
 trap "ray stop; echo Ray stopped" EXIT
 source /opt/yellowdog/agent/venv/bin/activate
-ray start --head --port=6379 --num-cpus=0 --dashboard-host=0.0.0.0 --disable-usage-stats --block
+ray start --head --port=6379 --num-cpus=0 --dashboard-host=0.0.0.0 --disable-usage-stats \\
+    ${RAY_NODE_IP_ADDRESS:+--node-ip-address=$RAY_NODE_IP_ADDRESS} \\
+    ${RAY_DASHBOARD_AGENT_LISTEN_PORT:+--dashboard-agent-listen-port=$RAY_DASHBOARD_AGENT_LISTEN_PORT} \\
+    --block
 """
 
 WORKER_SCRIPT = """#!/usr/bin/env bash
 trap "ray stop; echo Ray stopped" EXIT
 source /opt/yellowdog/agent/venv/bin/activate
-ray start --address="${RAY_HEAD_IP}:6379" --num-cpus=1 --disable-usage-stats --block
+ray start --address="${RAY_HEAD_IP}:6379" --num-cpus=1 --disable-usage-stats \\
+    ${RAY_NODE_IP_ADDRESS:+--node-ip-address=$RAY_NODE_IP_ADDRESS} \\
+    ${RAY_DASHBOARD_AGENT_LISTEN_PORT:+--dashboard-agent-listen-port=$RAY_DASHBOARD_AGENT_LISTEN_PORT} \\
+    --block
 """
 
 WORKERS = 2
