@@ -1,7 +1,8 @@
 """A builder program runs a real Ray job: the sandbox in exec mode runs every node's script.
 
-Needs namespaces (root or user namespaces) and Ray; shares the head's fixed ports with the
-other exec tests, hence their xdist group.
+Needs namespaces (root or user namespaces) and Ray. Exec-mode nodes share the machine's
+network (node IPs from 127.0.1.1, the head's fixed ports), so this test runs alone: in the
+other exec tests' xdist group, and not beside another exec-mode sandbox on the machine.
 """
 
 from __future__ import annotations
