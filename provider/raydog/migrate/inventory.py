@@ -180,9 +180,12 @@ def _imported_state(kind: str, client: YellowDogClient, diags: Diagnostics, impo
     The one call into the provider's resources: the migration writes only what the
     resources' own import will accept."""
     from raydog.lifecycle.importing import import_node_pool
+    from raydog.resources.head import HeadResource
+    from raydog.resources.observability import ObservabilityResource
     from raydog.resources.worker_pool import import_worker_pool
 
     if kind == WORKER_POOL:
         return import_worker_pool(client, diags, import_id)
-    suffix = names.HEAD_SUFFIX if kind == HEAD else names.OBSERVABILITY_SUFFIX
-    return import_node_pool(client, diags, import_id, suffix, SCRIPT_ATTRIBUTE[kind])
+    resource = HeadResource if kind == HEAD else ObservabilityResource
+    return import_node_pool(client, diags, import_id, resource.suffix, resource.script_attribute,
+                            resource.script_template)

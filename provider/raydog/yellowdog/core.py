@@ -101,6 +101,11 @@ class ClientCore:
                 return
             seen.add(slice_id)
 
+    @property
+    def sdk(self) -> PlatformClient:
+        """The SDK client itself, for callers that hand it on (RayDog's ``RayDogCluster.yd_client``)."""
+        return self._sdk
+
     def close(self) -> None:
         """Close the SDK's connections."""
         self._sdk.close()
