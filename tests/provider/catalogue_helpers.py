@@ -275,15 +275,24 @@ class Record:
     case: str
     caught: str
     requests: int  # every API request the sandbox saw during the case's run (its table's run)
-    beyond_credential_check: int  # the same, less configure's one credential check
+    beyond_credential_check: int  # the same, less configure's one credential check and plan's template reads
+    changing: int  # requests that could change anything on the platform (not GET)
 
     @classmethod
     def of(cls, case: str, caught: str, requests: dict) -> Record:
-        check = requests.get("routes", {}).get(CREDENTIAL_CHECK, 0)
-        return cls(case, caught, requests["total"], requests["total"] - min(check, 1))
+        routes = requests.get("routes", {})
+        check = min(routes.get(CREDENTIAL_CHECK, 0), 1)
+        template_reads = sum(count for route, count in routes.items() if is_template_read(route))
+        changing = sum(count for route, count in routes.items() if not route.startswith("GET "))
+        return cls(case, caught, requests["total"], requests["total"] - check - template_reads, changing)
 
 
 CREDENTIAL_CHECK = "GET /work/requirements"
+
+
+def is_template_read(route: str) -> bool:
+    """The plan's read of a compute requirement template (one per distinct template, cached)."""
+    return route.startswith("GET /compute/") and "/templates/" in route
 
 
 def summary(records: list[Record]) -> dict:
@@ -294,6 +303,7 @@ def summary(records: list[Record]) -> dict:
         "by_phase": {phase: sum(r.caught == phase for r in records) for phase in ("validate", "plan", "apply")},
         "zero_requests": sum(r.requests == 0 for r in records),
         "caught_before_apply": len(before_apply),
-        "caught_before_apply_with_no_request_beyond_the_credential_check": sum(
+        "caught_before_apply_with_no_request_beyond_the_credential_check_and_template_reads": sum(
             r.beyond_credential_check == 0 for r in before_apply),
+        "caught_before_apply_with_no_state_changing_request": sum(r.changing == 0 for r in before_apply),
     }

@@ -52,7 +52,7 @@ from catalogue_helpers import (
     summary,
 )
 from harness.terraform import Terraform
-from raydog.sandbox.server import start_sandbox
+from raydog_sandbox.server import start_sandbox
 
 # ---------------------------------------------------------------------------------------
 # The catalogue
@@ -610,7 +610,7 @@ def test_catalogue_report(invalid_run, provider_run, plan_time_run, apply_time_r
         json.dumps({"summary": figures, "cases": [r.__dict__ for r in records]}, indent=1))
 
     before_apply = [r for r in records if r.caught in ("validate", "plan")]
-    assert all(r.beyond_credential_check == 0 for r in before_apply), report
+    assert all(r.beyond_credential_check == 0 and r.changing == 0 for r in before_apply), report
     assert all(r.requests == 0 for r in before_apply if r.case not in ("secret-wrong",)
                and not r.case.startswith("plan-")), report
     assert figures["cases"] >= 100, report
