@@ -68,7 +68,7 @@ def test_cluster_with_observability_head_and_two_pools_builds_and_destroys(terra
         "dashboard_url": f"http://{head_node['privateIp']}:8265",
     }
 
-    assert len(platform.node_groups(resources["raydog_cluster.c"]["id"])) == 3
+    assert len(platform.node_groups(resources["raydog_cluster.c"]["id"])) == 4  # observability, head, 2 pools
     assert [t["status"] for t in platform.tasks(head["task_group_id"])] == ["EXECUTING"]
     assert [t["status"] for t in platform.tasks(obs["task_group_id"])] == ["EXECUTING"]
     assert platform.tasks(head["task_group_id"])[0]["environment"]["OBSERVABILITY_HOST"] == obs["private_ip"]
