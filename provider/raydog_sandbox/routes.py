@@ -14,6 +14,7 @@ sends its own name as Host, so it can neither read nor drive the sandbox.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import ipaddress
 import logging
 from collections.abc import Iterable
@@ -85,7 +86,10 @@ class ApiKeys:
     def check(self, header: str | None) -> None:
         scheme, _, credential = (header or "").partition(" ")
         key_id, _, secret = credential.strip().partition(":")
-        if scheme.lower() != "yd-key" or not key_id or self.keys.get(key_id) != secret:
+        expected = self.keys.get(key_id)
+        # compare_digest: the time taken does not tell how much of a guessed secret was right.
+        if scheme.lower() != "yd-key" or expected is None or not hmac.compare_digest(
+                expected.encode("utf-8", "surrogateescape"), secret.encode("utf-8", "surrogateescape")):
             raise NotAuthorised("the application key is missing or not valid",
                                 ["send the header 'Authorization: yd-key ID:SECRET' with an accepted key"])
 

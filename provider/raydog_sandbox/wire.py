@@ -139,8 +139,13 @@ def _content_length(request: Request) -> int | None:
 
 
 async def _drain(request: Request, declared: int | None) -> None:
-    """Read and discard the rest of a refused body, up to MAX_DRAINED_BYTES (see there)."""
+    """Read and discard the rest of a refused body, up to MAX_DRAINED_BYTES (see there).
+
+    A client that asked to be told first (``Expect: 100-continue``) has sent nothing yet.
+    """
     if declared is not None and declared > MAX_DRAINED_BYTES:
+        return
+    if request.headers.get("expect", "").lower() == "100-continue":
         return
     drained = 0
     try:

@@ -320,6 +320,12 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(san
     assert f"a request body may be at most {MAX_BODY_BYTES} bytes (64 MiB)" in body["message"]
 
 
+def test_a_client_that_expects_100_continue_is_refused_without_sending_its_body(sandbox):
+    status, body = raw_request(sandbox, "POST", "/work/requirements", headers={
+        **sandbox.auth_headers, "Expect": "100-continue", "Content-Length": str(MAX_BODY_BYTES + 1)})
+    assert status == 413 and body["errorType"] == "PayloadTooLargeException"
+
+
 def test_a_plain_body_over_the_limit_is_refused_with_413_the_client_can_read(sandbox):
     response = requests.post(f"{sandbox.url}/work/requirements", data=b" " * (MAX_BODY_BYTES + 1),
                              headers=sandbox.auth_headers, timeout=60)
