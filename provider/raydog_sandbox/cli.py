@@ -156,6 +156,8 @@ def describe_keys(keys: dict[str, str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m raydog_sandbox``."""
     parser = argparse.ArgumentParser(
-        prog="raydog sandbox", description="Run a local YellowDog-compatible platform (API + scheduler + nodes).")
+        prog="raydog sandbox", description="Run a local YellowDog-compatible platform (API + scheduler + nodes).",
+        epilog=f"Environment: {ENV_KEY_ID} and {ENV_KEY_SECRET} give one accepted application key "
+               "(kept out of ps, unlike --api-key). Secrets are never printed.")
     add_arguments(parser)
     return run(parser.parse_args(argv))
