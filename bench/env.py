@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -102,10 +103,13 @@ class BenchEnv:
 
 
 class SandboxProcess:
-    """``python -m raydog_sandbox`` in its own process; ``url`` is ready when the constructor returns."""
+    """``python -m raydog_sandbox`` in its own process; ``url`` is ready when the constructor returns.
 
-    key_id = "sandbox"
-    key_secret = "sandbox-secret"
+    Its application key is made here and given through the environment (never on the
+    command line, where ``ps`` shows it).
+    """
+
+    key_id = "bench"
 
     def __init__(
         self,
@@ -131,10 +135,12 @@ class SandboxProcess:
         if data_dir is not None:
             args += ["--data-dir", str(data_dir)]
         self.mode = mode
+        self.key_secret = secrets.token_urlsafe(24)
+        env = dict(os.environ, RAYDOG_SANDBOX_API_KEY_ID=self.key_id, RAYDOG_SANDBOX_API_KEY_SECRET=self.key_secret)
         # stderr goes to a file: a pipe nobody reads would block the sandbox once it filled up.
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=self._stderr, text=True, start_new_session=True
+            args, stdout=subprocess.PIPE, stderr=self._stderr, text=True, start_new_session=True, env=env
         )
         self.url = self._read_url(ready_timeout)
 
@@ -156,7 +162,8 @@ class SandboxProcess:
 
     def _sandbox(self, method: str, path: str) -> dict:
         request = urllib.request.Request(
-            f"{self.url}/sandbox/v1{path}", method=method, data=b"" if method == "POST" else None
+            f"{self.url}/sandbox/v1{path}", method=method, data=b"" if method == "POST" else None,
+            headers={"Authorization": f"yd-key {self.key_id}:{self.key_secret}"},
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())

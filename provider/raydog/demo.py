@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import secrets
 import shutil
 import subprocess
 import sys
@@ -39,12 +40,14 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], what: str) -> str:
     return proc.stdout
 
 
-def start_sandbox(workdir: Path) -> tuple[subprocess.Popen, str]:
+def start_sandbox(workdir: Path, key: tuple[str, str]) -> tuple[subprocess.Popen, str]:
+    """The sandbox in exec mode, accepting only ``key`` (given by environment: ps would show an option)."""
     log = open(workdir / "sandbox.log", "w")
+    env = dict(os.environ, RAYDOG_SANDBOX_API_KEY_ID=key[0], RAYDOG_SANDBOX_API_KEY_SECRET=key[1])
     proc = subprocess.Popen(
         [sys.executable, "-m", "raydog_sandbox", "--mode", "exec", "--port", "0",
          "--data-dir", str(workdir / "nodes")],
-        stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True, env=env,
     )
     url = proc.stdout.readline().strip()
     if not url.startswith("http://"):
@@ -132,8 +135,9 @@ def main() -> int:
 
         step = 2
         say(step, "starting the YellowDog sandbox in exec mode (local isolated nodes)")
-        sandbox, url = start_sandbox(workdir)
-        env.update(YD_API_URL=url, YD_API_KEY_ID="sandbox", YD_API_KEY_SECRET="sandbox-secret")
+        key = ("demo", secrets.token_urlsafe(24))
+        sandbox, url = start_sandbox(workdir, key)
+        env.update(YD_API_URL=url, YD_API_KEY_ID=key[0], YD_API_KEY_SECRET=key[1])
         print(f"         sandbox at {url}", flush=True)
 
         step = 3

@@ -38,3 +38,24 @@ class InvalidWorkRequirementStatus(SandboxError):
 class NotAuthorised(SandboxError):
     status_code = 401
     error_type = "NotAuthorisedException"
+
+
+class BodyTooLarge(SandboxError):
+    """A request body over the sandbox's size limit (as sent, or once decompressed)."""
+
+    status_code = 413
+    error_type = "PayloadTooLargeException"
+
+
+class UnsupportedEncoding(SandboxError):
+    """A Content-Encoding other than gzip or identity."""
+
+    status_code = 415
+    error_type = "UnsupportedMediaTypeException"
+
+
+class MisdirectedRequest(SandboxError):
+    """A Host header that names no address this sandbox serves (the DNS-rebinding defence)."""
+
+    status_code = 421
+    error_type = "MisdirectedRequestException"

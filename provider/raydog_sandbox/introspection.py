@@ -1,8 +1,11 @@
 """``/sandbox/v1``: what tests and operators on this machine ask of the sandbox.
 
-These routes need no API key (the sandbox listens on loopback), are never faulted and
-are not counted. They read the model's state, the request counts and the fault spec, and
-act out of band: kill a node, terminate a pool, abort a task, cancel a work requirement.
+Reads (GET) need no API key; every route that changes something (any other method) needs
+one, like the YellowDog API, so that a web page's cross-origin POST (which cannot carry an
+Authorization header without the CORS preflight the sandbox never grants) changes nothing.
+They are never faulted and are not counted. They read the model's state, the request
+counts and the fault spec, and act out of band: kill a node, terminate a pool, abort a
+task, cancel a work requirement.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from .backend import SandboxBackend
 from .errors import InvalidRequest, SandboxError
 from .faults import FaultInjector, FaultSpecError, parse_faults
 from .nodes.runtime import NodeRuntime
-from .wire import error_response, json_response, path_param
+from .wire import error_response, json_response, path_param, read_body
+
+MAX_FAULT_SPEC_BYTES = 64 << 10
 
 
 class RequestCounter:
@@ -46,12 +51,14 @@ class RequestCounter:
 
 
 def sandbox_routes(backend: SandboxBackend, runtime: NodeRuntime, faults: FaultInjector,
-                   requests: RequestCounter) -> list[Route]:
-    """The /sandbox/v1 routes over one sandbox's parts."""
+                   requests: RequestCounter, check_key: Callable[[str | None], None]) -> list[Route]:
+    """The /sandbox/v1 routes over one sandbox's parts; ``check_key`` raises NotAuthorised for a bad header."""
 
     def sandbox(method: str, path: str, handler: Callable[[Request], Awaitable[Any] | Any]) -> Route:
         async def endpoint(request: Request) -> Response:
             try:
+                if method != "GET":
+                    check_key(request.headers.get("authorization"))
                 result = handler(request)
                 if asyncio.iscoroutine(result):
                     result = await result
@@ -61,9 +68,12 @@ def sandbox_routes(backend: SandboxBackend, runtime: NodeRuntime, faults: FaultI
         return Route("/sandbox/v1" + path, endpoint, methods=[method])
 
     async def set_faults(request: Request) -> dict:
-        text = (await request.body()).decode("utf-8", "replace").strip()
+        text = (await read_body(request, MAX_FAULT_SPEC_BYTES, MAX_FAULT_SPEC_BYTES)).decode("utf-8", "replace").strip()
         if text.startswith("{"):
-            text = str(json.loads(text).get("spec") or "")
+            try:
+                text = str(json.loads(text).get("spec") or "")
+            except (ValueError, AttributeError):
+                raise InvalidRequest('the body must be a fault spec, or {"spec": "..."}') from None
         try:
             spec = parse_faults(text)
         except FaultSpecError as error:

@@ -5,22 +5,30 @@ Each YellowDog route maps to a handler of a service's responses (``work/``, ``po
 format. Every YellowDog route needs ``Authorization: yd-key ID:SECRET``, is counted per
 method and route template, and goes through fault injection; a bug in a handler is
 answered 500, as the real API would. ``/sandbox/v1/*`` is ``introspection.py``.
+
+Before any route, ``HostCheck`` refuses a request whose Host header names no address the
+sandbox serves: a web page whose name an attacker re-points at 127.0.0.1 (DNS rebinding)
+sends its own name as Host, so it can neither read nor drive the sandbox.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from .backend import SandboxBackend
 from .compute.responses import ComputeResponses
-from .errors import NotAuthorised, SandboxError
+from .errors import MisdirectedRequest, NotAuthorised, SandboxError
 from .faults import FaultDecision, FaultInjector
 from .introspection import RequestCounter, sandbox_routes
 from .nodes.runtime import NodeRuntime
@@ -80,7 +88,10 @@ class ApiKeys:
     def check(self, header: str | None) -> None:
         scheme, _, credential = (header or "").partition(" ")
         key_id, _, secret = credential.strip().partition(":")
-        if scheme.lower() != "yd-key" or not key_id or self.keys.get(key_id) != secret:
+        expected = self.keys.get(key_id)
+        # compare_digest: the time taken does not tell how much of a guessed secret was right.
+        if scheme.lower() != "yd-key" or expected is None or not hmac.compare_digest(
+                expected.encode("utf-8", "surrogateescape"), secret.encode("utf-8", "surrogateescape")):
             raise NotAuthorised("the application key is missing or not valid",
                                 ["send the header 'Authorization: yd-key ID:SECRET' with an accepted key"])
 
@@ -89,15 +100,16 @@ class SandboxApi:
     """The Starlette application around one SandboxBackend."""
 
     def __init__(self, backend: SandboxBackend, runtime: NodeRuntime, api_keys: dict[str, str],
-                 faults: FaultInjector | None = None) -> None:
+                 hosts: ServedHosts, faults: FaultInjector | None = None) -> None:
         self.backend = backend
         self.runtime = runtime
         self.keys = ApiKeys(api_keys)
+        self.hosts = hosts
         self.faults = faults or FaultInjector()
         self.requests = RequestCounter()
         routes = [self._route(method, path, handler) for method, path, handler in yellowdog_routes(backend)]
-        routes += sandbox_routes(backend, runtime, self.faults, self.requests)
-        self.app = DropConnections(Starlette(routes=routes))
+        routes += sandbox_routes(backend, runtime, self.faults, self.requests, self.keys.check)
+        self.app = DropConnections(HostCheck(Starlette(routes=routes), hosts))
 
     def _route(self, method: str, path: str, handler: Handler, status_code: int = 200) -> Route:
         template = f"{method} {path}"
@@ -126,6 +138,116 @@ class SandboxApi:
             return response
 
         return Route(path, endpoint, methods=[method])
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+WILDCARD_ADDRESSES = ("", "0.0.0.0", "::")
+
+
+class ServedHosts:
+    """The Host header values this sandbox answers: the names of the address it serves, at its port.
+
+    A loopback bind also answers ``localhost``, ``127.0.0.1`` and ``[::1]``; a wildcard bind
+    (``0.0.0.0``, ``::``) answers those and any IP address, which no DNS rebinding can forge.
+    ``extra`` adds ``NAME`` (at the sandbox's port) or ``NAME:PORT`` (a proxy, a tunnel).
+    """
+
+    def __init__(self, bind_host: str, bound_address: str, port: int, extra: Iterable[str] = ()) -> None:
+        self.port = port
+        given = _normal_name(bind_host)
+        self.any_ip = given in WILDCARD_ADDRESSES or _normal_name(bound_address) in WILDCARD_ADDRESSES
+        self.names = {given, _normal_name(bound_address)} - set(WILDCARD_ADDRESSES)
+        if self.any_ip or _is_loopback(bound_address):
+            self.names.update(LOOPBACK_NAMES)
+        self.pairs: set[tuple[str, int]] = set()
+        for entry in extra:
+            parsed = parse_host(entry)
+            if parsed is None:
+                raise ValueError(f"--allow-host {entry!r} must be NAME or NAME:PORT")
+            name, entry_port = parsed
+            if entry_port is None:
+                self.names.add(name)
+            else:
+                self.pairs.add((name, entry_port))
+
+    def allows(self, host: str | None) -> bool:
+        parsed = parse_host(host) if host else None
+        if parsed is None:
+            return False
+        name, port = parsed[0], parsed[1] if parsed[1] is not None else 80
+        if (name, port) in self.pairs:
+            return True
+        return port == self.port and (name in self.names or (self.any_ip and _ip(name) is not None))
+
+    def describe(self) -> str:
+        served = [_with_port(name, self.port) for name in sorted(self.names)]
+        served += [_with_port(name, port) for name, port in sorted(self.pairs)]
+        if self.any_ip:
+            served.append(f"any IP address at port {self.port}")
+        return ", ".join(served)
+
+
+def parse_host(value: str) -> tuple[str, int | None] | None:
+    """(name, port or None) of a Host header value (``name``, ``name:port``, ``[v6]:port``); None if malformed."""
+    value = value.strip()
+    if value.startswith("["):
+        name, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")) or _ip(name) is None:
+            return None
+        port_text = rest[1:] if rest else None
+    else:
+        name, sep, port_text = value.partition(":")
+        port_text = port_text if sep else None
+        if ":" in (port_text or ""):
+            return None
+    if not name or any(c.isspace() or c in "/@\\" for c in name):
+        return None
+    if port_text is not None and not (port_text.isascii() and port_text.isdigit() and 0 < int(port_text) < 65536):
+        return None
+    return _normal_name(name), int(port_text) if port_text is not None else None
+
+
+def _normal_name(name: str) -> str:
+    name = name.strip().lower().removeprefix("[").removesuffix("]")
+    address = _ip(name)
+    return str(address) if address is not None else name
+
+
+def _ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        return None
+
+
+def _is_loopback(name: str) -> bool:
+    address = _ip(_normal_name(name))
+    return address is not None and address.is_loopback
+
+
+def _with_port(name: str, port: int) -> str:
+    return f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
+
+
+class HostCheck:
+    """ASGI layer: a request whose Host header names no address this sandbox serves is answered 421."""
+
+    def __init__(self, app: Any, hosts: ServedHosts) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            hosts = Headers(scope=scope).getlist("host")
+            if len(hosts) != 1 or not self.hosts.allows(hosts[0]):
+                shown = repr(hosts[0][:100]) if len(hosts) == 1 else f"{len(hosts)} Host headers"
+                error = MisdirectedRequest(
+                    f"Host {shown} is not an address this sandbox serves ({self.hosts.describe()})",
+                    ["use the sandbox's URL as printed at start; a proxy, tunnel or DNS name needs "
+                     "'raydog sandbox --allow-host NAME[:PORT]' (this check stops DNS-rebinding web pages)"])
+                await error_response(error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def fault_response(decision: FaultDecision) -> Response:

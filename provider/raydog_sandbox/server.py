@@ -7,11 +7,15 @@
 The server is uvicorn on a socket bound before it starts (so ``port=0`` yields the real
 port at once), serving ``routes.SandboxApi``; ``stop()`` ends the server, the clock, the
 runtime calls in flight and finally the runtime (``runtime.close()``).
+
+It listens on loopback unless ``allow_remote`` is given, and then only with keys of the
+caller's own (the default key's secret is published).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import tempfile
@@ -25,7 +29,7 @@ from .backend import SandboxBackend
 from .compute.templates import TemplateCatalogue, parse_template
 from .faults import FaultInjector, FaultSpec, FaultSpecError, parse_faults
 from .nodes.runtime import NodeRuntime, SimulatedRuntime
-from .routes import SandboxApi
+from .routes import WILDCARD_ADDRESSES, SandboxApi, ServedHosts
 from .scheduler import Scheduler
 
 log = logging.getLogger("raydog_sandbox")
@@ -39,18 +43,52 @@ class SandboxStartError(RuntimeError):
 
 
 def parse_api_keys(keys: dict[str, str] | Iterable[str] | None) -> dict[str, str]:
-    """Accept {id: secret} or ["ID:SECRET", ...]; none given means the default sandbox key."""
+    """Accept {id: secret} or ["ID:SECRET", ...]; none given means the default sandbox key.
+
+    An error names the key by its position, never by its text (which holds the secret).
+    """
     if not keys:
         return dict([DEFAULT_API_KEY])
-    if isinstance(keys, dict):
-        return dict(keys)
-    parsed: dict[str, str] = {}
-    for key in keys:
-        key_id, sep, secret = key.partition(":")
-        if not sep or not key_id or not secret:
-            raise SandboxStartError(f"API key {key!r} must be ID:SECRET")
-        parsed[key_id] = secret
-    return parsed
+    pairs = list(keys.items()) if isinstance(keys, dict) else [_split_key(key, n) for n, key in enumerate(keys, 1)]
+    for n, (key_id, secret) in enumerate(pairs, 1):
+        problem = key_problem(key_id, secret)
+        if problem:
+            raise SandboxStartError(f"API key {n}: {problem}")
+    return dict(pairs)
+
+
+def _split_key(key: str, n: int) -> tuple[str, str]:
+    key_id, sep, secret = key.partition(":")
+    if not sep or not key_id or not secret:
+        raise SandboxStartError(f"API key {n} must be ID:SECRET")
+    return key_id, secret
+
+
+def key_problem(key_id: str, secret: str) -> str | None:
+    """Why an application key cannot travel in 'Authorization: yd-key ID:SECRET', or None."""
+    if not key_id or not secret:
+        return "the id and the secret must not be empty"
+    if ":" in key_id:
+        return "the id must not contain ':'"
+    for what, value in (("id", key_id), ("secret", secret)):
+        if not all("!" <= c <= "~" for c in value):
+            return f"the {what} must be printable ASCII without spaces or line breaks"
+    return None
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when every address ``host`` names is a loopback address (127.0.0.0/8, ::1)."""
+    if host.strip().lower().strip("[]") in WILDCARD_ADDRESSES:
+        return False
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
 
 
 def make_runtime(mode: str, data_dir: str | None = None, userdata: bool = False) -> NodeRuntime:
@@ -87,12 +125,17 @@ class RunningSandbox:
         self._stopped = False
         self.host = host
         self.port = port
-        self.url = f"http://{host}:{port}"
+        self.url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         self.key_id, self.key_secret = next(iter(api.keys.keys.items()))
 
     @property
     def api_keys(self) -> dict[str, str]:
         return dict(self.api.keys.keys)
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """The Authorization header of this sandbox's first key (the API and /sandbox/v1 changes need it)."""
+        return {"Authorization": f"yd-key {self.key_id}:{self.key_secret}"}
 
     def state(self) -> dict:
         """What GET /sandbox/v1/state returns."""
@@ -152,6 +195,8 @@ def build_sandbox(
     templates: Iterable[str] = (),
     userdata: bool = False,
     data_dir: str | None = None,
+    allow_remote: bool = False,
+    allowed_hosts: Iterable[str] = (),
 ) -> tuple[SandboxApi, Scheduler, uvicorn.Server, socket.socket]:
     """Everything but the serving thread; raises SandboxStartError on a bad option."""
     if provision_delay < 0 or task_start_delay < 0:
@@ -164,17 +209,32 @@ def build_sandbox(
     except (FaultSpecError, ValueError) as error:
         raise SandboxStartError(str(error)) from None
     keys = parse_api_keys(api_keys)
-    runtime = runtime if runtime is not None else make_runtime(mode, data_dir, userdata)
-    backend = SandboxBackend(catalogue=catalogue, provision_delay=provision_delay, task_start_delay=task_start_delay,
-                             max_nodes=max_nodes, simulate_exits=isinstance(runtime, SimulatedRuntime))
-    scheduler = Scheduler(backend, runtime)
-    api = SandboxApi(backend, runtime, keys, FaultInjector(spec))
+    if not is_loopback_host(host):
+        if not allow_remote:
+            raise SandboxStartError(f"--host {host} is not a loopback address, so other machines could reach the "
+                                    "sandbox; add --allow-remote if that is what you want")
+        if keys.get(DEFAULT_API_KEY[0]) == DEFAULT_API_KEY[1]:
+            raise SandboxStartError("--allow-remote needs an API key of your own (--api-key-file or "
+                                    "RAYDOG_SANDBOX_API_KEY_ID/_SECRET): the default key's secret is published")
     try:
         sock = _listen(host, port)
     except OSError as error:
-        scheduler.close()
-        runtime.close()
+        if runtime is not None:
+            runtime.close()
         raise SandboxStartError(f"cannot listen on {host}:{port}: {error}") from None
+    try:
+        bound_address, bound_port = sock.getsockname()[:2]
+        hosts = ServedHosts(host, bound_address, bound_port, allowed_hosts)
+        runtime = runtime if runtime is not None else make_runtime(mode, data_dir, userdata)
+    except BaseException as error:
+        sock.close()
+        if isinstance(error, ValueError):
+            raise SandboxStartError(str(error)) from None
+        raise
+    backend = SandboxBackend(catalogue=catalogue, provision_delay=provision_delay, task_start_delay=task_start_delay,
+                             max_nodes=max_nodes, simulate_exits=isinstance(runtime, SimulatedRuntime))
+    scheduler = Scheduler(backend, runtime)
+    api = SandboxApi(backend, runtime, keys, hosts, FaultInjector(spec))
     config = uvicorn.Config(api.app, log_level="warning", access_log=False, lifespan="off",
                             timeout_keep_alive=75, backlog=2048)
     return api, scheduler, _Server(config), sock
@@ -193,14 +253,19 @@ def start_sandbox(
     templates: Iterable[str] = (),
     userdata: bool = False,
     data_dir: str | None = None,
+    allow_remote: bool = False,
+    allowed_hosts: Iterable[str] = (),
 ) -> RunningSandbox:
     """Start a sandbox serving in a background thread; returns once it accepts connections.
 
     ``runtime`` overrides the one ``mode`` would build; ``templates`` adds catalogue entries
-    (``NS/NAME[=TYPE:VCPUS:RAM]``); ``userdata`` and ``data_dir`` are for exec mode.
+    (``NS/NAME[=TYPE:VCPUS:RAM]``); ``userdata`` and ``data_dir`` are for exec mode. A
+    ``host`` other than loopback needs ``allow_remote``; ``allowed_hosts`` adds Host header
+    values (``NAME`` or ``NAME:PORT``) to those of the address it serves.
     """
     return serve_in_background(*build_sandbox(host, port, mode, provision_delay, task_start_delay, api_keys,
-                                              faults, max_nodes, runtime, templates, userdata, data_dir))
+                                              faults, max_nodes, runtime, templates, userdata, data_dir,
+                                              allow_remote, allowed_hosts))
 
 
 def serve_in_background(api: SandboxApi, scheduler: Scheduler, server: uvicorn.Server,

@@ -9,25 +9,39 @@ times and durations, enums by name). Errors use the SDK's body ``{"errorType", "
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import typing
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from yellowdog_client.common.json import Json
 from yellowdog_client.model import CloudProvider, Slice
 
 from .compute.templates import PROVIDER
-from .errors import InvalidRequest, SandboxError
+from .errors import BodyTooLarge, InvalidRequest, SandboxError, UnsupportedEncoding
 
 DEFAULT_SLICE_SIZE = 100
 MAX_SLICE_SIZE = 1000
 SDK_PROVIDER = CloudProvider[PROVIDER]
+
+# Request bodies. The provider's largest request adds one task per node in a single POST, each
+# task carrying its script (at most 1 MiB) and environment (at most 128 KiB): 64 MiB of JSON
+# holds a 1 MiB script on about 50 nodes, or the default scripts on thousands. The SDK gzips
+# work bodies over 2 KiB. Gzip cannot shrink data that does not compress (a script inlining
+# an archive), so a gzipped body may be as large as sent as once decompressed; decompression
+# stops at the limit whatever the ratio.
+MAX_BODY_BYTES = 64 << 20
+"""A body at most this large: a plain one as sent, a gzipped one once decompressed."""
+MAX_COMPRESSED_BODY_BYTES = 64 << 20
+"""A gzipped body (``Content-Encoding: gzip``) at most this large as sent."""
+MAX_DRAINED_BYTES = 256 << 20
+"""A refused body up to this size is read to its end and discarded, so that the client, still
+sending, reads the 413 instead of a reset connection; beyond it the connection is closed."""
 
 # A YellowDog route's handler: (request, JSON body or None) -> JSON-ready result, or None for an empty reply.
 Handler = Callable[[Request, Any], Any]
@@ -62,15 +76,100 @@ def bool_param(request: Request, name: str) -> bool:
     return raw == "true"
 
 
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES,
+                    compressed_limit: int = MAX_COMPRESSED_BODY_BYTES) -> bytes:
+    """The request body, decompressed; BodyTooLarge (413) before holding more than the limit.
+
+    A Content-Length over the limit is refused before a byte of the body is read; a body
+    without one is counted as it streams in. Decompression stops one byte past ``limit``
+    (no zip bombs).
+    """
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip"):
+        raise UnsupportedEncoding(f"Content-Encoding {encoding[:40]!r} is not supported; send gzip or no encoding")
+    gzipped = encoding == "gzip"
+    wire_limit = compressed_limit if gzipped else limit
+    what = "a gzipped request body" if gzipped else "a request body"
+    declared = _content_length(request)
+    if declared is not None and declared > wire_limit:
+        await _drain(request, declared)
+        raise _too_large(what, wire_limit, f"{declared} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > wire_limit:
+                chunks.clear()
+                await _drain(request, declared)
+                raise _too_large(what, wire_limit, f"over {wire_limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise InvalidRequest("the client closed the connection before sending the whole body") from None
+    raw = b"".join(chunks)
+    return gunzip(raw, limit) if gzipped and raw else raw
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Decompress gzip data (every member), holding at most ``limit`` + 1 bytes of output."""
+    out = bytearray()
+    try:
+        while data:
+            member = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            out += member.decompress(data, limit + 1 - len(out))
+            while member.unconsumed_tail and len(out) <= limit:
+                out += member.decompress(member.unconsumed_tail, limit + 1 - len(out))
+            if len(out) > limit:
+                raise _too_large("a gzipped request body", limit, "more than that once decompressed")
+            if not member.eof:
+                raise InvalidRequest("the request body is not valid gzip: it ends early")
+            data = member.unused_data
+    except zlib.error:
+        raise InvalidRequest("the request body is not valid gzip") from None
+    return bytes(out)
+
+
+def _content_length(request: Request) -> int | None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return None
+    if not raw.strip().isdigit():
+        raise InvalidRequest("Content-Length must be a whole number")
+    return int(raw)
+
+
+async def _drain(request: Request, declared: int | None) -> None:
+    """Read and discard the rest of a refused body, up to MAX_DRAINED_BYTES (see there).
+
+    A client that asked to be told first (``Expect: 100-continue``) has sent nothing yet.
+    """
+    if declared is not None and declared > MAX_DRAINED_BYTES:
+        return
+    if request.headers.get("expect", "").lower() == "100-continue":
+        return
+    drained = 0
+    try:
+        async for chunk in request.stream():
+            drained += len(chunk)
+            if drained > MAX_DRAINED_BYTES:
+                return
+    except ClientDisconnect:
+        return
+
+
+def _too_large(what: str, limit: int, got: str) -> BodyTooLarge:
+    return BodyTooLarge(f"{what} may be at most {limit} bytes ({size_text(limit)}); this one is {got}",
+                        ["send fewer or smaller items per request"])
+
+
+def size_text(size: int) -> str:
+    return f"{size >> 20} MiB" if size >= 1 << 20 else f"{size >> 10} KiB"
+
+
 async def read_json(request: Request) -> Any:
-    raw = await request.body()
+    raw = await read_body(request)
     if not raw:
         return None
-    if request.headers.get("content-encoding", "").lower() == "gzip":
-        try:
-            raw = gzip.decompress(raw)
-        except OSError:
-            raise InvalidRequest("the request body is not valid gzip") from None
     try:
         return json.loads(raw)
     except ValueError:

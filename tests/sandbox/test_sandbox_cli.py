@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -13,12 +14,14 @@ RAYDOG_SANDBOX = [sys.executable, "-m", "raydog.cli", "sandbox"]
 PYTHON_M = [sys.executable, "-m", "raydog_sandbox"]
 
 
-def start(*args: str, command: list[str] = RAYDOG_SANDBOX) -> subprocess.Popen:
-    return subprocess.Popen([*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start(*args: str, command: list[str] = RAYDOG_SANDBOX, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
 
 
 def test_port_zero_prints_the_url_first_and_sigterm_stops_cleanly():
-    process = start("--port", "0", "--api-key", "ci:secret", "--provision-delay", "0")
+    process = start("--port", "0", "--provision-delay", "0",
+                    env={"RAYDOG_SANDBOX_API_KEY_ID": "ci", "RAYDOG_SANDBOX_API_KEY_SECRET": "secret"})
     try:
         url = process.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
@@ -30,7 +33,7 @@ def test_port_zero_prints_the_url_first_and_sigterm_stops_cleanly():
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=20)
     assert process.returncode == 0
-    assert "accepts API keys: ci:secret" in stderr
+    assert "accepts API keys: ci (secrets not shown)" in stderr and "ci:secret" not in stderr
 
 
 @pytest.mark.parametrize("command", [RAYDOG_SANDBOX, PYTHON_M], ids=["raydog sandbox", "python -m raydog_sandbox"])

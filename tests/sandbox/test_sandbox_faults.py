@@ -101,13 +101,14 @@ def test_latency_delays_without_failing_parallel_requests(sandbox):
 
 
 def test_sandbox_routes_are_never_faulted_and_faults_change_at_runtime(sandbox):
-    response = requests.put(f"{sandbox.url}/sandbox/v1/faults", data="5xx=1", timeout=5)
+    key = sandbox.auth_headers  # changes on /sandbox/v1 need the key
+    response = requests.put(f"{sandbox.url}/sandbox/v1/faults", data="5xx=1", headers=key, timeout=5)
     assert response.json() == {"faults": parse_faults("5xx=1").describe()}
     assert requests.get(f"{sandbox.url}/sandbox/v1/state", timeout=5).status_code == 200
     assert requests.get(f"{sandbox.url}/workerPools/", timeout=5).status_code >= 500
-    requests.put(f"{sandbox.url}/sandbox/v1/faults", data="none", timeout=5).raise_for_status()
+    requests.put(f"{sandbox.url}/sandbox/v1/faults", data="none", headers=key, timeout=5).raise_for_status()
     assert make_client(sandbox).worker_pool_client.find_all_worker_pools() == []
-    bad = requests.put(f"{sandbox.url}/sandbox/v1/faults", data="5xx=lots", timeout=5)
+    bad = requests.put(f"{sandbox.url}/sandbox/v1/faults", data="5xx=lots", headers=key, timeout=5)
     assert bad.status_code == 400 and "5xx=lots" in bad.json()["message"]
 
 

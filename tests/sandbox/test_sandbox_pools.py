@@ -123,7 +123,8 @@ def test_a_killed_nodes_task_fails_and_is_not_rerun_elsewhere(sandbox):
     client = make_client(sandbox)
     pool = provision(client, "pool", 2)
     task = run_tasks(client, "pool", 1)[0]
-    response = requests.post(f"{sandbox.url}/sandbox/v1/nodes/{task.nodeId}/kill", timeout=5)
+    response = requests.post(f"{sandbox.url}/sandbox/v1/nodes/{task.nodeId}/kill", headers=sandbox.auth_headers,
+                             timeout=5)
     assert response.json()["status"] == "LOST"
     wait_until(lambda: task_status(client, task.id) is TaskStatus.FAILED, "the task fails")
     task = client.work_client.get_task_by_id(task.id)
@@ -159,7 +160,8 @@ def test_terminating_the_compute_requirement_ends_the_pool_and_a_later_shutdown_
 def test_out_of_band_pool_termination(sandbox):
     client = make_client(sandbox)
     pool = provision(client, "pool", 1)
-    requests.post(f"{sandbox.url}/sandbox/v1/workerPools/{pool.id}/terminate", timeout=5).raise_for_status()
+    requests.post(f"{sandbox.url}/sandbox/v1/workerPools/{pool.id}/terminate", headers=sandbox.auth_headers,
+                  timeout=5).raise_for_status()
     wait_until(lambda: pool_status(client, pool.id) is WorkerPoolStatus.TERMINATED, "the pool is terminated")
 
 
