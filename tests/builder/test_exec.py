@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from builder_helpers import nothing_live
-from test_examples import run_example
+from test_builder_examples import run_example
 
 pytestmark = [pytest.mark.exec, pytest.mark.xdist_group("exec")]
 

@@ -19,7 +19,8 @@ import requests
 from raydog_sandbox.errors import BodyTooLarge
 from raydog_sandbox.server import SandboxStartError, is_loopback_host
 from raydog_sandbox.wire import MAX_BODY_BYTES, MAX_COMPRESSED_BODY_BYTES, MAX_DRAINED_BYTES, gunzip
-from sandbox_helpers import NAMESPACE, bash_task, make_client, provision, task_group, task_status, wait_until
+from harness.waits import wait_until
+from sandbox_helpers import NAMESPACE, bash_task, make_client, provision, task_group, task_status
 from yellowdog_client.model import TaskStatus, WorkRequirement
 
 PYTHON_M = [sys.executable, "-m", "raydog_sandbox"]
