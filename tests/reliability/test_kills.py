@@ -92,3 +92,62 @@ def test_kill_9_at_a_random_moment_then_the_next_apply_converges_and_destroy_lea
     record("kill", {"target": killed, "seed": seed, "kill_point": round(delay, 2),
                     "pools_live_at_kill": len(live_at_kill),
                     "in_state_at_kill": len(recorded), "cluster_in_state_at_kill": "raydog_cluster.c" in recorded})
+
+
+def test_a_cluster_created_by_a_killed_run_before_terraform_recorded_it_is_adopted_and_its_pools_removed(
+        sandbox, terraform_factory):
+    """The narrowest kill window, made deterministic: the killed run's work requirement and
+    head pool exist, its journal holds their tokens, and Terraform's state holds nothing.
+    The next apply adopts the requirement (its token is in the journal), removes the pool
+    that no resource in state holds, and creates the nodes again."""
+    from datetime import timedelta
+
+    from raydog.lifecycle.node_pool import WORK_REQUIREMENT, WORKER_POOL
+    from raydog.lifecycle.ownership import OwnershipJournal
+    from raydog.yellowdog import PoolSpec, TaskGroupSpec, TaskSpec, YellowDogClient
+
+    tf = terraform_factory("killed-early", sandbox=sandbox)
+    tf.write(cluster_config("early", {}))
+    tf.init()
+    journal = OwnershipJournal(tf.workdir / ".terraform" / "raydog-ownership.json")
+    client = YellowDogClient.connect(sandbox.url, sandbox.key_id, sandbox.key_secret)
+    wr = client.create_work_requirement("tests", "early",
+                                        owner_token=journal.issue(WORK_REQUIREMENT, "tests", "early"))
+    token = journal.issue(WORKER_POOL, "tests", "early-head")
+    pool = client.provision_pool(PoolSpec(
+        namespace="tests", name="early-head", template_id="sandbox/ray-head", images_id=None, userdata=None,
+        instance_tags={}, metrics_enabled=False, node_count=1, worker_tag=token,
+        idle_node_shutdown=timedelta(minutes=5), idle_pool_shutdown=timedelta(minutes=10), node_boot_timeout=None))
+    group = client.ensure_task_group(wr.id, TaskGroupSpec(name="head-0badc0de", worker_tag=token,
+                                                          namespace="tests", tag="early-head"))
+    client.add_tasks(group.id, [TaskSpec("head", "sleep 3600", {}, None)])
+    assert tf.resources() == {}
+
+    tf.apply()
+
+    state = tf.resources()
+    assert state["raydog_cluster.c"]["id"] == wr.id, "the killed run's work requirement is adopted"
+    assert state["raydog_head.h"]["id"] != pool.id, "the killed run's head pool is replaced"
+    assert_state_owns_the_platform(tf, sandbox)
+    assert [p["name"] for p in live_pools(view(sandbox))] == ["early-head"]
+    assert tf.plan_exitcode().returncode == 0
+    tf.destroy()
+    assert view(sandbox).nothing_live(), view(sandbox).live
+
+
+def test_a_same_named_cluster_whose_token_the_journal_never_held_is_not_adopted(sandbox, terraform_factory):
+    """The same situation from another working directory: nothing proves the requirement is
+    this configuration's, so the apply stops and nothing of the other one is touched."""
+    from raydog.yellowdog import YellowDogClient
+
+    client = YellowDogClient.connect(sandbox.url, sandbox.key_id, sandbox.key_secret)
+    other = client.create_work_requirement("tests", "early")
+    tf = terraform_factory("elsewhere", sandbox=sandbox)
+    tf.write(cluster_config("early", {}))
+    tf.init()
+
+    refused = tf.apply(check=False)
+
+    assert refused.returncode != 0 and "Cluster name taken" in refused.output, refused.output
+    assert client.get_work_requirement(other.id).status == "RUNNING"
+    assert tf.resources() == {}
