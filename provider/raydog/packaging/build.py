@@ -12,9 +12,11 @@ and ``SOURCE_DATE_EPOCH`` (default 1980-01-01, the earliest date a zip can hold)
 binaries stripped, and the zip is written by ``archive`` with sorted entries and fixed
 timestamps and modes.
 
-Builds are cached by a key over all of those inputs (file contents, not modification
-times), in ``$RAYDOG_BUILD_CACHE`` or ``~/.cache/raydog/builds``; concurrent builders of
-one key wait for each other.
+Builds are cached by a key over their inputs: the sources' contents (not their modification
+times), the distribution's pinned requirements, the Python, the version and the platform;
+in ``$RAYDOG_BUILD_CACHE`` or ``~/.cache/raydog/builds``. Concurrent builders of one key
+wait for each other. A venv with the same sources and pins finds the build there without
+any of the build's dependencies installed.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -153,35 +154,13 @@ def build_key(stage: Path) -> str:
 
 
 def _key_lines(stage: Path) -> list[str]:
+    # The declared requirements (exact pins, the release extra's PyInstaller among them)
+    # stand for the libraries: a venv that only installs a cached build needs none of them.
     lines = [RECIPE, layout.VERSION, layout.host_platform(), sys.version, f"epoch {source_date_epoch()}"]
-    lines += [f"{name}=={version}" for name, version in sorted(dependency_versions().items())]
+    lines += sorted(importlib.metadata.requires(DISTRIBUTION) or [])
     for path in sorted(p for p in stage.rglob("*") if p.is_file()):
         lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(stage).as_posix()}")
     return lines
-
-
-def dependency_versions() -> dict[str, str]:
-    """Name -> version of the provider's runtime dependencies (recursively) and of PyInstaller."""
-    found: dict[str, str] = {}
-    pending = [DISTRIBUTION, "pyinstaller", "pyinstaller-hooks-contrib"]
-    while pending:
-        name = _normalise(pending.pop())
-        if name in found:
-            continue
-        try:
-            distribution = importlib.metadata.distribution(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        found[name] = distribution.version
-        for requirement in distribution.requires or []:
-            if "extra ==" not in requirement.replace('extra=="', 'extra == "'):
-                pending.append(re.match(r"[A-Za-z0-9._-]+", requirement).group(0))
-    found.pop(DISTRIBUTION, None)  # its sources are hashed file by file
-    return found
-
-
-def _normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _require_pyinstaller() -> None:

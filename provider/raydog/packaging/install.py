@@ -63,11 +63,11 @@ def _check_artifact(artifact: Path) -> str:
     try:
         with zipfile.ZipFile(artifact) as zf:
             names = set(zf.namelist())
+        if layout.executable_name() not in names:
+            raise InstallError(f"{artifact.name} holds no {layout.executable_name()}: not a {layout.ADDRESS} package")
+        return mirror.h1_of_zip(artifact)  # reads every entry: a damaged zip fails here, before any change
     except zipfile.BadZipFile as error:
-        raise InstallError(f"{artifact} is not a zip file ({error})") from None
-    if layout.executable_name() not in names:
-        raise InstallError(f"{artifact.name} holds no {layout.executable_name()}: not a {layout.ADDRESS} package")
-    return mirror.h1_of_zip(artifact)
+        raise InstallError(f"{artifact} is not a valid zip file ({error})") from None
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:
