@@ -95,6 +95,7 @@ def built_archive(rebuild: bool = False) -> Path:
         entry = cache / key
         cached = entry / layout.archive_name()
         if cached.is_file() and not rebuild:
+            os.utime(entry)  # recently used: kept by _prune
             return cached
         cache.mkdir(parents=True, exist_ok=True)
         with open(cache / f"{key}.lock", "w") as lock:
