@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.raydog-installed
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test bench docs lint clean
+.PHONY: venv demo test bench docs lint release clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ bench: venv
 
 docs: venv
 	$(BIN)/python -m pytest tests/docs
+
+# The release for this machine's platform in dist/: zip, SHA256SUMS (signed with SIGN_KEY,
+# a gpg key, when given) and the network-mirror JSON. See docs/guides/ci.md for the matrix.
+release: venv
+	$(BIN)/raydog package --out dist $(if $(SIGN_KEY),--sign-key $(SIGN_KEY))
 
 lint: venv
 	$(BIN)/python -m ruff check provider tests bench

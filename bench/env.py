@@ -34,9 +34,12 @@ _INSTALL_FROM_SOURCE = """
 import sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-import raydog.install
-assert Path(raydog.install.__file__).resolve().is_relative_to(Path(sys.argv[1]).resolve()), raydog.install.__file__
-raydog.install.install(Path(sys.argv[2]))
+try:
+    import raydog.packaging.install as installer  # the release artifact, built from that copy
+except ImportError:
+    import raydog.install as installer  # before the release artifact: a launcher and the code
+assert Path(installer.__file__).resolve().is_relative_to(Path(sys.argv[1]).resolve()), installer.__file__
+installer.install(Path(sys.argv[2]))
 """
 
 

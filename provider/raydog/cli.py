@@ -14,9 +14,12 @@ import importlib
 import os
 import sys
 
+from raydog.packaging.cli import VersionAction
+
 # name -> (module providing add_arguments/run, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "install": ("raydog.install", "lay the provider into a Terraform filesystem mirror"),
+    "install": ("raydog.packaging.cli", "install the provider's release package into a Terraform filesystem mirror"),
+    "package": ("raydog.packaging.cli", "build the release: zip, SHA256SUMS, signature, network-mirror JSON"),
     "tunnel": ("raydog.tunnel_cli", "open SSH tunnels to the Ray head (client, dashboard, Grafana, Prometheus)"),
     "import-state": ("raydog.migrate.cli", "import blocks for a cluster from RayDog's saved JSON state"),
 }
@@ -34,6 +37,7 @@ PROGRAMS: dict[str, tuple[str, str]] = {
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     """The parser; only the selected subcommand's module is imported to add its options."""
     parser = argparse.ArgumentParser(prog="raydog", description="Ray clusters on YellowDog, managed by Terraform.")
+    parser.add_argument("--version", action=VersionAction, help="print the provider's and embedded Terraform's versions")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in PROGRAMS.items():
         subparsers.add_parser(name, help=help_text, description=help_text, add_help=False)

@@ -80,7 +80,7 @@ def embedded_description() -> str:
 def provider_installed(env: dict[str, str] | None = None) -> bool:
     """Whether Terraform can find the raydog provider: in the implied local mirror, or in a
     CLI configuration (TF_CLI_CONFIG_FILE, ~/.terraformrc) that names it or a mirror holding it."""
-    from raydog.install import default_mirror_dir
+    from raydog.packaging.layout import default_mirror_dir
 
     env = dict(os.environ if env is None else env)
     home = Path(env.get("HOME") or Path.home())
