@@ -14,18 +14,16 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from harness.terraform import REPO, Terraform
+from harness.terraform import REPO
 from raydog.packaging import build, layout
 
-from packaging_helpers import HttpsServer, make_ca
+from packaging_helpers import CLI, HttpsServer, make_ca, run  # noqa: F401 (run: used by fixtures)
 
-CLI = [sys.executable, "-m", "raydog.cli"]
 
 
 @dataclass
@@ -115,27 +113,3 @@ def https_mirror(tmp_path, release):
     with HttpsServer(release.directory, cert_file, key_file) as server:
         server.ca_file = ca_file
         yield server
-
-
-def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
-    if result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def workdir(path: Path, env: dict[str, str], hcl: str = "") -> Terraform:
-    """A Terraform working directory needing yellowdog/raydog."""
-    tf = Terraform(path, env)
-    tf.write(hcl or 'data "raydog_node_script" "worker" {\n  template = "worker"\n}\n')
-    return tf
-
-
-def with_sandbox(env: dict[str, str], sandbox) -> dict[str, str]:
-    return {**env, "YD_API_URL": sandbox.url, "YD_API_KEY_ID": sandbox.key_id, "YD_API_KEY_SECRET": sandbox.key_secret}
-
-
-def raydog(venv: Path, *args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
-    """The ``raydog`` command of ``venv``."""
-    command = [str(venv / "bin" / "raydog"), *args]
-    return run(command, env=env) if check else subprocess.run(command, env=env, capture_output=True, text=True)

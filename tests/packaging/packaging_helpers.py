@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from harness.terraform import Terraform
+
+import sys
+
+import subprocess
+
 import datetime
 import functools
 import ipaddress
@@ -90,3 +96,30 @@ class HttpsServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(10)
+
+
+CLI = [sys.executable, "-m", "raydog.cli"]
+
+
+def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def workdir(path: Path, env: dict[str, str], hcl: str = "") -> Terraform:
+    """A Terraform working directory needing yellowdog/raydog."""
+    tf = Terraform(path, env)
+    tf.write(hcl or 'data "raydog_node_script" "worker" {\n  template = "worker"\n}\n')
+    return tf
+
+
+def with_sandbox(env: dict[str, str], sandbox) -> dict[str, str]:
+    return {**env, "YD_API_URL": sandbox.url, "YD_API_KEY_ID": sandbox.key_id, "YD_API_KEY_SECRET": sandbox.key_secret}
+
+
+def raydog(venv: Path, *args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+    """The ``raydog`` command of ``venv``."""
+    command = [str(venv / "bin" / "raydog"), *args]
+    return run(command, env=env) if check else subprocess.run(command, env=env, capture_output=True, text=True)

@@ -9,7 +9,7 @@ import subprocess
 
 from harness.terraform import REPO, changes, terraform_command
 
-from conftest import run, with_sandbox, workdir
+from packaging_helpers import run, with_sandbox, workdir
 
 GUIDE = REPO / "docs" / "guides" / "ci.md"
 STEPS_SECTION = "## The pipeline's steps"

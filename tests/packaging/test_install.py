@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
 from raydog.packaging import layout, mirror
 
-from conftest import CLI
+from packaging_helpers import CLI
 
 
 def install(*args: str, env=None) -> subprocess.CompletedProcess:

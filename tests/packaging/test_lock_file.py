@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from raydog.packaging import layout, mirror
 
-from conftest import raydog, with_sandbox, workdir
+from packaging_helpers import raydog, with_sandbox, workdir
 
 LOCK = ".terraform.lock.hcl"
 

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 from raydog.packaging import layout, mirror
 
-from conftest import CLI, run, workdir
+from packaging_helpers import CLI, run, workdir
 
 
 def cli_config(path, block: str):

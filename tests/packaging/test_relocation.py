@@ -11,7 +11,7 @@ import threading
 from harness.terraform import REPO, changes, write_cli_config
 from raydog.packaging import archive, layout
 
-from conftest import raydog, with_sandbox, workdir
+from packaging_helpers import raydog, with_sandbox, workdir
 
 CLUSTER = """
 provider "raydog" {}

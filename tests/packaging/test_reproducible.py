@@ -8,7 +8,7 @@ import shutil
 
 from raydog.packaging import build, layout
 
-from conftest import CLI, run
+from packaging_helpers import CLI, run
 
 
 def test_two_builds_from_the_same_sources_are_byte_identical(release, make_home, tmp_path):
