@@ -36,7 +36,7 @@ def config(sandbox_url: str, *, secret: str = SECRET, extra: str = "") -> str:
     )
 
 
-# A pool the platform refuses (unknown template): its create fails and reports the cause.
+# A pool whose template YellowDog does not have: its plan fails and reports the cause.
 FAILING_POOL = worker_pool("broken", 1, compute_requirement_template_id="sandbox/no-such-template",
                            userdata=USERDATA)
 
@@ -100,6 +100,9 @@ def story(terraform_env, tmp_path_factory):
         terraform.write(config(sandbox.url, extra=FAILING_POOL))
         traced.failed = traced.run("apply", "-auto-approve", "-input=false", "-no-color", check=False)
 
+        # Destroy plans the configuration first, and the unknown template fails that plan:
+        # the user removes the broken pool, then destroys.
+        terraform.write(config(sandbox.url))
         traced.run("destroy", "-auto-approve", "-input=false", "-no-color")
         traced.live_after_destroy = sandbox.state()["live"]
         yield traced
