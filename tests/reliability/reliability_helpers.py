@@ -15,6 +15,7 @@ import json
 import os
 import threading
 import time
+from pathlib import Path
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
@@ -214,18 +215,23 @@ def live_pools(platform) -> list[dict]:
     return [p for p in platform.state["workerPools"] if p["status"] not in FINISHED_POOL]
 
 
+def is_provider(cmdline: str) -> bool:
+    """A raydog provider process: the release executable Terraform starts, or (from a checkout's
+    older launcher) ``python -m raydog.plugin``."""
+    return "terraform-provider-raydog" in cmdline or "raydog.plugin" in cmdline
+
+
 def provider_processes(tf) -> list:
     """Provider processes Terraform started for this working directory that are still running."""
     import psutil
 
-    marker = str(tf.workdir)
+    # Terraform starts providers in the working directory, by a path that may be relative.
+    marker = str(Path(tf.workdir).resolve())
     found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        try:
-            cmdline = " ".join(proc.info["cmdline"] or [])
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        if marker in cmdline and "raydog.plugin" in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+    for proc in psutil.process_iter(["cmdline", "status", "cwd"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        here = marker in cmdline or proc.info["cwd"] == marker
+        if here and is_provider(cmdline) and proc.info["status"] != psutil.STATUS_ZOMBIE:
             found.append(proc)
     return found
 
@@ -262,7 +268,7 @@ def run_sampled(tf, *args: str, timeout: float = 600, interval: float = 0.05) ->
                 return
             for child in children:
                 try:
-                    if "raydog.plugin" in " ".join(child.cmdline()):
+                    if is_provider(" ".join(child.cmdline())):
                         peaks[child.pid] = max(peaks.get(child.pid, 0), child.memory_info().rss)
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     pass

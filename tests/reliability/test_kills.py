@@ -40,8 +40,7 @@ def kill_terraform(tf, proc) -> str:
 
 def kill_provider(tf, proc) -> str:
     running = provider_processes(tf)
-    if not running:  # between launches: kill Terraform instead, the moment is as good
-        return kill_terraform(tf, proc)
+    assert running, "no provider process is running at the kill point"
     for p in running:
         p.send_signal(signal.SIGKILL)
     return "provider"
