@@ -98,7 +98,10 @@ def test_ctrl_c_while_pools_wait_for_nodes_keeps_every_pool_in_state_and_the_nex
     terraform.write(cluster_config("intp", pools))
     sandbox.reset_requests()
     proc = terraform.popen("apply", "-auto-approve", "-input=false", "-no-color")
-    in_flight = lambda: [p for p in live_pools(view(sandbox)) if p["name"] != "intp-head"]
+
+    def in_flight() -> list[dict]:
+        return [p for p in live_pools(view(sandbox)) if p["name"] != "intp-head"]
+
     wait_until(lambda: sorted(p["name"] for p in in_flight()), "every worker pool is provisioned",
                until=lambda names: len(names) == len(pools))
     # Every create has added its tasks and polls them (one task search per round).
