@@ -253,11 +253,14 @@ class ProviderWatch:
 
 
 def _is_provider(process: psutil.Process) -> bool:
-    """A provider process: Python running the provider (not the mirror's launcher script, nor
-    the subshell it forks, which carry the provider's name until the launcher execs Python)."""
+    """A provider process: the release executable (``terraform-provider-raydog_v*``, what
+    ``raydog install`` lays out), or Python running ``raydog.plugin`` from an older launcher
+    (not that launcher's shell, which carries the provider's name until it execs Python)."""
     try:
         command = " ".join(process.cmdline())
         if "raydog.plugin" in command:
+            return True
+        if process.name().startswith(PROVIDER_MARKERS[1]):
             return True
         return process.name().startswith("python") and PROVIDER_MARKERS[1] in command
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
