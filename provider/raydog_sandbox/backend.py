@@ -19,6 +19,7 @@ from datetime import datetime
 from yellowdog_client.model import ComputeRequirementStatus
 
 from .compute.models import ComputeModel
+from .nodes.network import AddressPlan
 from .compute.templates import TemplateCatalogue
 from .pools.models import PoolsModel
 from .records import ComputeRequirementRec, InstanceRec, NodeRec, PoolRec, TaskRec, WorkRequirementRec
@@ -37,9 +38,10 @@ class SandboxBackend:
         task_start_delay: float = 0.0,
         max_nodes: int | None = None,
         simulate_exits: bool = True,
+        address_plan: AddressPlan | None = None,
     ) -> None:
         self.core = ModelCore()
-        self.compute = ComputeModel(self.core, catalogue, provision_delay, max_nodes)
+        self.compute = ComputeModel(self.core, catalogue, provision_delay, max_nodes, address_plan)
         self.pools = PoolsModel(self.core, self.compute)
         self.work = WorkModel(self.core, self.pools)
         self.allocation = TaskAllocation(self.work, self.pools, task_start_delay, simulate_exits)

@@ -166,7 +166,8 @@ def build_sandbox(
     keys = parse_api_keys(api_keys)
     runtime = runtime if runtime is not None else make_runtime(mode, data_dir, userdata)
     backend = SandboxBackend(catalogue=catalogue, provision_delay=provision_delay, task_start_delay=task_start_delay,
-                             max_nodes=max_nodes, simulate_exits=isinstance(runtime, SimulatedRuntime))
+                             max_nodes=max_nodes, simulate_exits=isinstance(runtime, SimulatedRuntime),
+                             address_plan=getattr(runtime, "address_plan", None))
     scheduler = Scheduler(backend, runtime)
     api = SandboxApi(backend, runtime, keys, FaultInjector(spec))
     try:

@@ -17,9 +17,9 @@ from nodes_helpers import (
     TEST_MARKER,
     ExitRecorder,
     bash_task,
-    free_port,
     marked_processes,
     node,
+    planned_node,
     processes_mentioning,
     read,
     requires_exec,
@@ -44,7 +44,8 @@ def task_directory(runtime: ExecRuntime, task_id: str) -> Path:
 
 @pytest.fixture
 def runtime(tmp_path: Path, marker: str):
-    runtime = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker})
+    """Nodes on the host's network (the fallback): these tests are about processes and files."""
+    runtime = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker}, network=False)
     yield runtime
     runtime.close()
     assert marked_processes(marker) == []
@@ -295,7 +296,7 @@ def test_close_leaves_no_process_of_the_runtime(tmp_path, marker):
     runtime = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker})
     recorders = []
     for i in range(3):
-        spec = node(f"node-{i}", f"127.0.3.{10 + i}")
+        spec = planned_node(runtime, f"node-{i}", i)
         runtime.start_node(spec)
         recorders.append(ExitRecorder())
         runtime.run_task(
@@ -309,6 +310,8 @@ def test_close_leaves_no_process_of_the_runtime(tmp_path, marker):
     assert marked_processes(marker) == []
     assert processes_mentioning(str(tmp_path / "sandbox")) == []
     assert [r.calls for r in recorders] == [[(137, "")]] * 3
+    if runtime.network is not None:
+        assert subprocess.run(["ip", "link", "show", runtime.network.bridge], capture_output=True).returncode != 0
 
 
 def test_a_crashed_sandbox_leaves_no_process(tmp_path, marker):
@@ -318,7 +321,8 @@ def test_a_crashed_sandbox_leaves_no_process(tmp_path, marker):
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from nodes_helpers import bash_task, node
         from raydog_sandbox.nodes.exec_runtime import ExecRuntime
-        runtime = ExecRuntime({str(tmp_path / "sandbox")!r}, environment={{{TEST_MARKER!r}: {marker!r}}})
+        runtime = ExecRuntime({str(tmp_path / "sandbox")!r}, environment={{{TEST_MARKER!r}: {marker!r}}},
+                              network=False)
         spec = node("node-a", "127.0.3.7")
         runtime.start_node(spec)
         runtime.run_task(bash_task("task-a", spec, "trap '' TERM\\nsetsid sleep 1001 &\\nsleep 1000\\n"), print)
@@ -346,19 +350,19 @@ def test_userdata_runs_at_boot_only_when_enabled(tmp_path, marker):
     spec = node("node-a", "127.0.3.7", userdata=userdata)
     home = tmp_path / "sandbox" / "nodes" / nodes.safe_name(spec.node_id) / "home"
 
-    off = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker})
+    off = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker}, network=False)
     off.start_node(spec)
     off.close()
     assert not (home / "userdata-ran").exists()
 
-    on = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker}, run_userdata=True)
+    on = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker}, run_userdata=True, network=False)
     on.start_node(spec)
     on.close()
     assert read(home / "userdata-ran") == "booted-on-node-a\n"
 
 
 def test_failing_userdata_fails_the_boot_clearly(tmp_path, marker):
-    runtime = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker}, run_userdata=True)
+    runtime = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker}, run_userdata=True, network=False)
     spec = node("node-a", "127.0.3.7", userdata="echo 'pip: no network' >&2\nexit 4\n")
     with pytest.raises(NodeBootError, match=r"userdata failed with exit code 4: 'pip: no network'"):
         runtime.start_node(spec)
@@ -368,23 +372,18 @@ def test_failing_userdata_fails_the_boot_clearly(tmp_path, marker):
 
 # -- Ray -----------------------------------------------------------------------------------
 
-# The built-in node scripts, with the flag pattern exec-mode nodes need, and the head's
-# ports made free ones so that this test never collides with another Ray on the machine.
+# Plain node scripts as on YellowDog, with Ray's fixed ports: every node has its own
+# network namespace, so Ray finds the node's private IP and no port clashes.
 RAY = "/opt/yellowdog/agent/venv/bin/ray"
-NODE_FLAGS = (
-    "${RAY_NODE_IP_ADDRESS:+--node-ip-address=$RAY_NODE_IP_ADDRESS} "
-    "${RAY_DASHBOARD_AGENT_LISTEN_PORT:+--dashboard-agent-listen-port=$RAY_DASHBOARD_AGENT_LISTEN_PORT}"
-)
 HEAD_SCRIPT = f"""#!/bin/bash
 set -euo pipefail
 trap '{RAY} stop' EXIT
-{RAY} start --head --port=$HEAD_PORT --ray-client-server-port=$CLIENT_PORT --dashboard-port=$DASHBOARD_PORT \\
-  --num-cpus=0 --memory=0 --dashboard-host=0.0.0.0 {NODE_FLAGS} --block
+{RAY} start --head --port=6379 --num-cpus=0 --memory=0 --dashboard-host=0.0.0.0 --block
 """
 WORKER_SCRIPT = f"""#!/bin/bash
 set -euo pipefail
 trap '{RAY} stop' EXIT
-{RAY} start --address=$RAY_HEAD_IP:$HEAD_PORT --num-cpus=1 {NODE_FLAGS} --block
+{RAY} start --address=$RAY_HEAD_IP:6379 --num-cpus=1 --block
 """
 
 # Runs on the host, outside every node, as a Ray client.
@@ -426,13 +425,10 @@ def run_driver(client_address: str, expected_nodes: int) -> dict:
 
 
 def test_ray_cluster_of_three_nodes_survives_losing_one_worker(tmp_path, marker):
-    runtime = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker})
-    head, w1, w2 = node("head", "127.0.77.1"), node("worker-1", "127.0.77.2"), node("worker-2", "127.0.77.3")
-    ports = {
-        "HEAD_PORT": str(free_port()),
-        "CLIENT_PORT": str(free_port()),
-        "DASHBOARD_PORT": str(free_port()),
-    }
+    runtime = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker}, network=True)
+    head, w1, w2 = (planned_node(runtime, name, i) for i, name in enumerate(("head", "worker-1", "worker-2")))
+    ips = [head.private_ip, w1.private_ip, w2.private_ip]
+    ports = {"CLIENT_PORT": "10001"}
     ended = {name: ExitRecorder() for name in ("head", "worker-1", "worker-2")}
     try:
         for spec in (head, w1, w2):
@@ -445,10 +441,7 @@ def test_ray_cluster_of_three_nodes_survives_losing_one_worker(tmp_path, marker)
             )
 
         cluster = run_driver(f"ray://{head.private_ip}:{ports['CLIENT_PORT']}", 3)
-        assert cluster == {
-            "alive": ["127.0.77.1", "127.0.77.2", "127.0.77.3"],
-            "ran_on": ["127.0.77.2", "127.0.77.3"],
-        }
+        assert cluster == {"alive": sorted(ips), "ran_on": sorted(ips[1:])}, "each node registers its own IP"
         for spec in (head, w1, w2):
             logs = runtime.data_dir / "nodes" / nodes.safe_name(spec.node_id) / "tmp" / "ray"
             agent_log = "".join(read(p) for p in logs.glob("session_*/logs/dashboard_agent.log"))
@@ -460,7 +453,7 @@ def test_ray_cluster_of_three_nodes_survives_losing_one_worker(tmp_path, marker)
         assert "Stopped all" in runtime.task_output("task-worker-1")  # its EXIT trap ran ray stop
 
         cluster = run_driver(f"ray://{head.private_ip}:{ports['CLIENT_PORT']}", 2)
-        assert cluster == {"alive": ["127.0.77.1", "127.0.77.3"], "ran_on": ["127.0.77.3"]}
+        assert cluster == {"alive": sorted([ips[0], ips[2]]), "ran_on": [ips[2]]}
         assert not ended["head"].called and not ended["worker-2"].called
     finally:
         runtime.close()
