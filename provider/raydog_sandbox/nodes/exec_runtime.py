@@ -309,7 +309,7 @@ class ExecRuntime:
             if node.init_pid is None:
                 raise NodeBootError(f"node {node.spec.node_id}: its PID 1 is gone")
             try:
-                self.network.attach(node.init_pid, node.spec.private_ip, node.spec.public_ip)
+                node.link = self.network.attach(node.init_pid, node.spec.private_ip, node.spec.public_ip)
             except NetworkError as error:
                 raise NodeBootError(f"node {node.spec.node_id}: {error}") from None
 
@@ -402,8 +402,8 @@ class ExecRuntime:
         try:
             node.terminate()
         finally:
-            if self.network is not None:
-                self.network.detach(node.spec.private_ip)
+            if self.network is not None and node.link is not None:
+                self.network.detach(node.link)
         node.finish_all(NODE_STOPPED_EXIT_CODE)
 
     def close(self) -> None:

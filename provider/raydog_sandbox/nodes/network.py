@@ -29,7 +29,7 @@ says why and exec mode falls back to nodes sharing the host's network (see
 
 from __future__ import annotations
 
-import ipaddress
+import itertools
 import logging
 import os
 import shutil
@@ -109,6 +109,9 @@ class SandboxNetwork:
         self.index = self._create_bridge()
         self.bridge = f"{BRIDGE_PREFIX}{self.index}"
         self.plan = AddressPlan(f"{PRIVATE_PREFIX}.{self.index}", f"{PUBLIC_PREFIX}.{self.index}", NODE_ADDRESSES)
+        # Host ends are numbered, never named for an address: a node stopping late must not
+        # take the link of a new node that got its address.
+        self._links = itertools.count(1)
 
     def _create_bridge(self) -> int:
         last = ""
@@ -151,33 +154,28 @@ class SandboxNetwork:
         if result.returncode != 0:
             raise NetworkError(f"cannot configure bridge {name}: {result.stderr.strip()}")
 
-    def veth_name(self, private_ip: str) -> str:
-        return f"{self.bridge}n{ipaddress.ip_address(private_ip).packed[3]}"
+    def attach(self, namespace_pid: int, private_ip: str, public_ip: str) -> str:
+        """Give the node whose network namespace ``namespace_pid`` holds its link and addresses.
 
-    def attach(self, namespace_pid: int, private_ip: str, public_ip: str) -> None:
-        """Give the node whose network namespace ``namespace_pid`` holds its link and addresses."""
-        host_end = self.veth_name(private_ip)
-        _ip("link", "del", host_end)  # a leftover of a node that had this address
+        Returns the name of the link's host end (for ``detach``)."""
+        host_end = f"{self.bridge}v{next(self._links) % 10**6}"
         created = _ip("link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns", str(namespace_pid))
         if created.returncode != 0:
             raise NetworkError(f"cannot create the node's link {host_end}: {created.stderr.strip()}")
         joined = _ip("-batch", "-", stdin=f"link set {host_end} master {self.bridge}\nlink set {host_end} up\n")
         if joined.returncode != 0:
             raise NetworkError(f"cannot put {host_end} on {self.bridge}: {joined.stderr.strip()}")
-        inside = (
-            "link set lo up\n"
-            f"addr add {private_ip}/24 dev eth0\n"
-            f"addr add {public_ip}/24 dev eth0\n"
-            "link set eth0 up\n"
-            f"route add default dev eth0 src {private_ip}\n"
-        )
+        addresses = dict.fromkeys((private_ip, public_ip))  # one when a test gives both the same
+        inside = "link set lo up\n" + "".join(f"addr add {ip}/24 dev eth0\n" for ip in addresses) + (
+            f"link set eth0 up\nroute add default dev eth0 src {private_ip}\n")
         configured = _ip("-batch", "-", namespace_pid=namespace_pid, stdin=inside)
         if configured.returncode != 0:
             raise NetworkError(f"cannot configure the node's eth0 ({private_ip}): {configured.stderr.strip()}")
+        return host_end
 
-    def detach(self, private_ip: str) -> None:
-        """Remove the node's link if its namespace has not taken it away already."""
-        _ip("link", "del", self.veth_name(private_ip))
+    def detach(self, host_end: str) -> None:
+        """Remove a node's link if its namespace has not taken it away already."""
+        _ip("link", "del", host_end)
 
     def close(self) -> None:
         result = _ip("link", "del", self.bridge)

@@ -70,6 +70,7 @@ class NodeProcess:
         self.running: dict[str, tuple[ExitCallback, Path]] = {}
         self.lock = threading.Lock()
         self.reader: threading.Thread | None = None
+        self.link: str | None = None  # the host end of its veth pair, when it has a network
 
     def send(self, command: dict) -> bool:
         line = (json.dumps(command) + "\n").encode()
