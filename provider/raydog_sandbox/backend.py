@@ -20,6 +20,7 @@ from yellowdog_client.model import ComputeRequirementStatus
 
 from .compute.models import ComputeModel
 from .nodes.network import AddressPlan
+from .strictness import Strictness
 from .compute.templates import TemplateCatalogue
 from .pools.models import PoolsModel
 from .records import ComputeRequirementRec, InstanceRec, NodeRec, PoolRec, TaskRec, WorkRequirementRec
@@ -39,8 +40,9 @@ class SandboxBackend:
         max_nodes: int | None = None,
         simulate_exits: bool = True,
         address_plan: AddressPlan | None = None,
+        strictness: Strictness | None = None,
     ) -> None:
-        self.core = ModelCore()
+        self.core = ModelCore(strictness)
         self.compute = ComputeModel(self.core, catalogue, provision_delay, max_nodes, address_plan)
         self.pools = PoolsModel(self.core, self.compute)
         self.work = WorkModel(self.core, self.pools)

@@ -13,6 +13,7 @@ import sys
 import threading
 
 from .server import MODES, SandboxStartError, build_sandbox, serve_in_background
+from .strictness import Strictness
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run each pool's userdata when its nodes boot (exec mode)")
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help="where exec-mode nodes keep their files (default: a new temporary directory)")
+    parser.add_argument("--strict", action="store_true",
+                        help="take the stricter reading wherever YellowDog's rule is unknown (docs/sandbox.md)")
+    parser.add_argument("--node-shutdown-delay", type=float, default=None, metavar="SECONDS",
+                        help="a node shutdown ends the node this much later and leaves the pool's target alone "
+                             "(strict default 2)")
+    parser.add_argument("--terminate-delay", type=float, default=None, metavar="SECONDS",
+                        help="instances stay TERMINATING this long (strict default 1)")
+    parser.add_argument("--rate-limit", default=None, metavar="N/s",
+                        help="per-key request rate limit: 429 with Retry-After beyond it")
     parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
                         help="log level on stderr (default warning)")
 
@@ -52,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         api, scheduler, server, sock = build_sandbox(
             args.host, args.port, args.mode, args.provision_delay, args.task_start_delay, args.api_key,
-            args.faults, args.max_nodes, None, args.template, args.userdata, args.data_dir)
+            args.faults, args.max_nodes, None, args.template, args.userdata, args.data_dir,
+            Strictness.of(args.strict, args.node_shutdown_delay, args.terminate_delay), args.rate_limit)
     except SandboxStartError as error:
         print(f"raydog sandbox: {error}", file=sys.stderr)
         return 2
@@ -67,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         print(running.url, flush=True)
         keys = ", ".join(f"{key_id}:{secret}" for key_id, secret in running.api_keys.items())
-        print(f"raydog sandbox ({args.mode}) accepts API keys: {keys}; faults: {api.faults.spec.describe()}",
+        print(f"raydog sandbox ({args.mode}{', strict' if args.strict else ''}) accepts API keys: {keys}; faults: {api.faults.spec.describe()}",
               file=sys.stderr, flush=True)
         while not stop.wait(0.5):
             pass

@@ -25,8 +25,10 @@ from .backend import SandboxBackend
 from .compute.templates import TemplateCatalogue, parse_template
 from .faults import FaultInjector, FaultSpec, FaultSpecError, parse_faults
 from .nodes.runtime import NodeRuntime, SimulatedRuntime
+from .ratelimit import RateLimiter, parse_rate, rate_limited
 from .routes import SandboxApi
 from .scheduler import Scheduler
+from .strictness import Strictness
 
 log = logging.getLogger("raydog_sandbox")
 
@@ -152,6 +154,8 @@ def build_sandbox(
     templates: Iterable[str] = (),
     userdata: bool = False,
     data_dir: str | None = None,
+    strictness: Strictness | None = None,
+    rate_limit: str | float | None = None,
 ) -> tuple[SandboxApi, Scheduler, uvicorn.Server, socket.socket]:
     """Everything but the serving thread; raises SandboxStartError on a bad option."""
     if provision_delay < 0 or task_start_delay < 0:
@@ -161,13 +165,14 @@ def build_sandbox(
     try:
         spec = faults if isinstance(faults, FaultSpec) else parse_faults(faults)
         catalogue = TemplateCatalogue([parse_template(t) for t in templates])
+        rate = parse_rate(rate_limit)
     except (FaultSpecError, ValueError) as error:
         raise SandboxStartError(str(error)) from None
     keys = parse_api_keys(api_keys)
     runtime = runtime if runtime is not None else make_runtime(mode, data_dir, userdata)
     backend = SandboxBackend(catalogue=catalogue, provision_delay=provision_delay, task_start_delay=task_start_delay,
                              max_nodes=max_nodes, simulate_exits=isinstance(runtime, SimulatedRuntime),
-                             address_plan=getattr(runtime, "address_plan", None))
+                             address_plan=getattr(runtime, "address_plan", None), strictness=strictness)
     scheduler = Scheduler(backend, runtime)
     api = SandboxApi(backend, runtime, keys, FaultInjector(spec))
     try:
@@ -176,7 +181,8 @@ def build_sandbox(
         scheduler.close()
         runtime.close()
         raise SandboxStartError(f"cannot listen on {host}:{port}: {error}") from None
-    config = uvicorn.Config(api.app, log_level="warning", access_log=False, lifespan="off",
+    app = api.app if rate is None else rate_limited(api.app, RateLimiter(rate))
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_keep_alive=75, backlog=2048)
     return api, scheduler, _Server(config), sock
 
@@ -194,14 +200,22 @@ def start_sandbox(
     templates: Iterable[str] = (),
     userdata: bool = False,
     data_dir: str | None = None,
+    strict: bool = False,
+    node_shutdown_delay: float | None = None,
+    terminate_delay: float | None = None,
+    rate_limit: str | float | None = None,
 ) -> RunningSandbox:
     """Start a sandbox serving in a background thread; returns once it accepts connections.
 
     ``runtime`` overrides the one ``mode`` would build; ``templates`` adds catalogue entries
-    (``NS/NAME[=TYPE:VCPUS:RAM]``); ``userdata`` and ``data_dir`` are for exec mode.
+    (``NS/NAME[=TYPE:VCPUS:RAM]``); ``userdata`` and ``data_dir`` are for exec mode; ``strict``,
+    the delays and ``rate_limit`` are `--strict`, `--node-shutdown-delay`, `--terminate-delay`
+    and `--rate-limit`.
     """
+    strictness = Strictness.of(strict, node_shutdown_delay, terminate_delay)
     return serve_in_background(*build_sandbox(host, port, mode, provision_delay, task_start_delay, api_keys,
-                                              faults, max_nodes, runtime, templates, userdata, data_dir))
+                                              faults, max_nodes, runtime, templates, userdata, data_dir,
+                                              strictness, rate_limit))
 
 
 def serve_in_background(api: SandboxApi, scheduler: Scheduler, server: uvicorn.Server,

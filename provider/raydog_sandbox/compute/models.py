@@ -100,7 +100,9 @@ class ComputeModel:
         return template, target
 
     def check_name_free(self, namespace: str, name: str) -> None:
-        if any(c.status is not ComputeRequirementStatus.TERMINATED for c in self.crs_by_name.get((namespace, name), ())):
+        reserved = self.core.strictness.reserve_finished_names
+        if any(reserved or c.status is not ComputeRequirementStatus.TERMINATED
+               for c in self.crs_by_name.get((namespace, name), ())):
             raise InvalidRequest(f"compute requirement '{namespace}/{name}' already exists in namespace '{namespace}'")
 
     def check_quota(self, extra: int) -> None:
@@ -177,7 +179,24 @@ class ComputeModel:
         if instance.node is not None:
             self._pools().end_node(instance.node, node_status)
         else:
+            self.set_instance_status(instance, InstanceStatus.TERMINATING)
+            self.instance_gone(instance)
+
+    def instance_gone(self, instance: InstanceRec) -> None:
+        """Nothing runs on the instance any more: TERMINATED, after the terminate delay (strict mode)."""
+        delay = self.core.strictness.terminate_delay
+        if delay > 0:
+            self.core.sched().later(delay, self.instance_terminated_due, instance.id)
+        else:
+            self.instance_terminated_due(instance.id)
+
+    def instance_terminated_due(self, instance_id: str) -> None:
+        with self.lock:
+            instance = self.instances.get(instance_id)
+            if instance is None or instance.status is InstanceStatus.TERMINATED:
+                return
             self.set_instance_status(instance, InstanceStatus.TERMINATED)
+            self.update_requirement(self.compute_requirements[instance.cr_id])
 
     # ── requirement status ──
 
@@ -220,6 +239,8 @@ class ComputeModel:
                                        view: Callable[[ComputeRequirementRec], T] = as_is) -> T:
         with self.lock:
             cr = self._requirement(cr_id)
+            if cr.status is ComputeRequirementStatus.TERMINATED and self.core.strictness.refuse_finished:
+                raise InvalidRequest(f"compute requirement {cr.id} is TERMINATED and cannot be terminated again")
             if status_name != ComputeRequirementStatus.TERMINATED.value:
                 if status_name not in ComputeRequirementStatus.__members__:
                     raise InvalidRequest(f"unknown compute requirement status {status_name!r}")

@@ -36,7 +36,7 @@ from ..pools.models import PoolsModel
 from ..records import WAITING, GroupRec, TaskRec, WorkRequirementRec
 from ..search import in_order, in_range, namespaces_of
 from ..service import ModelCore, as_is, check_name, utcnow
-from .validation import check_group_list, check_new_tasks
+from .validation import TASK_GROUPS_MAX, check_group_list, check_new_tasks
 
 T = TypeVar("T")
 # How much of taskoutput.txt a failed task's error carries. A convenience of the sandbox:
@@ -76,10 +76,10 @@ class WorkModel:
             check_name("namespace", body.namespace)
             check_name("name", body.name)
             check_name("tag", body.tag, required=False)
-            # Unique among live work requirements (like pools): a finished cluster's name can be
-            # used again, so destroy-then-apply works. GET by name returns the newest.
+            # Unique among live work requirements (like pools), or in strict mode among all of
+            # the namespace's: a finished one keeps its name. GET by name returns the newest.
             previous = self.wr_by_name.get((body.namespace, body.name))
-            if previous is not None and not previous.status.finished:
+            if previous is not None and (self.core.strictness.reserve_finished_names or not previous.status.finished):
                 raise InvalidRequest(
                     f"work requirement '{body.namespace}/{body.name}' already exists in namespace '{body.namespace}'")
             groups = body.taskGroups or []
@@ -117,6 +117,11 @@ class WorkModel:
                 raise InvalidWorkRequirementStatus(
                     f"InvalidWorkRequirementStatusException: work requirement {wr.id} is {wr.status.name}; "
                     "task groups can only be added while it is RUNNING or HELD")
+            added = sum(1 for g in groups if g.id is None)
+            if self.core.strictness.count_removed_groups and wr.next_group_n - 1 + added > TASK_GROUPS_MAX:
+                raise InvalidRequest(
+                    f"a work requirement holds at most {TASK_GROUPS_MAX} task groups: {wr.id} has had "
+                    f"{wr.next_group_n - 1} (removed ones count) and {added} more were asked for")
             kept_ids = {g.id for g in groups if g.id is not None}
             for group in list(wr.groups):
                 if group.id not in kept_ids:
@@ -309,6 +314,9 @@ class WorkModel:
         """A waiting task is CANCELLED; with abort a running one is ABORTED; without, it runs on."""
         with self.lock:
             task = self._task(task_id)
+            if task.status.finished and self.core.strictness.refuse_finished:
+                raise InvalidWorkRequirementStatus(
+                    f"InvalidTaskStatusException: task {task.id} is {task.status.name} and cannot be cancelled")
             if task.status in WAITING:
                 self._finish_task(task, TaskStatus.CANCELLED)
             elif abort and task.status.in_progress:
