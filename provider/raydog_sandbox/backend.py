@@ -47,6 +47,7 @@ class SandboxBackend:
         self.pools = PoolsModel(self.core, self.compute)
         self.work = WorkModel(self.core, self.pools)
         self.allocation = TaskAllocation(self.work, self.pools, task_start_delay, simulate_exits)
+        self.work.upload_delay = task_start_delay
 
     def attach(self, scheduler: Scheduling) -> None:
         """The scheduler the models ask for timers and runtime calls."""

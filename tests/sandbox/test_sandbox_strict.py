@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 import requests
@@ -13,11 +14,16 @@ from yellowdog_client.model import (
     InstanceStatus,
     NodeSearch,
     NodeStatus,
+    Task,
+    TaskData,
+    TaskDataInput,
+    TaskDataOutput,
     TaskStatus,
     WorkerPoolStatus,
     WorkRequirement,
     WorkRequirementStatus,
 )
+from raydog_sandbox.nodes.runtime import SimulatedRuntime
 from yellowdog_client.model.exceptions import InvalidRequestException
 
 strict = pytest.mark.sandbox(strict=True, node_shutdown_delay=0.5, terminate_delay=0.3)
@@ -141,3 +147,43 @@ def test_rate_limit_answers_429_with_retry_after_per_key(sandbox):
     for _ in range(4):  # the SDK waits Retry-After and retries: every call succeeds, later
         assert client.worker_pool_client.get_worker_pool_by_id(pool.id).id == pool.id
     assert time.monotonic() - started >= 0.5
+
+
+@pytest.mark.sandbox(task_start_delay=0.2)
+def test_a_task_with_inputs_and_outputs_downloads_then_uploads(sandbox):
+    client = make_client(sandbox)
+    provision(client, "data", 1)
+    wr = client.work_client.add_work_requirement(WorkRequirement(namespace=NAMESPACE, name="wr",
+                                                                 taskGroups=[task_group("data")]))
+    task = Task(name="t", taskType="bash", taskData="true", environment={"SANDBOX_EXIT_CODE": "0", "SANDBOX_EXIT_AFTER": "0.2"},
+                data=TaskData(inputs=[TaskDataInput(source="ns::in.txt", destination="in.txt")],
+                              outputs=[TaskDataOutput(source="out.txt", destination="ns::out.txt")]))
+    [task] = client.work_client.add_tasks_to_task_group_by_id(wr.taskGroups[0].id, [task])
+    seen = []
+
+    def finished():
+        status = task_status(client, task.id)
+        if not seen or seen[-1] is not status:
+            seen.append(status)
+        return status.finished
+
+    wait_until(finished, "the task completes")
+    phases = (TaskStatus.DOWNLOADING, TaskStatus.EXECUTING, TaskStatus.UPLOADING)
+    assert [status for status in seen if status in phases] == list(phases), seen
+    assert seen[-1] is TaskStatus.COMPLETED
+
+
+class SlowBootRuntime(SimulatedRuntime):
+    def start_node(self, node):
+        time.sleep(1.0)
+
+
+def test_a_node_that_does_not_register_within_node_boot_timeout_is_terminated(sandbox_factory):
+    sandbox = sandbox_factory(runtime=SlowBootRuntime())
+    client = make_client(sandbox)
+    pool = provision(client, "slow", 1, nodeBootTimeout=timedelta(milliseconds=300))
+    wait_until(lambda: client.worker_pool_client.find_nodes(NodeSearch(workerPoolId=pool.id)), "the node appears")
+    node = wait_until(lambda: [n for n in client.worker_pool_client.find_nodes(NodeSearch(workerPoolId=pool.id))
+                               if n.status is NodeStatus.TERMINATED], "the node is terminated")[0]
+    time.sleep(1.0)
+    assert client.worker_pool_client.get_node_by_id(node.id).status is NodeStatus.TERMINATED, "it never registers"

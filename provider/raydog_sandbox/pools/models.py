@@ -119,6 +119,9 @@ class PoolsModel:
         instance.node = node
         pool.nodes.append(node)
         self.nodes[node.id] = node
+        boot_timeout = pool.properties.nodeBootTimeout if pool.properties is not None else None
+        if boot_timeout is not None:
+            self.core.sched().later(boot_timeout.total_seconds(), self.node_boot_timeout_due, node.id)
         return NodeSpec(node_id=node.id, instance_id=instance.id, hostname=instance.hostname,
                         private_ip=instance.private_ip, public_ip=instance.public_ip, pool_name=pool.name,
                         userdata=cr.usage.userData)
@@ -183,6 +186,15 @@ class PoolsModel:
             self._refresh_pool(pool)
             self._start_node_idle_timer(node)
             self.core.sched().allocate_soon()
+
+    def node_boot_timeout_due(self, node_id: str) -> None:
+        """Timer: nodeBootTimeout has passed; a node that has not registered yet is terminated."""
+        with self.lock:
+            node = self.nodes.get(node_id)
+            if node is not None and node.status is None and node.instance.status.alive:
+                log.warning("node %s did not register within the pool's nodeBootTimeout; terminated", node_id)
+                self.end_node(node, NodeStatus.TERMINATED)
+                self.compute.update_requirement(self.compute.compute_requirements[node.instance.cr_id])
 
     def node_boot_failed(self, node_id: str, message: str) -> None:
         with self.lock:

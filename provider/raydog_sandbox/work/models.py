@@ -62,6 +62,7 @@ class WorkModel:
         self.lock = core.lock
         self.pools = pools
         pools.work = self
+        self.upload_delay = 0.0  # how long a task with outputs stays UPLOADING after its process ends
         self.work_requirements: dict[str, WorkRequirementRec] = {}
         self.wr_by_name: dict[tuple[str, str], WorkRequirementRec] = {}
         self.groups: dict[str, GroupRec] = {}
@@ -431,7 +432,18 @@ class WorkModel:
                 return
             task.exit_code = exit_code
             task.output_tail = output_tail
+            if task.ending is None and task.data is not None and task.data.outputs:
+                self.set_task_status(task, TaskStatus.UPLOADING)
+                self.core.sched().later(self.upload_delay, self.task_uploaded_due, task.id, attempt)
+                return
             self._end_task(task, exit_code)
+
+    def task_uploaded_due(self, task_id: str, attempt: int) -> None:
+        """Timer: the outputs of a task whose process ended are uploaded; it finishes."""
+        with self.lock:
+            task = self.tasks.get(task_id)
+            if task is not None and task.attempt == attempt and task.status is TaskStatus.UPLOADING:
+                self._end_task(task, task.exit_code)
 
     def task_start_failed(self, task_id: str, attempt: int, message: str) -> None:
         """Runtime callback: the task's process could not be started."""
