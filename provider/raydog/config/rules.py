@@ -17,12 +17,18 @@ PROVIDER_SET_VARIABLES = frozenset({"RAY_HEAD_IP", "RAY_HEAD_NODE_PRIVATE_IP", "
 MAX_NODES_PER_POOL = 10000
 
 
-def name(what: str):
-    """A check of YellowDog's naming rule for a ``what`` (\"cluster name\", \"namespace\")."""
+def name(what: str, generations: bool = False):
+    """A check of YellowDog's naming rule for a ``what`` (\"cluster name\", \"namespace\").
+
+    ``generations``: the name is one the provider makes generations of (``<name>--2``), so
+    it must not contain the generation separator itself."""
     def check(value: str) -> None:
         problem = names.name_problem(value)
         if problem:
             raise ValueError(f'{what} "{value}" {problem}')
+        if generations and names.GENERATION_SEPARATOR in value:
+            raise ValueError(f'{what} "{value}" must not contain "{names.GENERATION_SEPARATOR}": the provider '
+                             "marks the later generations of a name with it (<name>--2)")
     return check
 
 
@@ -99,7 +105,7 @@ def head_private_ip(value: str) -> None:
 
 
 def worker_pool_name(value: str) -> None:
-    name("worker pool name")(value)
+    name("worker pool name", generations=True)(value)
     if value in names.RESERVED_POOL_NAMES:
         raise ValueError(f'"{value}" is reserved for the cluster\'s own {value} pool; choose another name')
     longest = names.MAX_NAME_LENGTH - 9

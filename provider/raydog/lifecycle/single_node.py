@@ -12,7 +12,7 @@ from raydog import names
 from raydog.config.models import SingleNodeConfig, Timeouts
 from raydog.lifecycle.diagnostics import report
 from raydog.lifecycle.importing import import_node_pool
-from raydog.lifecycle.node_pool import NodePlan, live_pool
+from raydog.lifecycle.node_pool import NodePlan, live_pool, plan_task_group_budget
 from raydog.lifecycle.resource import RaydogResource
 from raydog.yellowdog import PlatformError, TaskInfo
 
@@ -44,6 +44,7 @@ class SingleNodeResource(RaydogResource):
             from raydog import node_scripts
 
             planned[self.script_attribute] = node_scripts.render_builtin(self.script_template, {})
+        plan_task_group_budget(self.client, ctx.diagnostics, planned)
         return planned
 
     def create(self, ctx, planned: dict) -> Optional[dict]:

@@ -7,6 +7,7 @@ resizes the pool. Removing the resource leaves the head and the other pools runn
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Optional
 
 from tf import types
@@ -28,7 +29,7 @@ from raydog.config.models import Timeouts, WorkerPoolConfig
 from raydog.config.node_fields import NODE_FIELDS, TIMEOUTS
 from raydog.lifecycle.diagnostics import report
 from raydog.lifecycle.importing import read_imported_pool
-from raydog.lifecycle.node_pool import NodePlan, live_pool
+from raydog.lifecycle.node_pool import NodePlan, live_pool, plan_task_group_budget
 from raydog.lifecycle.resource import RaydogResource
 from raydog.yellowdog import (
     PlatformError,
@@ -83,6 +84,7 @@ class WorkerPoolResource(RaydogResource):
             from raydog import node_scripts
 
             planned["task_script"] = node_scripts.render_builtin("worker", {})
+        plan_task_group_budget(self.client, ctx.diagnostics, planned)
         return planned
 
     def plan(self, ctx: PlanContext, current: Optional[State], planned: State) -> State:
@@ -128,7 +130,7 @@ class WorkerPoolResource(RaydogResource):
                     self.client.wait_until_executing([t.id for t in added], config.timeouts.update.total_seconds(),
                                                      stop_event=self.provider.stopping)
             elif config.node_count < len(live):
-                live = self.shrink(current["id"], live, config.node_count)
+                live = self.shrink(current["id"], live, config.node_count, config.timeouts.update.total_seconds())
         except (PlatformError, StoppedError, TaskFailedError, WaitTimeoutError) as exc:
             report(ctx.diagnostics, f"Cannot change worker pool {current['id']} to {config.node_count} nodes", exc,
                    ["node_count"])
@@ -154,15 +156,24 @@ class WorkerPoolResource(RaydogResource):
         ]
         return self.client.add_tasks(current["task_group_id"], new)
 
-    def shrink(self, pool_id: str, live: list[TaskInfo], target: int) -> list[TaskInfo]:
-        """Abort the newest tasks, shut their nodes down, and resize the pool to what is left."""
+    def shrink(self, pool_id: str, live: list[TaskInfo], target: int, timeout: float) -> list[TaskInfo]:
+        """Abort the newest tasks and wait until they have ended (their EXIT trap stops Ray), shut
+        their nodes down and wait until those are gone, then set the pool's target to what is left.
+
+        Right whichever way the platform treats a node shutdown: at once and lowering the
+        target, or later and leaving it. The resize comes when only the kept nodes are left,
+        so a platform that picks which nodes a resize removes never picks a kept one."""
         ordered = sorted(live, key=lambda t: names.worker_task_index(t.name) or 0)
         keep, drop = ordered[:target], ordered[target:]
+        deadline = time.monotonic() + timeout
         for task in drop:
             self.client.cancel_task(task.id, abort=True)
-        for task in drop:
-            if task.node_id:
-                self.client.shutdown_node(task.node_id)
+        stopping = self.provider.stopping
+        self.client.wait_until_ended([t.id for t in drop], max(deadline - time.monotonic(), 1.0), stopping)
+        dropped_nodes = [t.node_id for t in drop if t.node_id]
+        for node_id in dropped_nodes:
+            self.client.shutdown_node(node_id)
+        self.client.wait_until_nodes_gone(dropped_nodes, max(deadline - time.monotonic(), 1.0), stopping)
         self.client.resize_pool(pool_id, target)
         return keep
 
