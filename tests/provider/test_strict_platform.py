@@ -170,3 +170,15 @@ def test_generation_names_map_back_and_configured_names_cannot_look_like_one():
     assert names.internal_pool_name("st", "st-alpha--7", "worker-0123abcd") == "alpha"
     with pytest.raises(ValueError, match='must not contain "--"'):
         rules.worker_pool_name("gpu--2")
+
+
+@pytest.mark.sandbox(strict=False)
+def test_on_a_lenient_platform_destroy_then_apply_keeps_the_configured_names(terraform, sandbox):
+    terraform.write(config({"alpha": 1}))
+    terraform.init()
+    terraform.apply()
+    terraform.destroy()
+    terraform.apply()
+    assert live_names(sandbox) == {"st", "st-head", "st-alpha"}, "the first generation is free again"
+    terraform.destroy()
+    assert view(sandbox).nothing_live()

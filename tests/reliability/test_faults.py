@@ -30,6 +30,7 @@ from reliability_helpers import (
     record,
     scale,
 )
+from raydog.names import base_name
 
 SEEDS = list(range(1, scale("RAYDOG_RELIABILITY_SEEDS", 1) + 1))
 WORKER_POOLS = 10
@@ -58,8 +59,8 @@ def test_cluster_with_ten_pools_converges_under_faults_without_duplicates_or_lea
     assert applies[-1] == 0, f"seed {seed}: no convergence in {MAX_APPLIES} applies: {applies}"
 
     platform = view(sandbox)
-    assert [w["name"] for w in platform.live_work_requirements()] == ["flt"]
-    live = sorted(p["name"] for p in platform.state["workerPools"] if p["status"] not in ("SHUTDOWN", "TERMINATED"))
+    assert [base_name(w["name"]) for w in platform.live_work_requirements()] == ["flt"]
+    live = sorted(base_name(p["name"]) for p in platform.state["workerPools"] if p["status"] not in ("SHUTDOWN", "TERMINATED"))
     assert live == sorted(["flt-head", *(f"flt-{name}" for name in pools)])
     assert not duplicates(sandbox), f"seed {seed}: duplicates {duplicates(sandbox)}"
     created = created_objects(sandbox)

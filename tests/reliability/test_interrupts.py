@@ -26,6 +26,7 @@ from reliability_helpers import (
     tainted,
     wait_for,
 )
+from raydog.names import base_name
 
 HEAD_CONFIG = """
 provider "raydog" {}
@@ -103,7 +104,7 @@ def test_ctrl_c_while_pools_wait_for_nodes_keeps_every_pool_in_state_and_the_nex
     sandbox.backend.provision_delay = 600.0
     terraform.write(cluster_config("intp", pools))
     proc = terraform.popen("apply", "-auto-approve", "-input=false", "-no-color")
-    in_flight = lambda: [p for p in live_pools(view(sandbox)) if p["name"] != "intp-head"]
+    in_flight = lambda: [p for p in live_pools(view(sandbox)) if base_name(p["name"]) != "intp-head"]
     wait_for(lambda: len(in_flight()) == len(pools), "every worker pool to be provisioned")
     time.sleep(1.0)  # the creates are now polling for their tasks
     assert all(not view(sandbox).live_nodes(p["id"]) for p in in_flight())
@@ -125,7 +126,7 @@ def test_ctrl_c_while_pools_wait_for_nodes_keeps_every_pool_in_state_and_the_nex
     sandbox.backend.provision_delay = 0.0
     terraform.apply()
     assert_state_owns_the_platform(terraform, sandbox)
-    assert sorted(p["name"] for p in live_pools(view(sandbox))) == sorted(
+    assert sorted(base_name(p["name"]) for p in live_pools(view(sandbox))) == sorted(
         ["intp-head", *(f"intp-{name}" for name in pools)])
     assert tainted(terraform) == []
     assert terraform.plan_exitcode().returncode == 0
