@@ -19,10 +19,10 @@ import os
 from pathlib import Path
 
 import pytest
-from raydog_sandbox.server import RunningSandbox, start_sandbox
 
 # Real Terraform against the installed provider (see tests/harness/).
 from harness.fixtures import provider_mirror, terraform, terraform_env, terraform_factory  # noqa: F401
+from raydog_sandbox.server import RunningSandbox, start_sandbox
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -19,12 +19,12 @@ from datetime import datetime
 from yellowdog_client.model import ComputeRequirementStatus
 
 from .compute.models import ComputeModel
-from .nodes.network import AddressPlan
-from .strictness import Strictness
 from .compute.templates import TemplateCatalogue
+from .nodes.network import AddressPlan
 from .pools.models import PoolsModel
 from .records import ComputeRequirementRec, InstanceRec, NodeRec, PoolRec, TaskRec, WorkRequirementRec
 from .service import ModelCore, Scheduling
+from .strictness import Strictness
 from .work.allocation import TaskAllocation
 from .work.models import WorkModel
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from yellowdog_client import PlatformClient
-from yellowdog_client.model import ApiKey, RetryProperties, RunSpecification, ServicesSchema, TaskGroup
-
 from harness.platform_view import view
 from harness.terraform import changes
+from yellowdog_client import PlatformClient
+from yellowdog_client.model import ApiKey, RetryProperties, RunSpecification, ServicesSchema, TaskGroup
 
 CLUSTER = "st"
 

@@ -17,6 +17,7 @@ import time
 
 import pytest
 from harness.platform_view import view
+from raydog.names import base_name
 from reliability_helpers import (
     assert_state_owns_the_platform,
     cluster_config,
@@ -25,7 +26,6 @@ from reliability_helpers import (
     record,
     scale,
 )
-from raydog.names import base_name
 
 CYCLES = scale("RAYDOG_CONCURRENCY_CYCLES", 2)
 POOLS = 30

@@ -16,8 +16,8 @@ from __future__ import annotations
 import pytest
 from harness.platform_view import view
 from harness.terraform import changes
-from reliability_helpers import assert_state_owns_the_platform, cluster_config, live_pools
 from raydog.names import base_name
+from reliability_helpers import assert_state_owns_the_platform, cluster_config, live_pools
 
 POOLS = {"a": 2, "b": 2, "c": 1}
 ALL_POOLS = {f"raydog_worker_pool.{name}" for name in POOLS}

@@ -18,6 +18,7 @@ import time
 
 import pytest
 from harness.platform_view import view
+from raydog.names import base_name
 from reliability_helpers import (
     ISSUE_FAULTS,
     FaultCounts,
@@ -30,7 +31,6 @@ from reliability_helpers import (
     record,
     scale,
 )
-from raydog.names import base_name
 
 SEEDS = list(range(1, scale("RAYDOG_RELIABILITY_SEEDS", 1) + 1))
 WORKER_POOLS = 10

@@ -14,6 +14,7 @@ import time
 
 import pytest
 from harness.platform_view import view
+from raydog.names import base_name
 from reliability_helpers import (
     assert_nothing_orphaned,
     assert_state_owns_the_platform,
@@ -26,7 +27,6 @@ from reliability_helpers import (
     tainted,
     wait_for,
 )
-from raydog.names import base_name
 
 HEAD_CONFIG = """
 provider "raydog" {}

@@ -17,6 +17,7 @@ from collections import Counter
 
 import pytest
 from harness.platform_view import view
+from raydog.names import base_name
 from reliability_helpers import (
     assert_state_owns_the_platform,
     cluster_config,
@@ -27,7 +28,6 @@ from reliability_helpers import (
     scale,
     wait_for,
 )
-from raydog.names import base_name
 
 KILL_SEEDS = list(range(1, scale("RAYDOG_KILL_SEEDS", 2) + 1))
 POOLS = scale("RAYDOG_KILL_POOLS", 6)

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 import requests
+from raydog_sandbox.nodes.runtime import SimulatedRuntime
 from sandbox_helpers import NAMESPACE, bash_task, make_client, provision, task_group, task_status, wait_until
 from yellowdog_client.model import (
     ComputeRequirementStatus,
@@ -23,7 +24,6 @@ from yellowdog_client.model import (
     WorkRequirement,
     WorkRequirementStatus,
 )
-from raydog_sandbox.nodes.runtime import SimulatedRuntime
 from yellowdog_client.model.exceptions import InvalidRequestException
 
 strict = pytest.mark.sandbox(strict=True, node_shutdown_delay=0.5, terminate_delay=0.3)
