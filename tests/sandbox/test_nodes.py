@@ -461,3 +461,18 @@ def test_ray_cluster_of_three_nodes_survives_losing_one_worker(tmp_path, marker)
     assert marked_processes(marker) == []
     assert processes_mentioning(str(tmp_path / "sandbox")) == []
     assert ended["head"].calls[0][0] == 137 and ended["worker-2"].calls[0][0] == 137
+
+
+def test_without_network_namespaces_nodes_share_the_host_network_and_say_so(monkeypatch, tmp_path, caplog):
+    from raydog_sandbox.nodes.network import LOOPBACK_PLAN
+
+    monkeypatch.setattr(nodes, "probe_network", lambda: "no iproute2 here")
+    with caplog.at_level("WARNING", logger="raydog_sandbox.nodes.exec_runtime"):
+        runtime = ExecRuntime(tmp_path / "sandbox")
+    try:
+        assert runtime.network is None and runtime.address_plan is LOOPBACK_PLAN
+        assert "nodes share the host's network (no iproute2 here)" in caplog.text
+    finally:
+        runtime.close()
+    with pytest.raises(ExecCapabilityError, match="no iproute2 here"):
+        ExecRuntime(tmp_path / "sandbox", network=True)
