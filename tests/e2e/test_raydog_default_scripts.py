@@ -5,7 +5,8 @@ plain `ray start` with Ray's fixed ports and nothing sandbox-specific. The obser
 node starts a Ray head of its own on port 6379 (as RayDog's does, to have Ray write its
 Grafana dashboards), which only works because every exec-mode node has its own network.
 Each Ray node must register its YellowDog private IP, a Ray job must run across the
-workers, and destroy must leave no Ray process.
+workers, and destroy must end every task gracefully (its EXIT trap runs `ray stop`) and
+leave no Ray process.
 """
 
 from __future__ import annotations
@@ -176,4 +177,6 @@ def test_raydog_default_scripts_form_a_cluster_on_private_ips_run_a_job_and_leav
         time.sleep(0.5)
     assert processes_of_tasks(task_ids) == [], "no Ray process of the cluster is left after destroy"
     ended = {t["id"]: t for wr in sandbox.state()["workRequirements"] for g in wr["taskGroups"] for t in g["tasks"]}
-    assert all(ended[task_id]["status"] != "EXECUTING" for task_id in task_ids)
+    for task_id in task_ids:
+        assert ended[task_id]["status"] == "ABORTED", ended[task_id]
+        assert "Ray stopped" in (sandbox.runtime.task_output(task_id) or ""), f"{task_id}: its EXIT trap ran"

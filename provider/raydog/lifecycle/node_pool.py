@@ -41,6 +41,9 @@ log = logging.getLogger("raydog.resources")
 # worker after this long is shut down too (RayDog's builder used 3 minutes).
 IDLE_NODE_SHUTDOWN = timedelta(minutes=5)
 IDLE_POOL_SHUTDOWN = timedelta(minutes=10)
+# How long a removal waits for the tasks it aborted to end (their EXIT trap stops Ray) before
+# the pool goes, which ends whatever is left of them at once.
+TASK_END_GRACE_SECONDS = 60.0
 # From this many task groups in a cluster, a plan that adds a pool warns (TASK_GROUPS_MAX is the cap).
 TASK_GROUPS_WARNING = 900
 # Kinds of object in the ownership journal.
@@ -296,11 +299,14 @@ class NodePool:
         )
 
     def remove(self, state: dict, timeouts: Timeouts, quiet: bool = False) -> bool:
-        """Abort the pool's running tasks, then shut the pool down and terminate its compute requirement."""
+        """Abort the pool's running tasks and give them time to end (their EXIT trap runs), then
+        shut the pool down and terminate its compute requirement."""
         try:
             if state.get("task_group_id"):
-                for task in self.client.list_tasks(state["task_group_id"]):
-                    self.client.cancel_task(task.id, abort=True)
+                aborted = [task.id for task in self.client.list_tasks(state["task_group_id"])]
+                for task_id in aborted:
+                    self.client.cancel_task(task_id, abort=True)
+                self._let_tasks_end(aborted, timeouts)
             if state.get("id"):
                 self.client.remove_pool(
                     state["id"],
@@ -315,6 +321,15 @@ class NodePool:
             else:
                 log.warning("cleanup of worker pool %s failed: %s", state.get("id"), exc)
             return False
+
+
+    def _let_tasks_end(self, task_ids: list[str], timeouts: Timeouts) -> None:
+        grace = min(TASK_END_GRACE_SECONDS, timeouts.delete.total_seconds())
+        try:
+            self.client.wait_until_ended(task_ids, grace, self.stopping)
+        except WaitTimeoutError:
+            log.warning("%d aborted task(s) did not end within %.0f s; removing their pool anyway", len(task_ids),
+                        grace)
 
 
 def release_pool(client: "YellowDogClient", wr_id: str, pool: PoolInfo, timeouts: Timeouts,
