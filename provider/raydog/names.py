@@ -10,6 +10,12 @@ objects are recognisable on the platform and in RayDog's tools:
 | worker pool (and compute requirement) | ``<cluster>-<pool>`` |
 | task group | ``<role>-<8 random hex>`` (new for every create, so a re-created pool never collides) |
 | task | ``head``, ``observability``, ``node-<n>`` |
+
+Where the platform keeps a finished object's name (a destroyed cluster's work requirement,
+a removed or replaced pool: YellowDog documents names as unique and does not say they are
+freed), a create takes the next *generation* of its name: ``<name>--2``, ``<name>--3``, ...
+(the base cut short if the whole would pass 60 characters). Names the provider gives can't
+contain ``--`` themselves, so ``base_name`` always recovers the configured name.
 """
 
 from __future__ import annotations
@@ -63,6 +69,31 @@ def longest_pool_suffix(cluster: str) -> int:
     return MAX_NAME_LENGTH - len(cluster) - 1
 
 
+GENERATION_SEPARATOR = "--"
+MAX_GENERATIONS = 1000  # a cluster holds at most 1000 task groups, so no pool is made more often
+
+
+def generations(name: str, limit: int = MAX_GENERATIONS):
+    """``name``, then ``name--2``, ``name--3`` ... : the names a create tries in turn."""
+    yield name
+    for n in range(2, limit + 1):
+        tail = f"{GENERATION_SEPARATOR}{n}"
+        yield name[:MAX_NAME_LENGTH - len(tail)].rstrip("-_") + tail
+
+
+def base_name(yellowdog_name: str) -> str:
+    """The configured name behind a generation's name (``lc-alpha--3`` -> ``lc-alpha``)."""
+    match = re.fullmatch(rf"(.+?){GENERATION_SEPARATOR}\d+", yellowdog_name or "")
+    return match.group(1) if match else yellowdog_name
+
+
+def is_generation_of(yellowdog_name: str, name: str) -> bool:
+    """True when ``yellowdog_name`` is ``name`` or one of its generations."""
+    if yellowdog_name == name:
+        return True
+    return base_name(yellowdog_name) != yellowdog_name and yellowdog_name in generations(name)
+
+
 def pool_name(cluster: str, suffix: str) -> str:
     """The YellowDog worker pool (and compute requirement) name of one of a cluster's pools."""
     return f"{cluster}-{suffix}"
@@ -76,6 +107,7 @@ def suffixed(suffix: str, name_suffix: str | None) -> str:
 def name_suffix_of(cluster: str, suffix: str, yellowdog_name: str | None) -> str | None:
     """The name_suffix of a head or observability pool named ``<cluster>-<suffix>-<name_suffix>``."""
     prefix = f"{cluster}-{suffix}-"
+    yellowdog_name = base_name(yellowdog_name) if yellowdog_name else yellowdog_name
     if yellowdog_name and yellowdog_name.startswith(prefix) and len(yellowdog_name) > len(prefix):
         return yellowdog_name[len(prefix):]
     return None
@@ -107,6 +139,9 @@ def internal_pool_name(cluster: str, yellowdog_name: str | None, task_group_name
     ``<cluster>-NN-wrkrs`` (not a valid name here: it starts with a digit); they import
     under their task group's name, ``worker-nodes-NN``, RayDog's own name for the pool.
     """
+    prefix = f"{cluster}-"
+    yellowdog_name = base_name(yellowdog_name) if yellowdog_name else yellowdog_name
+    cluster = base_name(cluster)
     prefix = f"{cluster}-"
     if yellowdog_name and yellowdog_name.startswith(prefix):
         suffix = yellowdog_name[len(prefix):]

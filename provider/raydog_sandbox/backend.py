@@ -20,9 +20,11 @@ from yellowdog_client.model import ComputeRequirementStatus
 
 from .compute.models import ComputeModel
 from .compute.templates import TemplateCatalogue
+from .nodes.network import AddressPlan
 from .pools.models import PoolsModel
 from .records import ComputeRequirementRec, InstanceRec, NodeRec, PoolRec, TaskRec, WorkRequirementRec
 from .service import ModelCore, Scheduling
+from .strictness import Strictness
 from .work.allocation import TaskAllocation
 from .work.models import WorkModel
 
@@ -37,12 +39,15 @@ class SandboxBackend:
         task_start_delay: float = 0.0,
         max_nodes: int | None = None,
         simulate_exits: bool = True,
+        address_plan: AddressPlan | None = None,
+        strictness: Strictness | None = None,
     ) -> None:
-        self.core = ModelCore()
-        self.compute = ComputeModel(self.core, catalogue, provision_delay, max_nodes)
+        self.core = ModelCore(strictness)
+        self.compute = ComputeModel(self.core, catalogue, provision_delay, max_nodes, address_plan)
         self.pools = PoolsModel(self.core, self.compute)
         self.work = WorkModel(self.core, self.pools)
         self.allocation = TaskAllocation(self.work, self.pools, task_start_delay, simulate_exits)
+        self.work.upload_delay = task_start_delay
 
     def attach(self, scheduler: Scheduling) -> None:
         """The scheduler the models ask for timers and runtime calls."""

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Mapping
 
 from .server import DEFAULT_API_KEY, MODES, SandboxStartError, build_sandbox, key_problem, serve_in_background
+from .strictness import Strictness
 
 ENV_KEY_ID = "RAYDOG_SANDBOX_API_KEY_ID"
 ENV_KEY_SECRET = "RAYDOG_SANDBOX_API_KEY_SECRET"
@@ -58,6 +59,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run each pool's userdata when its nodes boot (exec mode)")
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help="where exec-mode nodes keep their files (default: a new temporary directory)")
+    parser.add_argument("--strict", action="store_true",
+                        help="take the stricter reading wherever YellowDog's rule is unknown (docs/sandbox.md)")
+    parser.add_argument("--node-shutdown-delay", type=float, default=None, metavar="SECONDS",
+                        help="a node shutdown ends the node this much later and leaves the pool's target alone "
+                             "(strict default 2)")
+    parser.add_argument("--terminate-delay", type=float, default=None, metavar="SECONDS",
+                        help="instances stay TERMINATING this long (strict default 1)")
+    parser.add_argument("--rate-limit", default=None, metavar="N/s",
+                        help="per-key request rate limit: 429 with Retry-After beyond it")
     parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
                         help="log level on stderr (default warning)")
 
@@ -76,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         api, scheduler, server, sock = build_sandbox(
             args.host, args.port, args.mode, args.provision_delay, args.task_start_delay, keys,
             args.faults, args.max_nodes, None, args.template, args.userdata, args.data_dir,
-            args.allow_remote, args.allow_host)
+            args.allow_remote, args.allow_host,
+            Strictness.of(args.strict, args.node_shutdown_delay, args.terminate_delay), args.rate_limit)
     except SandboxStartError as error:
         print(f"raydog sandbox: {error}", file=sys.stderr)
         return 2
@@ -90,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         print(running.url, flush=True)
-        print(f"raydog sandbox ({args.mode}) accepts API keys: {describe_keys(running.api_keys)}; "
-              f"faults: {api.faults.spec.describe()}", file=sys.stderr, flush=True)
+        print(f"raydog sandbox ({args.mode}{', strict' if args.strict else ''}) accepts API keys: "
+              f"{describe_keys(running.api_keys)}; faults: {api.faults.spec.describe()}", file=sys.stderr, flush=True)
         while not stop.wait(0.5):
             pass
     finally:

@@ -146,6 +146,7 @@ class NodeRec:
     deregistered: datetime | None = None
     worker: WorkerRec | None = None
     idle_token: int = 0
+    shutting_down: bool = False  # strict mode: DELETE nodes/{id} asked; the node ends after a delay
 
     @property
     def live(self) -> bool:

@@ -29,8 +29,10 @@ from .backend import SandboxBackend
 from .compute.templates import TemplateCatalogue, parse_template
 from .faults import FaultInjector, FaultSpec, FaultSpecError, parse_faults
 from .nodes.runtime import NodeRuntime, SimulatedRuntime
+from .ratelimit import RateLimiter, parse_rate, rate_limited
 from .routes import WILDCARD_ADDRESSES, SandboxApi, ServedHosts
 from .scheduler import Scheduler
+from .strictness import Strictness
 
 log = logging.getLogger("raydog_sandbox")
 
@@ -197,6 +199,8 @@ def build_sandbox(
     data_dir: str | None = None,
     allow_remote: bool = False,
     allowed_hosts: Iterable[str] = (),
+    strictness: Strictness | None = None,
+    rate_limit: str | float | None = None,
 ) -> tuple[SandboxApi, Scheduler, uvicorn.Server, socket.socket]:
     """Everything but the serving thread; raises SandboxStartError on a bad option."""
     if provision_delay < 0 or task_start_delay < 0:
@@ -206,6 +210,7 @@ def build_sandbox(
     try:
         spec = faults if isinstance(faults, FaultSpec) else parse_faults(faults)
         catalogue = TemplateCatalogue([parse_template(t) for t in templates])
+        rate = parse_rate(rate_limit)
     except (FaultSpecError, ValueError) as error:
         raise SandboxStartError(str(error)) from None
     keys = parse_api_keys(api_keys)
@@ -232,10 +237,12 @@ def build_sandbox(
             raise SandboxStartError(str(error)) from None
         raise
     backend = SandboxBackend(catalogue=catalogue, provision_delay=provision_delay, task_start_delay=task_start_delay,
-                             max_nodes=max_nodes, simulate_exits=isinstance(runtime, SimulatedRuntime))
+                             max_nodes=max_nodes, simulate_exits=isinstance(runtime, SimulatedRuntime),
+                             address_plan=getattr(runtime, "address_plan", None), strictness=strictness)
     scheduler = Scheduler(backend, runtime)
     api = SandboxApi(backend, runtime, keys, hosts, FaultInjector(spec))
-    config = uvicorn.Config(api.app, log_level="warning", access_log=False, lifespan="off",
+    app = api.app if rate is None else rate_limited(api.app, RateLimiter(rate))
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_keep_alive=75, backlog=2048)
     return api, scheduler, _Server(config), sock
 
@@ -255,17 +262,24 @@ def start_sandbox(
     data_dir: str | None = None,
     allow_remote: bool = False,
     allowed_hosts: Iterable[str] = (),
+    strict: bool = False,
+    node_shutdown_delay: float | None = None,
+    terminate_delay: float | None = None,
+    rate_limit: str | float | None = None,
 ) -> RunningSandbox:
     """Start a sandbox serving in a background thread; returns once it accepts connections.
 
     ``runtime`` overrides the one ``mode`` would build; ``templates`` adds catalogue entries
     (``NS/NAME[=TYPE:VCPUS:RAM]``); ``userdata`` and ``data_dir`` are for exec mode. A
     ``host`` other than loopback needs ``allow_remote``; ``allowed_hosts`` adds Host header
-    values (``NAME`` or ``NAME:PORT``) to those of the address it serves.
+    values (``NAME`` or ``NAME:PORT``) to those of the address it serves. ``strict``, the
+    delays and ``rate_limit`` are `--strict`, `--node-shutdown-delay`, `--terminate-delay`
+    and `--rate-limit`.
     """
+    strictness = Strictness.of(strict, node_shutdown_delay, terminate_delay)
     return serve_in_background(*build_sandbox(host, port, mode, provision_delay, task_start_delay, api_keys,
                                               faults, max_nodes, runtime, templates, userdata, data_dir,
-                                              allow_remote, allowed_hosts))
+                                              allow_remote, allowed_hosts, strictness, rate_limit))
 
 
 def serve_in_background(api: SandboxApi, scheduler: Scheduler, server: uvicorn.Server,

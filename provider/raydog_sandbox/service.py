@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 
 from .errors import InvalidRequest
 from .nodes.runtime import NodeSpec, TaskRun
+from .strictness import Strictness
 
 T = TypeVar("T")
 NAME_PATTERN = re.compile(r"[a-z](?:[a-z0-9_-]{0,58}[a-z0-9])?")  # matched in full: no trailing newline
@@ -77,8 +78,9 @@ class Scheduling(Protocol):
 class ModelCore:
     """The lock, the id mint and the scheduler that every service model of one sandbox shares."""
 
-    def __init__(self) -> None:
+    def __init__(self, strictness: Strictness | None = None) -> None:
         self.lock = threading.RLock()
+        self.strictness = strictness or Strictness()
         self.scheduler: Scheduling | None = None
         self.id_hex = secrets.token_hex(3).upper()
         self._seq = itertools.count(1)

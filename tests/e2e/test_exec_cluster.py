@@ -1,8 +1,9 @@
 """A real Ray cluster from terraform apply: the sandbox in exec mode runs every node as an
 isolated local node executing the built-in scripts, and Ray forms across them.
 
-These tests need namespaces (root or user namespaces); CI runs as root. They share the
-head's fixed ports (6379, 8265, 10001), so they run one at a time (xdist group "exec").
+These tests need namespaces (root or user namespaces); CI runs as root. Every node has its
+own network namespace, so Ray's fixed ports never clash; the tests are heavy (real Ray on
+every node), so they run one at a time (xdist group "exec").
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from raydog.names import base_name
 from raydog.yellowdog.ownership import OWNER_GROUP
 
 FINISHED_POOL = {"SHUTDOWN", "TERMINATED"}
@@ -20,8 +21,9 @@ class PlatformView:
         return all(count == 0 for count in self.live.values())
 
     def live_pools(self) -> dict[str, dict]:
-        """Live worker pools by name."""
-        return {p["name"]: p for p in self.state["workerPools"] if p["status"] not in FINISHED_POOL}
+        """Live worker pools by the name the provider derives (``lc-alpha`` for its later
+        generations ``lc-alpha--2`` ... too, which a strict platform makes it use)."""
+        return {base_name(p["name"]): p for p in self.state["workerPools"] if p["status"] not in FINISHED_POOL}
 
     def pool(self, pool_id: str) -> dict:
         return next(p for p in self.state["workerPools"] if p["id"] == pool_id)

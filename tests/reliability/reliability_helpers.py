@@ -22,6 +22,7 @@ from functools import partial
 
 from harness import config
 from harness.platform_view import FINISHED_POOL, FINISHED_TASK, node_groups, view
+from raydog.names import base_name
 
 # The faults of issue 6, item 1 (the seed is added per run).
 ISSUE_FAULTS = "5xx=0.1,429=0.05,latency=0-300ms,drop=0.05"
@@ -202,7 +203,7 @@ def _repeated(names) -> list[str]:
 
 
 def live_pool_names(sandbox) -> list[str]:
-    return sorted(p["name"] for p in live_pools(view(sandbox)))
+    return sorted(base_name(p["name"]) for p in live_pools(view(sandbox)))
 
 
 def tainted(tf) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import pytest
 from harness.platform_view import view
 from harness.terraform import changes
+from raydog.names import base_name
 from reliability_helpers import assert_state_owns_the_platform, cluster_config, live_pools
 
 POOLS = {"a": 2, "b": 2, "c": 1}
@@ -33,7 +34,7 @@ def build(tf, name: str) -> dict:
 def repair_and_check(tf, sandbox, cluster: str) -> dict:
     tf.apply()
     assert_state_owns_the_platform(tf, sandbox)
-    assert sorted(p["name"] for p in live_pools(view(sandbox))) == sorted(
+    assert sorted(base_name(p["name"]) for p in live_pools(view(sandbox))) == sorted(
         [f"{cluster}-head", *(f"{cluster}-{name}" for name in POOLS)])
     resources = tf.resources()
     platform = view(sandbox)
@@ -113,7 +114,7 @@ def test_cancelled_work_requirement_recreates_the_cluster_and_everything_in_it(t
 
     after = repair_and_check(terraform, sandbox, "dw")
     assert after["raydog_cluster.c"]["id"] != before["raydog_cluster.c"]["id"]
-    assert [w["name"] for w in view(sandbox).live_work_requirements()] == ["dw"]
+    assert [base_name(w["name"]) for w in view(sandbox).live_work_requirements()] == ["dw"]
     destroy_and_check(terraform, sandbox)
 
 

@@ -18,6 +18,7 @@ import time
 
 import pytest
 from harness.platform_view import view
+from raydog.names import base_name
 from reliability_helpers import (
     ISSUE_FAULTS,
     FaultCounts,
@@ -58,8 +59,8 @@ def test_cluster_with_ten_pools_converges_under_faults_without_duplicates_or_lea
     assert applies[-1] == 0, f"seed {seed}: no convergence in {MAX_APPLIES} applies: {applies}"
 
     platform = view(sandbox)
-    assert [w["name"] for w in platform.live_work_requirements()] == ["flt"]
-    live = sorted(p["name"] for p in platform.state["workerPools"] if p["status"] not in ("SHUTDOWN", "TERMINATED"))
+    assert [base_name(w["name"]) for w in platform.live_work_requirements()] == ["flt"]
+    live = sorted(base_name(p["name"]) for p in platform.state["workerPools"] if p["status"] not in ("SHUTDOWN", "TERMINATED"))
     assert live == sorted(["flt-head", *(f"flt-{name}" for name in pools)])
     assert not duplicates(sandbox), f"seed {seed}: duplicates {duplicates(sandbox)}"
     created = created_objects(sandbox)

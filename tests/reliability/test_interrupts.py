@@ -15,6 +15,7 @@ import time
 import pytest
 from harness.platform_view import view
 from harness.waits import wait_until
+from raydog.names import base_name
 from reliability_helpers import (
     assert_nothing_orphaned,
     assert_state_owns_the_platform,
@@ -100,7 +101,7 @@ def test_ctrl_c_while_pools_wait_for_nodes_keeps_every_pool_in_state_and_the_nex
     proc = terraform.popen("apply", "-auto-approve", "-input=false", "-no-color")
 
     def in_flight() -> list[dict]:
-        return [p for p in live_pools(view(sandbox)) if p["name"] != "intp-head"]
+        return [p for p in live_pools(view(sandbox)) if base_name(p["name"]) != "intp-head"]
 
     wait_until(lambda: sorted(p["name"] for p in in_flight()), "every worker pool is provisioned",
                until=lambda names: len(names) == len(pools))
@@ -129,7 +130,7 @@ def test_ctrl_c_while_pools_wait_for_nodes_keeps_every_pool_in_state_and_the_nex
     sandbox.backend.provision_delay = 0.0
     terraform.apply()
     assert_state_owns_the_platform(terraform, sandbox)
-    assert sorted(p["name"] for p in live_pools(view(sandbox))) == sorted(
+    assert sorted(base_name(p["name"]) for p in live_pools(view(sandbox))) == sorted(
         ["intp-head", *(f"intp-{name}" for name in pools)])
     assert tainted(terraform) == []
     assert terraform.plan_exitcode().returncode == 0

@@ -18,6 +18,7 @@ from collections import Counter
 import pytest
 from harness.platform_view import view
 from harness.waits import wait_until
+from raydog.names import base_name
 from reliability_helpers import (
     assert_state_owns_the_platform,
     cluster_config,
@@ -74,15 +75,15 @@ def test_kill_9_at_a_random_moment_then_the_next_apply_converges_and_destroy_lea
     proc.communicate(timeout=60)
     # A provider whose Terraform was killed notices and exits by itself.
     wait_until(lambda: not provider_processes(tf), "the provider processes exit", timeout=15)
-    live_at_kill = [p["name"] for p in live_pools(view(sandbox))]
+    live_at_kill = [base_name(p["name"]) for p in live_pools(view(sandbox))]
     recorded = set(tf.resources())
 
     sandbox.set_faults("none")
     tf.apply("-parallelism=10")
     assert_state_owns_the_platform(tf, sandbox)
-    names = Counter(p["name"] for p in live_pools(view(sandbox)))
+    names = Counter(base_name(p["name"]) for p in live_pools(view(sandbox)))
     assert names == Counter(["kill-head", *(f"kill-{name}" for name in pools)]), names
-    live_wrs = [w["name"] for w in view(sandbox).live_work_requirements()]
+    live_wrs = [base_name(w["name"]) for w in view(sandbox).live_work_requirements()]
     assert live_wrs == ["kill"], live_wrs
     assert tf.plan_exitcode().returncode == 0
 

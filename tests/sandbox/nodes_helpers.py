@@ -55,16 +55,22 @@ class ExitRecorder:
         return self.calls[0]
 
 
-def node(name: str, ip: str, userdata: str | None = None) -> NodeSpec:
+def node(name: str, ip: str, userdata: str | None = None, public_ip: str | None = None) -> NodeSpec:
     return NodeSpec(
         node_id=f"ydid:node:000000:{name}",
         instance_id=f"i-{name}",
         hostname=name,
         private_ip=ip,
-        public_ip=ip,
+        public_ip=public_ip or ip,
         pool_name="pool",
         userdata=userdata,
     )
+
+
+def planned_node(runtime, name: str, index: int) -> NodeSpec:
+    """A node with the runtime's ``index``-th private and public address."""
+    private_ip, public_ip = runtime.address_plan.addresses(index)
+    return node(name, private_ip, public_ip=public_ip)
 
 
 def bash_task(

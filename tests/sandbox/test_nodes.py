@@ -18,9 +18,9 @@ from nodes_helpers import (
     TEST_MARKER,
     ExitRecorder,
     bash_task,
-    free_port,
     marked_processes,
     node,
+    planned_node,
     processes_mentioning,
     read,
     requires_exec,
@@ -47,7 +47,8 @@ def task_directory(runtime: ExecRuntime, task_id: str) -> Path:
 
 @pytest.fixture
 def runtime(tmp_path: Path, marker: str):
-    runtime = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker})
+    """Nodes on the host's network (the fallback): these tests are about processes and files."""
+    runtime = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker}, network=False)
     yield runtime
     runtime.close()
     assert marked_processes(marker) == []
@@ -297,7 +298,7 @@ def test_close_leaves_no_process_of_the_runtime(tmp_path, marker):
     runtime = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker})
     recorders = []
     for i in range(3):
-        spec = node(f"node-{i}", f"127.0.3.{10 + i}")
+        spec = planned_node(runtime, f"node-{i}", i)
         runtime.start_node(spec)
         recorders.append(ExitRecorder())
         runtime.run_task(
@@ -311,6 +312,8 @@ def test_close_leaves_no_process_of_the_runtime(tmp_path, marker):
     assert marked_processes(marker) == []
     assert processes_mentioning(str(tmp_path / "sandbox")) == []
     assert [r.calls for r in recorders] == [[(137, "")]] * 3
+    if runtime.network is not None:
+        assert subprocess.run(["ip", "link", "show", runtime.network.bridge], capture_output=True, check=False).returncode != 0
 
 
 def test_a_crashed_sandbox_leaves_no_process(tmp_path, marker):
@@ -320,7 +323,8 @@ def test_a_crashed_sandbox_leaves_no_process(tmp_path, marker):
         sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(TESTS)!r}]
         from nodes_helpers import bash_task, node
         from raydog_sandbox.nodes.exec_runtime import ExecRuntime
-        runtime = ExecRuntime({str(tmp_path / "sandbox")!r}, environment={{{TEST_MARKER!r}: {marker!r}}})
+        runtime = ExecRuntime({str(tmp_path / "sandbox")!r}, environment={{{TEST_MARKER!r}: {marker!r}}},
+                              network=False)
         spec = node("node-a", "127.0.3.7")
         runtime.start_node(spec)
         runtime.run_task(bash_task("task-a", spec, "trap '' TERM\\nsetsid sleep 1001 &\\nsleep 1000\\n"), print)
@@ -349,19 +353,19 @@ def test_userdata_runs_at_boot_only_when_enabled(tmp_path, marker):
     spec = node("node-a", "127.0.3.7", userdata=userdata)
     home = tmp_path / "sandbox" / "nodes" / nodes.safe_name(spec.node_id) / "home"
 
-    off = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker})
+    off = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker}, network=False)
     off.start_node(spec)
     off.close()
     assert not (home / "userdata-ran").exists()
 
-    on = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker}, run_userdata=True)
+    on = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker}, run_userdata=True, network=False)
     on.start_node(spec)
     on.close()
     assert read(home / "userdata-ran") == "booted-on-node-a\n"
 
 
 def test_failing_userdata_fails_the_boot_clearly(tmp_path, marker):
-    runtime = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker}, run_userdata=True)
+    runtime = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker}, run_userdata=True, network=False)
     spec = node("node-a", "127.0.3.7", userdata="echo 'pip: no network' >&2\nexit 4\n")
     with pytest.raises(NodeBootError, match=r"userdata failed with exit code 4: 'pip: no network'"):
         runtime.start_node(spec)
@@ -371,23 +375,18 @@ def test_failing_userdata_fails_the_boot_clearly(tmp_path, marker):
 
 # -- Ray -----------------------------------------------------------------------------------
 
-# The built-in node scripts, with the flag pattern exec-mode nodes need, and the head's
-# ports made free ones so that this test never collides with another Ray on the machine.
+# Plain node scripts as on YellowDog, with Ray's fixed ports: every node has its own
+# network namespace, so Ray finds the node's private IP and no port clashes.
 RAY = "/opt/yellowdog/agent/venv/bin/ray"
-NODE_FLAGS = (
-    "${RAY_NODE_IP_ADDRESS:+--node-ip-address=$RAY_NODE_IP_ADDRESS} "
-    "${RAY_DASHBOARD_AGENT_LISTEN_PORT:+--dashboard-agent-listen-port=$RAY_DASHBOARD_AGENT_LISTEN_PORT}"
-)
 HEAD_SCRIPT = f"""#!/bin/bash
 set -euo pipefail
 trap '{RAY} stop' EXIT
-{RAY} start --head --port=$HEAD_PORT --ray-client-server-port=$CLIENT_PORT --dashboard-port=$DASHBOARD_PORT \\
-  --num-cpus=0 --memory=0 --dashboard-host=0.0.0.0 {NODE_FLAGS} --block
+{RAY} start --head --port=6379 --num-cpus=0 --memory=0 --dashboard-host=0.0.0.0 --block
 """
 WORKER_SCRIPT = f"""#!/bin/bash
 set -euo pipefail
 trap '{RAY} stop' EXIT
-{RAY} start --address=$RAY_HEAD_IP:$HEAD_PORT --num-cpus=1 {NODE_FLAGS} --block
+{RAY} start --address=$RAY_HEAD_IP:6379 --num-cpus=1 --block
 """
 
 # Runs on the host, outside every node, as a Ray client.
@@ -429,13 +428,10 @@ def run_driver(client_address: str, expected_nodes: int) -> dict:
 
 
 def test_ray_cluster_of_three_nodes_survives_losing_one_worker(tmp_path, marker):
-    runtime = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker})
-    head, w1, w2 = node("head", "127.0.77.1"), node("worker-1", "127.0.77.2"), node("worker-2", "127.0.77.3")
-    ports = {
-        "HEAD_PORT": str(free_port()),
-        "CLIENT_PORT": str(free_port()),
-        "DASHBOARD_PORT": str(free_port()),
-    }
+    runtime = ExecRuntime(tmp_path / "sandbox", environment={TEST_MARKER: marker}, network=True)
+    head, w1, w2 = (planned_node(runtime, name, i) for i, name in enumerate(("head", "worker-1", "worker-2")))
+    ips = [head.private_ip, w1.private_ip, w2.private_ip]
+    ports = {"CLIENT_PORT": "10001"}
     ended = {name: ExitRecorder() for name in ("head", "worker-1", "worker-2")}
     try:
         for spec in (head, w1, w2):
@@ -448,10 +444,7 @@ def test_ray_cluster_of_three_nodes_survives_losing_one_worker(tmp_path, marker)
             )
 
         cluster = run_driver(f"ray://{head.private_ip}:{ports['CLIENT_PORT']}", 3)
-        assert cluster == {
-            "alive": ["127.0.77.1", "127.0.77.2", "127.0.77.3"],
-            "ran_on": ["127.0.77.2", "127.0.77.3"],
-        }
+        assert cluster == {"alive": sorted(ips), "ran_on": sorted(ips[1:])}, "each node registers its own IP"
         for spec in (head, w1, w2):
             logs = runtime.data_dir / "nodes" / nodes.safe_name(spec.node_id) / "tmp" / "ray"
             agent_log = "".join(read(p) for p in logs.glob("session_*/logs/dashboard_agent.log"))
@@ -463,7 +456,7 @@ def test_ray_cluster_of_three_nodes_survives_losing_one_worker(tmp_path, marker)
         assert "Stopped all" in runtime.task_output("task-worker-1")  # its EXIT trap ran ray stop
 
         cluster = run_driver(f"ray://{head.private_ip}:{ports['CLIENT_PORT']}", 2)
-        assert cluster == {"alive": ["127.0.77.1", "127.0.77.3"], "ran_on": ["127.0.77.3"]}
+        assert cluster == {"alive": sorted([ips[0], ips[2]]), "ran_on": [ips[2]]}
         assert not ended["head"].called and not ended["worker-2"].called
     finally:
         runtime.close()
@@ -471,3 +464,18 @@ def test_ray_cluster_of_three_nodes_survives_losing_one_worker(tmp_path, marker)
     assert marked_processes(marker) == []
     assert processes_mentioning(str(tmp_path / "sandbox")) == []
     assert ended["head"].calls[0][0] == 137 and ended["worker-2"].calls[0][0] == 137
+
+
+def test_without_network_namespaces_nodes_share_the_host_network_and_say_so(monkeypatch, tmp_path, caplog):
+    from raydog_sandbox.nodes.network import LOOPBACK_PLAN
+
+    monkeypatch.setattr(nodes, "probe_network", lambda: "no iproute2 here")
+    with caplog.at_level("WARNING", logger="raydog_sandbox.nodes.exec_runtime"):
+        runtime = ExecRuntime(tmp_path / "sandbox")
+    try:
+        assert runtime.network is None and runtime.address_plan is LOOPBACK_PLAN
+        assert "nodes share the host's network (no iproute2 here)" in caplog.text
+    finally:
+        runtime.close()
+    with pytest.raises(ExecCapabilityError, match="no iproute2 here"):
+        ExecRuntime(tmp_path / "sandbox", network=True)

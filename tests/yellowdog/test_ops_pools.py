@@ -117,6 +117,7 @@ def test_a_refused_provision_keeps_the_platform_message(platform):
     assert caught.value.object_id.startswith(f"{NS}/p-")
 
 
+@pytest.mark.sandbox(strict=False)
 def test_a_removed_pool_name_can_be_provisioned_again(platform):
     name = unique("p")
     old = platform.provision_pool(pool_spec(name))
@@ -127,6 +128,18 @@ def test_a_removed_pool_name_can_be_provisioned_again(platform):
     assert new.id != old.id and new.live
     assert platform.find_pool(NS, name).id == new.id
     assert platform.get_pool(old.id).live is False
+
+
+def test_a_removed_pool_name_is_refused_not_adopted_on_a_strict_platform(platform):
+    name = unique("p")
+    old = platform.provision_pool(pool_spec(name))
+    platform.remove_pool(old.id, old.compute_requirement_id)
+
+    with pytest.raises(PlatformError) as refused:
+        platform.provision_pool(pool_spec(name))
+
+    assert refused.value.name_taken, "the caller takes the name's next generation"
+    assert platform.find_pool(NS, name).id == old.id
 
 
 def test_a_create_and_a_refresh_read_the_pool_alone(platform, sandbox):
@@ -182,6 +195,7 @@ def test_node_address_costs_one_instance_search_whatever_the_pool_size(platform,
     assert sandbox.requests()["total"] == 2
 
 
+@pytest.mark.sandbox(strict=False)
 def test_shutdown_node_is_idempotent(platform, sandbox):
     pool = platform.provision_pool(pool_spec(unique("p"), node_count=2))
     _, task = running_task(platform, pool, "head")
@@ -192,6 +206,21 @@ def test_shutdown_node_is_idempotent(platform, sandbox):
 
     node = next(n for n in sandbox.state()["nodes"] if n["id"] == task.node_id)
     assert node["status"] not in ("RUNNING", "LATE")
+
+
+@pytest.mark.sandbox(strict=True, node_shutdown_delay=0.5)
+def test_a_node_shutdown_that_takes_time_is_idempotent_and_waited_for(platform, sandbox):
+    pool = platform.provision_pool(pool_spec(unique("p"), node_count=2))
+    _, task = running_task(platform, pool, "head")
+
+    platform.shutdown_node(task.node_id)
+    platform.shutdown_node(task.node_id)
+    platform.wait_until_nodes_gone([task.node_id], 10)
+    platform.shutdown_node(task.node_id)  # refused by the platform: the node is gone, so success
+
+    node = next(n for n in sandbox.state()["nodes"] if n["id"] == task.node_id)
+    assert node["status"] not in ("RUNNING", "LATE")
+    assert sandbox.state()["workerPools"][0]["targetNodeCount"] == 2, "a strict platform leaves the target"
 
 
 # -- removal ---------------------------------------------------------------------------------------

@@ -120,6 +120,7 @@ def test_create_survives_server_errors_and_throttling(platform, sandbox):
     assert [wr["id"] for wr in sandbox.state()["workRequirements"] if wr["name"] == name] == [info.id]
 
 
+@pytest.mark.sandbox(strict=False)
 def test_a_finished_requirements_name_makes_a_new_requirement_not_an_adoption(platform):
     name = unique("c")
     old = platform.create_work_requirement(NS, name)
@@ -129,6 +130,17 @@ def test_a_finished_requirements_name_makes_a_new_requirement_not_an_adoption(pl
 
     assert new.id != old.id and not new.finished
     assert platform.find_work_requirement(NS, name).id == new.id
+
+
+def test_a_finished_requirements_name_is_refused_on_a_strict_platform(platform):
+    name = unique("c")
+    old = platform.create_work_requirement(NS, name)
+    platform.cancel_work_requirement(old.id)
+
+    with pytest.raises(PlatformError) as refused:
+        platform.create_work_requirement(NS, name)
+
+    assert refused.value.name_taken, "the cluster takes the name's next generation"
 
 
 def test_missing_requirement_reads_as_none(platform):

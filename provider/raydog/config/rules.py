@@ -24,12 +24,17 @@ PROVIDER_SET_VARIABLES = frozenset({"RAY_HEAD_IP", "RAY_HEAD_NODE_PRIVATE_IP", "
 MAX_NODES_PER_POOL = 10000
 
 
-def name(what: str):
-    """A check of YellowDog's naming rule for a ``what`` (\"namespace\", \"tag\")."""
+def name(what: str, generations: bool = False):
+    """A check of YellowDog's naming rule for a ``what`` (\"cluster name\", \"namespace\").
+
+    ``generations``: the name is one the provider makes generations of (``<name>--2``), so
+    it must not contain the generation separator itself."""
     def check(value: str) -> None:
         problem = names.name_problem(value)
         if problem:
             raise ValueError(f"{what} {quoted(value)} {problem}")
+        if generations:
+            no_generation_separator(what, value)
     return check
 
 
@@ -39,7 +44,15 @@ def cluster_name(value: str) -> None:
                                  f"the head pool's YellowDog name <cluster_name>-{names.HEAD_SUFFIX} "
                                  f"must fit YellowDog's {names.MAX_NAME_LENGTH}")
     if problem:
-        raise ValueError(f'cluster name "{value}" {problem}')
+        raise ValueError(f"cluster name {quoted(value)} {problem}")
+    no_generation_separator("cluster name", value)
+
+
+def no_generation_separator(what: str, value: str) -> None:
+    """Names the provider makes generations of (``<name>--2``) must not hold the separator."""
+    if names.GENERATION_SEPARATOR in value:
+        raise ValueError(f'{what} {quoted(value)} must not contain "{names.GENERATION_SEPARATOR}": the provider '
+                         "marks the later generations of a name with it (<name>--2)")
 
 
 def derived_name(suffix: str, what: str, part: str = ""):
@@ -266,7 +279,7 @@ def head_private_ip(value: str) -> None:
 
 
 def worker_pool_name(value: str) -> None:
-    name("worker pool name")(value)
+    name("worker pool name", generations=True)(value)
     if value in names.RESERVED_POOL_NAMES:
         raise ValueError(f'"{value}" is reserved for the cluster\'s own {value} pool; choose another name')
     longest = names.MAX_POOL_NAME_LENGTH

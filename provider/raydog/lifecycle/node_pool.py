@@ -18,6 +18,7 @@ from raydog.config.models import NodeConfig, Timeouts
 from raydog.lifecycle.diagnostics import report
 from raydog.lifecycle.ownership import OwnershipJournal
 from raydog.yellowdog import (
+    TASK_GROUPS_MAX,
     OwnedElsewhereError,
     PlatformError,
     PoolInfo,
@@ -40,6 +41,11 @@ log = logging.getLogger("raydog.resources")
 # worker after this long is shut down too (RayDog's builder used 3 minutes).
 IDLE_NODE_SHUTDOWN = timedelta(minutes=5)
 IDLE_POOL_SHUTDOWN = timedelta(minutes=10)
+# How long a removal waits for the tasks it aborted to end (their EXIT trap stops Ray) before
+# the pool goes, which ends whatever is left of them at once.
+TASK_END_GRACE_SECONDS = 60.0
+# From this many task groups in a cluster, a plan that adds a pool warns (TASK_GROUPS_MAX is the cap).
+TASK_GROUPS_WARNING = 900
 # Kinds of object in the ownership journal.
 WORKER_POOL = "worker_pool"
 WORK_REQUIREMENT = "work_requirement"
@@ -87,6 +93,27 @@ class CreatedPool:
     executing: list[TaskInfo]
 
 
+def check_task_group_budget(diags: Diagnostics, wr: WorkRequirementInfo, path: list) -> bool:
+    """Warn when the cluster nears YellowDog's cap of task groups per work requirement; error
+    (False) when one more pool would pass it. Groups are never deleted: every pool create or
+    replacement uses one for good."""
+    used = len(wr.task_groups) + (1 if wr.owner_token else 0)  # the owner marker is a group too
+    fix = ("Re-create the cluster to start afresh (terraform apply -replace=raydog_cluster.<name>: its "
+           "nodes are re-created too), or replace pools less often.")
+    if used + 1 > TASK_GROUPS_MAX:
+        diags.add_error(
+            "The cluster has no task group left",
+            f"Work requirement {wr.id} holds {used} task groups and YellowDog allows {TASK_GROUPS_MAX}; every pool "
+            f"create or replacement takes one for good. {fix}", path=path)
+        return False
+    if used + 1 >= TASK_GROUPS_WARNING:
+        diags.add_warning(
+            "The cluster is running out of task groups",
+            f"Work requirement {wr.id} holds {used} of YellowDog's {TASK_GROUPS_MAX} task groups; every pool create "
+            f"or replacement takes one for good, and past the cap pools can no longer be created. {fix}", path=path)
+    return True
+
+
 def live_pool(client: "YellowDogClient", pool_id: str) -> Optional[PoolInfo]:
     """The pool while it is live, None once it is gone; PlatformError when we cannot tell."""
     pool = client.get_pool(pool_id, details=False)  # the pool alone answers `live`
@@ -130,7 +157,7 @@ class NodePool:
                 path=["namespace"],
             )
             return None
-        if wr.name != config.cluster_name:
+        if not names.is_generation_of(wr.name, config.cluster_name):
             self.diags.add_error(
                 "cluster_name does not match the cluster",
                 f'cluster_name is "{config.cluster_name}" but work requirement {wr.id} is named "{wr.name}"; '
@@ -150,7 +177,7 @@ class NodePool:
         """
         deadline = time.monotonic() + config.timeouts.create.total_seconds()
         wr = self.cluster(config)
-        if wr is None:
+        if wr is None or not check_task_group_budget(self.diags, wr, ["cluster_id"]):
             return None
         pool_name = names.pool_name(config.cluster_name, plan.suffix)
         if not self.claims.claim(wr.namespace, pool_name):
@@ -161,17 +188,9 @@ class NodePool:
                 path=plan.name_path,
             )
             return None
-        token = self.ownership.issue(WORKER_POOL, wr.namespace, pool_name)  # before any request
-        spec = self._pool_spec(config, wr, pool_name, len(plan.task_names), token)
         try:
-            # details=False: the ids are all a create needs, no read-back.
-            pool = self.client.provision_pool(
-                spec, details=False, proven_worker_tags=self.ownership.tokens(WORKER_POOL, wr.namespace, pool_name))
-            if pool.worker_tag not in (None, token):
-                # Made by a run of this configuration that was killed before Terraform recorded it.
-                log.warning("worker pool %s (%s) was left by an interrupted run: removing it first", pool_name, pool.id)
-                release_pool(self.client, wr.id, pool, config.timeouts, self.stopping)
-                pool = self.client.provision_pool(spec, details=False)
+            pool, token = self._provision(config, wr, pool_name, len(plan.task_names))
+            pool_name = pool.name or pool_name
         except OwnedElsewhereError as exc:
             self.diags.add_error(
                 "Worker pool name taken",
@@ -225,6 +244,37 @@ class NodePool:
             report(self.diags, f"Cannot start the {plan.group_role} node tasks", exc)
             return CreatedPool(state, tasks, [])
 
+    def _provision(self, config: NodeConfig, wr: WorkRequirementInfo, base: str,
+                   node_count: int) -> tuple[PoolInfo, str]:
+        """Provision the pool under the first generation of its name (names.generations) that no
+        finished pool keeps; returns it with its owner token.
+
+        A live pool of a generation's name that this configuration made (a killed run's) is
+        removed first; one made elsewhere is OwnedElsewhereError."""
+        for pool_name in names.generations(base):
+            token = self.ownership.issue(WORKER_POOL, wr.namespace, pool_name)  # before any request
+            spec = self._pool_spec(config, wr, pool_name, node_count, token)
+            try:
+                # details=False: the ids are all a create needs, no read-back.
+                pool = self.client.provision_pool(
+                    spec, details=False,
+                    proven_worker_tags=self.ownership.tokens(WORKER_POOL, wr.namespace, pool_name))
+                if pool.worker_tag not in (None, token):
+                    # Made by a run of this configuration that was killed before Terraform recorded it.
+                    log.warning("worker pool %s (%s) was left by an interrupted run: removing it first",
+                                pool_name, pool.id)
+                    release_pool(self.client, wr.id, pool, config.timeouts, self.stopping)
+                    pool = self.client.provision_pool(spec, details=False)
+                return pool, token
+            except OwnedElsewhereError:
+                raise
+            except PlatformError as exc:
+                if not exc.name_taken:
+                    raise
+                log.info("worker pool name %s/%s is kept by a finished pool; trying the next", wr.namespace, pool_name)
+        raise PlatformError("provision worker pool", f"every generation of {wr.namespace}/{base} is taken",
+                            object_id=base)
+
     @staticmethod
     def _pool_spec(config: NodeConfig, wr: WorkRequirementInfo, pool_name: str, node_count: int,
                    token: str) -> PoolSpec:
@@ -244,11 +294,14 @@ class NodePool:
         )
 
     def remove(self, state: dict, timeouts: Timeouts, quiet: bool = False) -> bool:
-        """Abort the pool's running tasks, then shut the pool down and terminate its compute requirement."""
+        """Abort the pool's running tasks and give them time to end (their EXIT trap runs), then
+        shut the pool down and terminate its compute requirement."""
         try:
             if state.get("task_group_id"):
-                for task in self.client.list_tasks(state["task_group_id"]):
-                    self.client.cancel_task(task.id, abort=True)
+                aborted = [task.id for task in self.client.list_tasks(state["task_group_id"])]
+                for task_id in aborted:
+                    self.client.cancel_task(task_id, abort=True)
+                self._let_tasks_end(aborted, timeouts)
             if state.get("id"):
                 self.client.remove_pool(
                     state["id"],
@@ -263,6 +316,15 @@ class NodePool:
             else:
                 log.warning("cleanup of worker pool %s failed: %s", state.get("id"), exc)
             return False
+
+
+    def _let_tasks_end(self, task_ids: list[str], timeouts: Timeouts) -> None:
+        grace = min(TASK_END_GRACE_SECONDS, timeouts.delete.total_seconds())
+        try:
+            self.client.wait_until_ended(task_ids, grace, self.stopping)
+        except WaitTimeoutError:
+            log.warning("%d aborted task(s) did not end within %.0f s; removing their pool anyway", len(task_ids),
+                        grace)
 
 
 def release_pool(client: "YellowDogClient", wr_id: str, pool: PoolInfo, timeouts: Timeouts,

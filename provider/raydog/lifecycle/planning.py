@@ -19,7 +19,7 @@ from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from raydog import names
-from raydog.lifecycle.node_pool import WORKER_POOL
+from raydog.lifecycle.node_pool import WORKER_POOL, check_task_group_budget
 from raydog.lifecycle.scripts import effective_script, script_sha256
 from raydog.yellowdog import PlatformError
 
@@ -90,6 +90,8 @@ class NodePlanning:
         planned["yellowdog_name"] = pool_name
         checks = PlanChecks(self.provider, ctx.diagnostics)
         cluster = checks.cluster(proposed)
+        if cluster is not None and not cluster.finished:
+            check_task_group_budget(ctx.diagnostics, cluster, ["cluster_id"])
         namespace = proposed.get("namespace")
         if not known(namespace):
             namespace = cluster.namespace if cluster is not None else Unknown

@@ -120,7 +120,7 @@ def take_inventory(client: YellowDogClient, state: SavedState) -> Inventory:
         inventory.skipped.append((state.work_requirement_id, f"work requirement {status}: the cluster is gone"))
         return inventory
     inventory.cluster = Found(CLUSTER, wr.id, wr.name, f"work requirement, {wr.status}",
-                              {"id": wr.id, "name": wr.name, "namespace": wr.namespace, "tag": wr.tag})
+                              {"id": wr.id, "name": names.base_name(wr.name), "namespace": wr.namespace, "tag": wr.tag})
     for pool_id in state.worker_pool_ids:
         found, why = _identify_pool(client, wr, pool_id)
         if found is None:

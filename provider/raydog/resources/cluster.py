@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Optional
 
 from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, State, UpdateContext
@@ -15,6 +16,8 @@ from raydog.lifecycle.diagnostics import report
 from raydog.lifecycle.node_pool import WORK_REQUIREMENT, release_pool
 from raydog.lifecycle.resource import RaydogResource
 from raydog.yellowdog import OwnedElsewhereError, PlatformError, WorkRequirementInfo
+
+log = logging.getLogger("raydog.resources")
 
 TABLE = Table(
     fields=(
@@ -41,12 +44,8 @@ class ClusterResource(RaydogResource):
 
     def create(self, ctx: CreateContext, planned: State) -> Optional[State]:
         config = ClusterConfig.parse(planned)
-        journal = self.provider.ownership
-        token = journal.issue(WORK_REQUIREMENT, config.namespace, config.name)  # before any request
         try:
-            wr = self.client.create_work_requirement(
-                config.namespace, config.name, config.tag, owner_token=token,
-                proven_tokens=journal.tokens(WORK_REQUIREMENT, config.namespace, config.name))
+            wr, token = self._create_work_requirement(config)
             if wr.owner_token != token:
                 # Made by a run of this configuration that was killed before Terraform recorded
                 # it: no resource in state holds its pools, so they go; the requirement is kept.
@@ -64,6 +63,26 @@ class ClusterResource(RaydogResource):
             report(ctx.diagnostics, f"Cannot create work requirement {config.namespace}/{config.name}", exc)
             return None
         return self.full({**planned, "id": wr.id, "status": wr.status})
+
+    def _create_work_requirement(self, config: ClusterConfig) -> tuple[WorkRequirementInfo, str]:
+        """Create (or adopt, when proven ours) the work requirement under the first generation of
+        the cluster's name the platform does not keep for a finished one (names.generations)."""
+        journal = self.provider.ownership
+        for name in names.generations(config.name):
+            token = journal.issue(WORK_REQUIREMENT, config.namespace, name)  # before any request
+            try:
+                return self.client.create_work_requirement(
+                    config.namespace, name, config.tag, owner_token=token,
+                    proven_tokens=journal.tokens(WORK_REQUIREMENT, config.namespace, name)), token
+            except OwnedElsewhereError:
+                raise
+            except PlatformError as exc:
+                if not exc.name_taken:
+                    raise
+                log.info("work requirement name %s/%s is kept by a finished one; trying the next", config.namespace,
+                         name)
+        raise PlatformError("create work requirement", f"every generation of {config.namespace}/{config.name} is "
+                            "taken", object_id=config.name)
 
     def _release_pools(self, wr: WorkRequirementInfo, timeouts: Timeouts) -> list[str]:
         """Remove every live pool serving the cluster; the ids of those that could not be removed."""
@@ -83,7 +102,8 @@ class ClusterResource(RaydogResource):
             return current
         if wr is None or wr.finished:
             return None
-        return self.full({**current, "name": wr.name, "namespace": wr.namespace, "tag": wr.tag, "status": wr.status})
+        return self.full({**current, "name": names.base_name(wr.name), "namespace": wr.namespace, "tag": wr.tag,
+                          "status": wr.status})
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> Optional[State]:
         config = ClusterConfig.parse(planned)
@@ -136,4 +156,5 @@ class ClusterResource(RaydogResource):
         except PlatformError as exc:
             report(ctx.diagnostics, f"Cannot import work requirement {id}", exc)
             return None
-        return self.full({"id": wr.id, "name": wr.name, "namespace": wr.namespace, "tag": wr.tag, "status": wr.status})
+        return self.full({"id": wr.id, "name": names.base_name(wr.name), "namespace": wr.namespace, "tag": wr.tag,
+                          "status": wr.status})

@@ -7,6 +7,7 @@ resizes the pool. Removing the resource leaves the head and the other pools runn
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Optional
 
 from tf import types
@@ -165,7 +166,8 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
                     self.client.wait_until_executing([t.id for t in added], config.timeouts.update.total_seconds(),
                                                      stop_event=self.provider.stopping)
             elif config.node_count < len(live):
-                live = self.shrink(current["id"], live, config.node_count, current.get("task_ids"))
+                live = self.shrink(current["id"], live, config.node_count, current.get("task_ids"),
+                                  config.timeouts.update.total_seconds())
         except (PlatformError, StoppedError, TaskFailedError, WaitTimeoutError) as exc:
             report(ctx.diagnostics, f"Cannot change worker pool {current['id']} to {config.node_count} nodes", exc,
                    ["node_count"])
@@ -193,17 +195,27 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
         ]
         return self.client.add_tasks(current["task_group_id"], new)
 
-    def shrink(self, pool_id: str, live: list[TaskInfo], target: int, listed: Optional[list]) -> list[TaskInfo]:
-        """Abort the newest tasks (the last of task_ids, as the plan showed), shut their nodes
-        down, and resize the pool to what is left."""
+    def shrink(self, pool_id: str, live: list[TaskInfo], target: int, listed: Optional[list],
+               timeout: float) -> list[TaskInfo]:
+        """Abort the newest tasks (the last of task_ids, as the plan showed) and wait until they
+        have ended (their EXIT trap stops Ray), shut their nodes down and wait until those are
+        gone, then set the pool's target to what is left.
+
+        Right whichever way the platform treats a node shutdown: at once and lowering the
+        target, or later and leaving it. The resize comes when only the kept nodes are left,
+        so a platform that picks which nodes a resize removes never picks a kept one."""
         by_id = {t.id: t for t in live}
         ordered = [by_id[i] for i in task_ids(listed, live)]
         keep, drop = ordered[:target], ordered[target:]
+        deadline = time.monotonic() + timeout
         for task in drop:
             self.client.cancel_task(task.id, abort=True)
-        for task in drop:
-            if task.node_id:
-                self.client.shutdown_node(task.node_id)
+        stopping = self.provider.stopping
+        self.client.wait_until_ended([t.id for t in drop], max(deadline - time.monotonic(), 1.0), stopping)
+        dropped_nodes = [t.node_id for t in drop if t.node_id]
+        for node_id in dropped_nodes:
+            self.client.shutdown_node(node_id)
+        self.client.wait_until_nodes_gone(dropped_nodes, max(deadline - time.monotonic(), 1.0), stopping)
         self.client.resize_pool(pool_id, target)
         return keep
 

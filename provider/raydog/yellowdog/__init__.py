@@ -22,6 +22,7 @@ from .errors import (
     from_sdk_exception,
 )
 from .models import (
+    TASK_GROUPS_MAX,
     NodeAddress,
     PoolInfo,
     PoolSpec,
@@ -57,6 +58,7 @@ __all__ = [
     "PoolInfo",
     "PoolSpec",
     "StoppedError",
+    "TASK_GROUPS_MAX",
     "TaskFailedError",
     "TaskGroupInfo",
     "TaskGroupSpec",

@@ -68,6 +68,11 @@ class TaskGroupInfo:
     finished: bool
 
 
+# The most task groups a work requirement holds (yellowdog-sdk WorkRequirement.TASK_GROUPS_MAX).
+# Groups are never deleted, so every pool create or replacement in a cluster uses one for good.
+TASK_GROUPS_MAX = 1000
+
+
 @dataclass(frozen=True)
 class WorkRequirementInfo:
     id: str

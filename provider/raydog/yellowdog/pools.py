@@ -165,6 +165,23 @@ class PoolOps(ClientCore):
             if current is not None and not (current.status is not None and current.status.gone):
                 raise
 
+    def wait_until_nodes_gone(self, node_ids: Collection[str], timeout_seconds: float,
+                              stop_event: threading.Event | None = None) -> None:
+        """Wait until every node is gone (DEREGISTERED, TERMINATED, LOST or missing): a node
+        shutdown may take effect later than it is asked for."""
+        ids = list(dict.fromkeys(node_ids))
+
+        def check() -> tuple[bool, str | None]:
+            for node_id in ids:
+                node = self._read_node(node_id)
+                if node is not None and not (node.status is not None and node.status.gone):
+                    return False, node.status.name if node.status is not None else None
+            return True, "gone"
+
+        if ids:
+            poll_until(f"waiting for {len(ids)} node(s) to go", ids[0], check, timeout_seconds, stop_event,
+                       operation="wait for node shutdown")
+
     def remove_pool(self, pool_id: str, compute_requirement_id: str | None = None,
                     timeout_seconds: float = 300.0, stop_event: threading.Event | None = None) -> None:
         """Terminate the pool's compute requirement, shut the pool down, and wait until both are done.

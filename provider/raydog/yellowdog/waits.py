@@ -111,6 +111,23 @@ class WaitOps(WorkOps):
                        timeout_seconds, stop_event, operation=operation)
         return [latest[task_id] for task_id in ids]
 
+    def wait_until_ended(self, task_ids: Sequence[str], timeout_seconds: float,
+                         stop_event: threading.Event | None = None) -> None:
+        """Wait until every task has finished, whatever its end (an aborted task's EXIT trap
+        has run once it is ABORTED); WaitTimeoutError after ``timeout_seconds``."""
+        ids = list(dict.fromkeys(task_ids))
+        groups = {self._task_groups[task_id] for task_id in ids if task_id in self._task_groups}
+
+        def check() -> tuple[bool, str | None]:
+            seen = self._poll_tasks(ids, groups)
+            waiting = [task_id for task_id in ids if not seen[task_id].finished]
+            return not waiting, (seen[waiting[0]].status if waiting else None)
+
+        if ids:
+            object_id = ids[0] if len(ids) == 1 else f"{ids[0]} (+{len(ids) - 1} more)"
+            poll_until(f"waiting for {len(ids)} task(s) to end", object_id, check, timeout_seconds, stop_event,
+                       operation="wait for task to end")
+
     def _poll_tasks(self, task_ids: list[str], groups: Iterable[str]) -> dict[str, TaskInfo]:
         """The current info of each task: one search per known group, reads for the rest."""
         found: dict[str, TaskInfo] = {}

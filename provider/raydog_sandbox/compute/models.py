@@ -26,6 +26,7 @@ from yellowdog_client.model import (
 )
 
 from ..errors import InvalidRequest, NotFound
+from ..nodes.network import LOOPBACK_PLAN, AddressPlan
 from ..nodes.runtime import NodeSpec
 from ..records import ComputeRequirementRec, InstanceRec, NodeRec
 from ..search import in_order, in_range, live_or_newest, namespaces_of
@@ -33,8 +34,6 @@ from ..service import ModelCore, as_is, check_name, utcnow
 from .templates import PROVIDER, REGION, Template, TemplateCatalogue
 
 T = TypeVar("T")
-# How many node addresses there are: 127.0.1.1 .. 127.0.255.254 (and the same in 127.1/16).
-ADDRESS_COUNT = 255 * 254
 
 
 class PoolSide(Protocol):
@@ -68,12 +67,16 @@ class ComputeModel:
         return view(template)
 
     def __init__(self, core: ModelCore, catalogue: TemplateCatalogue | None = None,
-                 provision_delay: float = 0.0, max_nodes: int | None = None) -> None:
+                 provision_delay: float = 0.0, max_nodes: int | None = None,
+                 address_plan: AddressPlan | None = None) -> None:
         self.core = core
         self.lock = core.lock
         self.catalogue = catalogue or TemplateCatalogue()
         self.provision_delay = provision_delay
         self.max_nodes = max_nodes
+        # Loopback addresses (127.0.x.y private, 127.1.x.y public) unless the runtime gives
+        # its nodes a network of their own.
+        self.address_plan = address_plan or LOOPBACK_PLAN
         self.pools: PoolSide | None = None  # the pools model sets itself here
         self.compute_requirements: dict[str, ComputeRequirementRec] = {}
         self.crs_by_name: dict[tuple[str, str], list[ComputeRequirementRec]] = {}
@@ -104,7 +107,9 @@ class ComputeModel:
         return template, target
 
     def check_name_free(self, namespace: str, name: str) -> None:
-        if any(c.status is not ComputeRequirementStatus.TERMINATED for c in self.crs_by_name.get((namespace, name), ())):
+        reserved = self.core.strictness.reserve_finished_names
+        if any(reserved or c.status is not ComputeRequirementStatus.TERMINATED
+               for c in self.crs_by_name.get((namespace, name), ())):
             raise InvalidRequest(f"compute requirement '{namespace}/{name}' already exists in namespace '{namespace}'")
 
     def check_quota(self, extra: int) -> None:
@@ -131,7 +136,7 @@ class ComputeModel:
         """New PENDING instances; each runs after the provisioning delay."""
         for _ in range(count):
             index = self._allocate_address()
-            private_ip, public_ip = self._addresses(index)
+            private_ip, public_ip = self.address_plan.addresses(index)
             instance = InstanceRec(
                 id=f"i-{secrets.token_hex(8)}", seq=self.core.next_seq(), cr_id=cr.id, pool_id=cr.pool_id,
                 hostname="ip-" + private_ip.replace(".", "-"), private_ip=private_ip, public_ip=public_ip,
@@ -145,17 +150,12 @@ class ComputeModel:
 
     def _allocate_address(self) -> int:
         """An index into the node addresses, never one in use."""
-        for _ in range(ADDRESS_COUNT):
-            index = next(self._address) % ADDRESS_COUNT
+        for _ in range(self.address_plan.count):
+            index = next(self._address) % self.address_plan.count
             if index not in self._addresses_in_use:
                 self._addresses_in_use.add(index)
                 return index
         raise InvalidRequest("quota exceeded: the sandbox has no free node addresses left")
-
-    @staticmethod
-    def _addresses(index: int) -> tuple[str, str]:
-        third, fourth = 1 + index // 254, 1 + index % 254
-        return f"127.0.{third}.{fourth}", f"127.1.{third}.{fourth}"
 
     def set_instance_status(self, instance: InstanceRec, status: InstanceStatus) -> None:
         if instance.status is status:
@@ -186,7 +186,24 @@ class ComputeModel:
         if instance.node is not None:
             self._pools().end_node(instance.node, node_status)
         else:
+            self.set_instance_status(instance, InstanceStatus.TERMINATING)
+            self.instance_gone(instance)
+
+    def instance_gone(self, instance: InstanceRec) -> None:
+        """Nothing runs on the instance any more: TERMINATED, after the terminate delay (strict mode)."""
+        delay = self.core.strictness.terminate_delay
+        if delay > 0:
+            self.core.sched().later(delay, self.instance_terminated_due, instance.id)
+        else:
+            self.instance_terminated_due(instance.id)
+
+    def instance_terminated_due(self, instance_id: str) -> None:
+        with self.lock:
+            instance = self.instances.get(instance_id)
+            if instance is None or instance.status is InstanceStatus.TERMINATED:
+                return
             self.set_instance_status(instance, InstanceStatus.TERMINATED)
+            self.update_requirement(self.compute_requirements[instance.cr_id])
 
     # ── requirement status ──
 
@@ -229,6 +246,8 @@ class ComputeModel:
                                        view: Callable[[ComputeRequirementRec], T] = as_is) -> T:
         with self.lock:
             cr = self._requirement(cr_id)
+            if cr.status is ComputeRequirementStatus.TERMINATED and self.core.strictness.refuse_finished:
+                raise InvalidRequest(f"compute requirement {cr.id} is TERMINATED and cannot be terminated again")
             if status_name != ComputeRequirementStatus.TERMINATED.value:
                 if status_name not in ComputeRequirementStatus.__members__:
                     raise InvalidRequest(f"unknown compute requirement status {status_name!r}")

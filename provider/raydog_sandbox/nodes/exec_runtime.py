@@ -1,6 +1,6 @@
 """Exec mode: every node is an isolated local node, every task a real ``bash taskdata.txt``.
 
-Each node is a process tree under ``unshare --pid --mount --uts --fork --mount-proc``
+Each node is a process tree under ``unshare --pid --mount --uts --net --fork --mount-proc``
 whose PID 1 is the node agent (``node_agent.py``). The node therefore has:
 
 - its own PID namespace and /proc, so ``ray stop`` on one node sees only that node's
@@ -9,21 +9,22 @@ whose PID 1 is the node agent (``node_agent.py``). The node therefore has:
   (Ray's object store), the Ray virtual environment at ``/opt/yellowdog/agent/venv``,
   the agent's home at ``/opt/yellowdog/agent`` and task working directories under
   ``/var/opt/yellowdog/agent/data/workers``, as on a YellowDog node; the host's own
-  /opt is never touched;
+  /opt is never touched, and everything but the node's own directory is read-only;
 - its own hostname (the node's, resolving to its private IP through a per-node
-  /etc/hosts), and its own loopback IP (the node's private IP, in 127.0.0.0/8) in the
-  host's network namespace.
+  /etc/hosts);
+- its own network namespace (``network.py``): its private and public IP on an ``eth0``
+  joined to the sandbox's bridge, so a plain ``ray start`` registers the node's private
+  IP and Ray's fixed ports (6379, 8265, 52365) never clash between nodes;
+- tasks run as ``yd-agent`` (uid 59999), an unprivileged user, as YellowDog's agent
+  runs them; userdata runs as the node's root, as cloud-init would.
 
-Nodes share the host's network, so a node script must tell Ray which address and which
-dashboard-agent port are the node's (both are harmless no-ops on a real YellowDog node,
-where the variables are unset)::
-
-    ray start ... ${RAY_NODE_IP_ADDRESS:+--node-ip-address=$RAY_NODE_IP_ADDRESS} \\
-        ${RAY_DASHBOARD_AGENT_LISTEN_PORT:+--dashboard-agent-listen-port=$RAY_DASHBOARD_AGENT_LISTEN_PORT}
-
-Without the second flag every node's dashboard agent wants 127.0.0.1:52365: all but the
-first run without their HTTP service. Head ports (6379 for the GCS on all interfaces,
-10001 on 127.0.0.1, 8265) leave room for one head per port set on the machine.
+Where the sandbox cannot make network namespaces (not root, no iproute2), nodes share
+the host's network with loopback addresses (127.0.x.y private, 127.1.x.y public), and
+say so at start: unmodified scripts then register the wrong IP and clash on ports. For
+that fallback only, every task's environment carries ``RAY_NODE_IP_ADDRESS`` and
+``RAY_DASHBOARD_AGENT_LISTEN_PORT`` (a free port) for scripts that pass them to
+``ray start``. Without root, tasks run as the user namespace's root, which is the
+unprivileged user running the sandbox.
 
 On the host a node lives in ``<data dir>/nodes/<node id>/``: ``home/``, ``data/``
 (``data/workers/<task id>/{taskdata.txt,taskoutput.txt}``), ``tmp/`` and ``agent.log``.
@@ -41,7 +42,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -49,6 +49,8 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
+from .network import LOOPBACK_PLAN, AddressPlan, NetworkError, SandboxNetwork, probe_network
+from .node_process import NODE_STOPPED_EXIT_CODE, NodeProcess, child_of, read_tail
 from .runtime import ExitCallback, NodeSpec, TaskRun
 
 log = logging.getLogger(__name__)
@@ -60,22 +62,18 @@ AGENT_HOME = "/opt/yellowdog/agent"
 AGENT_VENV = "/opt/yellowdog/agent/venv"
 AGENT_DATA = "/var/opt/yellowdog/agent/data"
 
-# A task still running when its node is stopped ends by SIGKILL, as bash would report it.
-NODE_STOPPED_EXIT_CODE = 128 + signal.SIGKILL
-
 # Between Ray's worker ports (10002-19999) and Linux's ephemeral ports (32768-60999).
 DASHBOARD_AGENT_PORTS = (20000, 32768)
 
-# How long a node agent may take to exit on its own before it is killed.
-AGENT_EXIT_SECONDS = 2.0
-
-OUTPUT_TAIL_BYTES = 4096
 OUTPUT_MAX_BYTES = 1 << 20
 
 MINIMAL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# What every node agent adds to a task's environment, besides RAY_NODE_IP_ADDRESS and
-# RAY_DASHBOARD_AGENT_LISTEN_PORT.
+# The unprivileged user tasks run as (when the sandbox runs as root), as YellowDog's agent.
+TASK_USER = ("yd-agent", 59999, 59999)
+
+# What every node agent adds to a task's environment (besides, when nodes share the
+# host's network, RAY_NODE_IP_ADDRESS and RAY_DASHBOARD_AGENT_LISTEN_PORT).
 RAY_NODE_ENVIRONMENT = {
     # No usage stats phoned home; and the "usage stats are disabled" report that a head
     # still sends goes to a closed local port instead of https://usage-stats.ray.io/.
@@ -106,8 +104,10 @@ class NodeBootError(RuntimeError):
     """A node failed to boot (namespace setup or userdata)."""
 
 
-def _unshare_command() -> list[str]:
+def _unshare_command(network: bool = False) -> list[str]:
     command = ["unshare", "--pid", "--mount", "--uts", "--fork", "--mount-proc", "--kill-child"]
+    if network:
+        command.insert(1, "--net")
     if os.geteuid() != 0:
         command[1:1] = ["--user", "--map-root-user"]
     return command
@@ -148,16 +148,15 @@ def safe_name(identifier: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", identifier)
 
 
-def node_environment(node: NodeSpec, dashboard_agent_port: int) -> dict[str, str]:
-    """The node agent's environment: what every task on ``node`` starts from."""
-    return {
-        "PATH": MINIMAL_PATH,
-        "HOME": AGENT_HOME,
-        "LANG": "C.UTF-8",
-        "RAY_NODE_IP_ADDRESS": node.private_ip,
-        "RAY_DASHBOARD_AGENT_LISTEN_PORT": str(dashboard_agent_port),
-        **RAY_NODE_ENVIRONMENT,
-    }
+def node_environment(node: NodeSpec, dashboard_agent_port: int | None) -> dict[str, str]:
+    """The node agent's environment: what every task on ``node`` starts from.
+
+    ``dashboard_agent_port`` is given only when nodes share the host's network."""
+    environment = {"PATH": MINIMAL_PATH, "HOME": AGENT_HOME, "LANG": "C.UTF-8", **RAY_NODE_ENVIRONMENT}
+    if dashboard_agent_port is not None:
+        environment["RAY_NODE_IP_ADDRESS"] = node.private_ip
+        environment["RAY_DASHBOARD_AGENT_LISTEN_PORT"] = str(dashboard_agent_port)
+    return environment
 
 
 def _port_is_free(ip: str, port: int) -> bool:
@@ -169,131 +168,6 @@ def _port_is_free(ip: str, port: int) -> bool:
     return True
 
 
-def _read_tail(path: Path, size: int) -> str:
-    try:
-        with open(path, "rb") as output:
-            output.seek(0, os.SEEK_END)
-            output.seek(max(0, output.tell() - size))
-            return output.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-def _child_of(parent: int) -> int | None:
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                if int(stat.read().rsplit(b")", 1)[1].split()[1]) == parent:
-                    return int(entry)
-        except (OSError, IndexError, ValueError):
-            continue
-    return None
-
-
-def _call(on_exit: ExitCallback, code: int, tail: str) -> None:
-    try:
-        on_exit(code, tail)
-    except Exception:
-        log.exception("on_exit callback failed")
-
-
-class _Node:
-    """One running node: its unshare process, its agent's pipes, its running tasks."""
-
-    def __init__(self, spec: NodeSpec, directory: Path, dashboard_agent_port: int) -> None:
-        self.spec = spec
-        self.directory = directory
-        self.environment = node_environment(spec, dashboard_agent_port)
-        self.dashboard_agent_port = dashboard_agent_port
-        self.process: subprocess.Popen | None = None
-        self.init_pid: int | None = None
-        self.booted = threading.Event()
-        self.boot_error: str | None = None
-        self.running: dict[str, tuple[ExitCallback, Path]] = {}
-        self.lock = threading.Lock()
-        self.reader: threading.Thread | None = None
-
-    def send(self, command: dict) -> bool:
-        line = (json.dumps(command) + "\n").encode()
-        with self.lock:
-            if self.process is None or self.process.stdin is None or self.process.stdin.closed:
-                return False
-            try:
-                self.process.stdin.write(line)
-                self.process.stdin.flush()
-            except (BrokenPipeError, ValueError):
-                return False
-        return True
-
-    def finish(self, task_id: str, code: int) -> None:
-        with self.lock:
-            entry = self.running.pop(task_id, None)
-        if entry is not None:
-            on_exit, output = entry
-            _call(on_exit, code, _read_tail(output, OUTPUT_TAIL_BYTES))
-
-    def finish_all(self, code: int) -> None:
-        with self.lock:
-            task_ids = list(self.running)
-        for task_id in task_ids:
-            self.finish(task_id, code)
-
-    def read_events(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        for line in self.process.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if event.get("event") == "exited":
-                self.finish(event["id"], int(event["code"]))
-            elif event.get("event") == "ready":
-                self.booted.set()
-            elif event.get("event") == "error":
-                self.boot_error = event.get("message", "unknown error")
-                self.booted.set()
-        # The agent is gone, and so is every process of the node.
-        self.process.wait()
-        if not self.booted.is_set():
-            self.boot_error = f"the node agent exited with code {self.process.returncode}"
-            self.booted.set()
-        self.finish_all(NODE_STOPPED_EXIT_CODE)
-
-    def terminate(self, timeout: float = 60.0) -> None:
-        """End the node's PID 1, which ends all of the node; return when nothing is left.
-
-        Closing the agent's stdin makes it exit; if it does not at once (it may be blocked
-        writing events), it is SIGKILLed. Either way unshare reaps PID 1, and the kernel
-        lets PID 1 be reaped only once every other process of the namespace is gone."""
-        process = self.process
-        if process is None:
-            return
-        init_pid = self.init_pid or _child_of(process.pid)
-        with self.lock:
-            if process.stdin is not None:
-                process.stdin.close()
-        try:
-            process.wait(AGENT_EXIT_SECONDS)
-        except subprocess.TimeoutExpired:
-            try:
-                if init_pid is not None:
-                    os.kill(init_pid, signal.SIGKILL)
-                else:
-                    process.kill()  # unshare has not forked PID 1 yet
-            except ProcessLookupError:
-                pass
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                raise RuntimeError(
-                    f"node {self.spec.node_id}: its processes did not exit within {timeout:.0f} s"
-                ) from None
-        if self.reader is not None and self.reader is not threading.current_thread():
-            self.reader.join(timeout)
-
-
 class ExecRuntime:
     """Runs every node as an isolated local node and every task as ``bash taskdata.txt``.
 
@@ -301,6 +175,9 @@ class ExecRuntime:
     holds Ray, shown to nodes at /opt/yellowdog/agent/venv (default: this interpreter's,
     ``sys.prefix``). Userdata runs at boot only with ``run_userdata=True``.
     ``environment`` adds to (or overrides) every node agent's environment.
+    ``network``: True needs per-node network namespaces (error if impossible), False
+    shares the host's network, None (default) uses namespaces where possible and says
+    so on the log when it cannot (``network_problem``).
     """
 
     def __init__(
@@ -313,6 +190,7 @@ class ExecRuntime:
         boot_timeout: float = 60.0,
         environment: Mapping[str, str] | None = None,
         shm_size: str = "50%",
+        network: bool | None = None,
     ) -> None:
         check_exec_capability()
         self.data_dir = Path(data_dir).absolute()
@@ -326,22 +204,44 @@ class ExecRuntime:
         self.boot_timeout = boot_timeout
         self.environment = dict(environment or {})
         self.shm_size = shm_size
+        self.network_problem = probe_network() if network is not False else "shared network asked for"
+        if network and self.network_problem:
+            raise ExecCapabilityError(self.network_problem)
+        self.network: SandboxNetwork | None = None
+        if self.network_problem is None:
+            try:
+                self.network = SandboxNetwork()
+            except NetworkError as error:
+                if network:
+                    raise ExecCapabilityError(str(error)) from None
+                self.network_problem = str(error)
+        if self.network is None and network is None:
+            log.warning("exec mode: nodes share the host's network (%s); unmodified node scripts register "
+                        "the host's IP and their Ray ports clash", self.network_problem)
+        self.task_user = TASK_USER if os.geteuid() == 0 else None
         self._lock = threading.Lock()
-        self._nodes: dict[str, _Node] = {}
+        self._nodes: dict[str, NodeProcess] = {}
         self._outputs: dict[str, Path] = {}
         self._task_nodes: dict[str, str] = {}
+
+    @property
+    def address_plan(self) -> AddressPlan:
+        """The node addresses: the bridge's subnets, or loopback ones on the host's network."""
+        return self.network.plan if self.network is not None else LOOPBACK_PLAN
 
     # -- nodes ---------------------------------------------------------------------------
 
     def start_node(self, node: NodeSpec) -> None:
         """Boot a node; returns once the node can run tasks (and its userdata, if run, succeeded)."""
-        if ipaddress.ip_address(node.private_ip) not in ipaddress.ip_network("127.0.0.0/8"):
-            raise ValueError(f"node {node.node_id}: private IP {node.private_ip} is not in 127.0.0.0/8")
+        subnet = "127.0.0.0/8" if self.network is None else f"{self.network.plan.private_prefix}.0/24"
+        if ipaddress.ip_address(node.private_ip) not in ipaddress.ip_network(subnet):
+            raise ValueError(f"node {node.node_id}: private IP {node.private_ip} is not in {subnet}")
         directory = self.data_dir / "nodes" / safe_name(node.node_id)
         with self._lock:
             if node.node_id in self._nodes:
                 raise ValueError(f"node {node.node_id} is already running")
-            state = _Node(node, directory, self._free_dashboard_agent_port(node.private_ip))
+            port = None if self.network is not None else self._free_dashboard_agent_port(node.private_ip)
+            state = NodeProcess(node, directory, node_environment(node, port), port)
             self._nodes[node.node_id] = state
         try:
             self._boot(state)
@@ -351,11 +251,12 @@ class ExecRuntime:
             self.stop_node(node.node_id)
             raise
 
-    def _boot(self, node: _Node) -> None:
+    def _boot(self, node: NodeProcess) -> None:
         directory = node.directory
         for sub in ("home/venv", "data/workers", "tmp"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
         (directory / "tmp").chmod(0o1777)
+        self._give_to_task_user(directory / "home", directory / "data", directory / "data" / "workers")
         # A head's dashboard probes cloud metadata servers (169.254.169.254) unless it
         # finds an autoscaler config in HOME; an empty one stops that.
         bootstrap = directory / "home" / "ray_bootstrap_config.yaml"
@@ -364,6 +265,7 @@ class ExecRuntime:
         # The node's hostname resolves to its private IP, as on a cloud VM, without DNS.
         hosts = Path("/etc/hosts").read_text() if Path("/etc/hosts").exists() else "127.0.0.1\tlocalhost\n"
         (directory / "hosts").write_text(f"{hosts.rstrip()}\n{node.spec.private_ip}\t{node.spec.hostname}\n")
+        self._write_accounts(directory)
         config = {
             "grafts": [
                 [str(directory / "home"), AGENT_HOME],
@@ -375,10 +277,17 @@ class ExecRuntime:
             "shm_size": self.shm_size,
             "hostname": node.spec.hostname,
             "hosts": str(directory / "hosts"),
+            "accounts": [[str(directory / name), f"/etc/{name}"] for name in ("passwd", "group")]
+            if self.task_user else [],
+            "task_user": list(self.task_user[1:]) if self.task_user else None,
+            "writable": [AGENT_HOME, AGENT_DATA, "/tmp", "/dev/shm"],
+            "read_only": [AGENT_VENV, *self._paths_kept_under_tmp(), *self._python_home()],
+            "expose": self._python_home() if self.task_user else [],
         }
         with open(directory / "agent.log", "ab") as agent_log:
             node.process = subprocess.Popen(
-                [*_unshare_command(), sys.executable, "-I", str(AGENT_SCRIPT), json.dumps(config)],
+                [*_unshare_command(self.network is not None), sys.executable, "-I", str(AGENT_SCRIPT),
+                 json.dumps(config)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=agent_log,
@@ -395,7 +304,30 @@ class ExecRuntime:
             raise NodeBootError(
                 f"node {node.spec.node_id} failed to boot: {node.boot_error} (see {directory / 'agent.log'})"
             )
-        node.init_pid = _child_of(node.process.pid)
+        node.init_pid = child_of(node.process.pid)
+        if self.network is not None:
+            if node.init_pid is None:
+                raise NodeBootError(f"node {node.spec.node_id}: its PID 1 is gone")
+            try:
+                node.link = self.network.attach(node.init_pid, node.spec.private_ip, node.spec.public_ip)
+            except NetworkError as error:
+                raise NodeBootError(f"node {node.spec.node_id}: {error}") from None
+
+    def _give_to_task_user(self, *paths: Path) -> None:
+        if self.task_user is not None:
+            for path in paths:
+                os.chown(path, self.task_user[1], self.task_user[2])
+
+    def _write_accounts(self, directory: Path) -> None:
+        """/etc/passwd and /etc/group of the node: the host's, plus the task user."""
+        if self.task_user is None:
+            return
+        name, uid, gid = self.task_user
+        for file, line in (("passwd", f"{name}:x:{uid}:{gid}:YellowDog agent:{AGENT_HOME}:/bin/bash"),
+                           ("group", f"{name}:x:{gid}:")):
+            host = Path("/etc") / file
+            text = host.read_text() if host.exists() else ""
+            (directory / file).write_text(f"{text.rstrip()}\n{line}\n".lstrip())
 
     def _free_dashboard_agent_port(self, ip: str) -> int:
         """A port for this node's Ray dashboard agent, free on its IP and on 127.0.0.1.
@@ -410,13 +342,18 @@ class ExecRuntime:
                 return port
         raise NodeBootError(f"no free port for the Ray dashboard agent in {DASHBOARD_AGENT_PORTS}")
 
+    def _python_home(self) -> list[str]:
+        """The installation the venv's python links to (pyenv's under /root, say), unless under /tmp."""
+        home = os.path.dirname(os.path.dirname(os.path.realpath(self.venv / "bin" / "python")))
+        return [] if home.startswith("/tmp/") or home in ("/", "/usr") else [home]
+
     def _paths_kept_under_tmp(self) -> list[str]:
         """Host paths the node needs that a private /tmp would hide (a venv created in /tmp)."""
         python = os.path.realpath(self.venv / "bin" / "python")
         paths = {str(self.venv), os.path.realpath(self.venv), os.path.dirname(os.path.dirname(python))}
         return sorted(p for p in paths if p.startswith("/tmp/"))
 
-    def _run_userdata(self, node: _Node) -> None:
+    def _run_userdata(self, node: NodeProcess) -> None:
         directory = node.directory / "data" / "userdata"
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "userdata.sh").write_text(node.spec.userdata or "")
@@ -440,6 +377,7 @@ class ExecRuntime:
                 "cwd": f"{AGENT_DATA}/userdata",
                 "env": {**node.environment, **self.environment},
                 "output": f"{AGENT_DATA}/userdata/userdata.log",
+                "as_root": True,
             }
         )
         if not sent or not done.wait(self.userdata_timeout):
@@ -448,7 +386,7 @@ class ExecRuntime:
                 f"(output: {output})"
             )
         if result[0] != 0:
-            last = (_read_tail(output, 300).strip().splitlines() or [""])[-1]
+            last = (read_tail(output, 300).strip().splitlines() or [""])[-1]
             raise NodeBootError(
                 f"node {node.spec.node_id}: userdata failed with exit code {result[0]}: {last!r} (output: {output})"
             )
@@ -461,7 +399,11 @@ class ExecRuntime:
             node = self._nodes.pop(node_id, None)
         if node is None:
             return
-        node.terminate()
+        try:
+            node.terminate()
+        finally:
+            if self.network is not None and node.link is not None:
+                self.network.detach(node.link)
         node.finish_all(NODE_STOPPED_EXIT_CODE)
 
     def close(self) -> None:
@@ -470,6 +412,8 @@ class ExecRuntime:
             node_ids = list(self._nodes)
         for node_id in node_ids:
             self.stop_node(node_id)
+        if self.network is not None:
+            self.network.close()
 
     # -- tasks ---------------------------------------------------------------------------
 
@@ -498,6 +442,7 @@ class ExecRuntime:
             workdir.mkdir(parents=True)
             (workdir / "taskdata.txt").write_text(run.task_data or "")
             (workdir / "taskoutput.txt").write_bytes(b"")
+            self._give_to_task_user(workdir, workdir / "taskdata.txt", workdir / "taskoutput.txt")
             sent = node.send(
                 {
                     "op": "run",
@@ -531,4 +476,4 @@ class ExecRuntime:
         """The task's taskoutput.txt (its last MiB), or None for a task this runtime never ran."""
         with self._lock:
             output = self._outputs.get(task_id)
-        return None if output is None else _read_tail(output, OUTPUT_MAX_BYTES)
+        return None if output is None else read_tail(output, OUTPUT_MAX_BYTES)

@@ -10,13 +10,20 @@ in its private mount namespace:
     /opt/yellowdog/agent/venv       <- the Ray virtual environment
     /var/opt/yellowdog/agent/data   <- <node dir>/data           (task working directories)
     /etc/hosts                      <- <node dir>/hosts          (the host's, plus this node's name)
+    /etc/passwd, /etc/group         <- <node dir>/passwd, group  (the host's, plus the task user)
+    /root (say)                     <- a tmpfs showing only the Python the venv links to,
+                                       when the task user could not reach it otherwise
 
-and takes the node's hostname (its own UTS namespace). A path that does not exist on the host (/opt/yellowdog) is grafted in without touching
+then makes every other mount read-only (only the node's own directory, its /tmp and
+/dev/shm stay writable; /proc, /sys and /dev keep their flags), and takes the node's
+hostname (its own UTS namespace). A path that does not exist on the host (/opt/yellowdog) is grafted in without touching
 the host: the nearest existing ancestor (/opt) is covered by a tmpfs into which each of
 its original entries is bind-mounted back. Then it prints ``{"event": "ready"}`` and
 serves JSON lines on stdin:
 
-    {"op": "run", "id", "argv", "cwd", "env", "output"}   start a task (own session)
+    {"op": "run", "id", "argv", "cwd", "env", "output", "as_root"?}
+                                                           start a task (own session), as the
+                                                           task user unless as_root
     {"op": "abort", "id", "grace"}                         SIGTERM its bash, kill its tree later
 
 and reports ``{"event": "exited", "id", "code"}`` on stdout when a task's bash ends.
@@ -45,6 +52,8 @@ TASK_MARKER = "RAYDOG_SANDBOX_TASK"
 
 MS_NOSUID = 2
 MS_NODEV = 4
+MS_RDONLY = 1
+MS_REMOUNT = 32
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
@@ -102,6 +111,29 @@ def graft(source: str, target: str) -> None:
     bind(source, target)
 
 
+def expose(path: str) -> None:
+    """Let the task user reach ``path`` (the Python the venv links to, under a private /root).
+
+    The topmost ancestor others cannot traverse is covered by a tmpfs (mode 755) in which
+    only ``path`` is bound back: nothing else of that directory is visible in the node."""
+    ancestors = [a for a in _ancestors(path) if not os.stat(a).st_mode & 0o001]
+    if not ancestors:
+        return
+    top = ancestors[0]
+    original = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        mount("raydog-node", top, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
+        os.makedirs(path, exist_ok=True)
+        bind(f"/proc/self/fd/{original}/{os.path.relpath(path, top)}", path)
+    finally:
+        os.close(original)
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.strip("/").split("/")
+    return ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
+
+
 def reexpose_under_tmp(host_tmp_fd: int, paths: list[str]) -> None:
     """Host paths under /tmp (a venv built there, say) stay visible at the same path."""
     for path in paths:
@@ -112,6 +144,43 @@ def reexpose_under_tmp(host_tmp_fd: int, paths: list[str]) -> None:
         bind(f"/proc/self/fd/{host_tmp_fd}/{relative}", path)
 
 
+# Mount flags that a read-only bind remount must keep (the kernel refuses to drop locked ones).
+_MOUNT_OPTION_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": 8, "noatime": 1024,
+                       "nodiratime": 2048, "relatime": 1 << 21}
+KEEP_FLAGS = ("/proc", "/sys", "/dev")
+
+
+def mount_points() -> list[tuple[str, int]]:
+    """Every mount point of this namespace, with its per-mount flags, from /proc/self/mountinfo."""
+    points = []
+    with open("/proc/self/mountinfo") as info:
+        for line in info:
+            fields = line.split()
+            target = fields[4].encode().decode("unicode_escape")
+            flags = 0
+            for option in fields[5].split(","):
+                flags |= _MOUNT_OPTION_FLAGS.get(option, 0)
+            points.append((target, flags))
+    return points
+
+
+def make_read_only(writable: list[str], read_only: list[str]) -> None:
+    """Remount every mount read-only but the node's own (``writable`` and below, except
+    ``read_only``, the Ray venv) and /proc, /sys, /dev."""
+    def under(path: str, roots) -> bool:
+        return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+    for target, flags in mount_points():
+        if target not in read_only and (under(target, writable) or under(target, KEEP_FLAGS)):
+            continue
+        try:
+            mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
+        except OSError as exc:
+            if target == "/":
+                raise
+            print(f"node agent: {target} stays as it is: {exc}", file=sys.stderr, flush=True)
+
+
 def set_up_filesystem(config: dict) -> None:
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     host_tmp = os.open("/tmp", os.O_RDONLY | os.O_DIRECTORY)
@@ -120,11 +189,17 @@ def set_up_filesystem(config: dict) -> None:
         for source, target in config["grafts"]:
             graft(source, target)
         bind(config["hosts"], "/etc/hosts")
+        for source, target in config.get("accounts", []):
+            bind(source, target)
+        for path in config.get("expose", []):
+            expose(path)
         bind(config["tmp"], "/tmp")
         reexpose_under_tmp(host_tmp, config["keep_visible"])
     finally:
         os.close(host_tmp)
     mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={config['shm_size']}")
+    if config.get("writable"):
+        make_read_only(config["writable"], config["read_only"])
     socket.sethostname(config["hostname"])
     os.chdir("/")
 
@@ -137,7 +212,8 @@ class Task:
 
 
 class Agent:
-    def __init__(self) -> None:
+    def __init__(self, task_user: list[int] | None = None) -> None:
+        self.task_user = task_user
         self.tasks: dict[int, Task] = {}
         self.pending = b""
         self.wakeup_r, wakeup_w = os.pipe()
@@ -191,6 +267,8 @@ class Agent:
     def run(self, command: dict) -> None:
         env = dict(command["env"])
         env[TASK_MARKER] = command["id"]
+        user = {} if command.get("as_root") or not self.task_user else {
+            "user": self.task_user[0], "group": self.task_user[1], "extra_groups": []}
         try:
             with open(command["output"], "ab", buffering=0) as output:
                 process = subprocess.Popen(
@@ -201,6 +279,7 @@ class Agent:
                     stdout=output,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    **user,
                 )
         except OSError as exc:
             self.append_output(command["output"], f"raydog sandbox: cannot start task: {exc}\n")
@@ -298,7 +377,7 @@ def kill_task_processes(task_id: str, root: int) -> None:
 
 def main() -> None:
     config = json.loads(sys.argv[1])
-    agent = Agent()
+    agent = Agent(config.get("task_user"))
     try:
         set_up_filesystem(config)
     except OSError as exc:

@@ -88,7 +88,8 @@ class PoolsModel:
                 check_name("provisionedProperties.workerTag", properties.workerTag, required=False)
                 check_node_limits(properties, target)
             key = (usage.requirementNamespace, usage.requirementName)
-            if any(not p.status.finished for p in self.pools_by_name.get(key, ())):
+            reserved = self.core.strictness.reserve_finished_names
+            if any(reserved or not p.status.finished for p in self.pools_by_name.get(key, ())):
                 raise InvalidRequest(f"worker pool '{key[0]}/{key[1]}' already exists in namespace '{key[0]}'")
             self.compute.check_name_free(*key)
             self.compute.check_quota(target)
@@ -118,6 +119,9 @@ class PoolsModel:
         instance.node = node
         pool.nodes.append(node)
         self.nodes[node.id] = node
+        boot_timeout = pool.properties.nodeBootTimeout if pool.properties is not None else None
+        if boot_timeout is not None:
+            self.core.sched().later(boot_timeout.total_seconds(), self.node_boot_timeout_due, node.id)
         return NodeSpec(node_id=node.id, instance_id=instance.id, hostname=instance.hostname,
                         private_ip=instance.private_ip, public_ip=instance.public_ip, pool_name=pool.name,
                         userdata=cr.usage.userData)
@@ -183,6 +187,15 @@ class PoolsModel:
             self._start_node_idle_timer(node)
             self.core.sched().allocate_soon()
 
+    def node_boot_timeout_due(self, node_id: str) -> None:
+        """Timer: nodeBootTimeout has passed; a node that has not registered yet is terminated."""
+        with self.lock:
+            node = self.nodes.get(node_id)
+            if node is not None and node.status is None and node.instance.status.alive:
+                log.warning("node %s did not register within the pool's nodeBootTimeout; terminated", node_id)
+                self.end_node(node, NodeStatus.TERMINATED)
+                self.compute.update_requirement(self.compute.compute_requirements[node.instance.cr_id])
+
     def node_boot_failed(self, node_id: str, message: str) -> None:
         with self.lock:
             node = self.nodes.get(node_id)
@@ -204,8 +217,7 @@ class PoolsModel:
             worker = node.worker
             if worker is not None and worker.task is not None:
                 self._work().task_lost(worker.task, process_gone=True)
-            self.compute.set_instance_status(node.instance, InstanceStatus.TERMINATED)
-            self.compute.update_requirement(self.compute.compute_requirements[node.instance.cr_id])
+            self.compute.instance_gone(node.instance)
 
     # ── workers (the work model claims and releases them; the lock is held) ──
 
@@ -241,6 +253,8 @@ class PoolsModel:
         self._refresh_pool(pool)
 
     def _make_free(self, worker: WorkerRec) -> None:
+        if worker.node.shutting_down:
+            return
         tag = self.pools[worker.node.pool_id].worker_tag
         self.free_workers[worker.id] = worker
         self.free_by_tag.setdefault(tag, {})[worker.id] = worker
@@ -325,9 +339,11 @@ class PoolsModel:
                                        f"worker pool '{namespace}/{name}' not found"))
 
     def shutdown_pool(self, pool_id: str) -> PoolRec:
-        """Shut a pool down; a pool already shut down or terminated is left as it is."""
+        """Shut a pool down; a pool already shut down or terminated is left as it is (strict: refused)."""
         with self.lock:
             pool = self._pool(pool_id)
+            if pool.status.finished and self.core.strictness.refuse_finished:
+                raise InvalidRequest(f"worker pool {pool.id} is {pool.status.name} and cannot be shut down")
             self._shutdown_pool(pool)
             return pool
 
@@ -386,11 +402,31 @@ class PoolsModel:
             return view(worker.node)
 
     def shutdown_node(self, node_id: str, view: Callable[[NodeRec], T] = as_is) -> T:
-        """DELETE nodes/{id}: the node is deregistered, its instance terminated, the pool's target lowered."""
+        """DELETE nodes/{id}: the node is deregistered, its instance terminated, the pool's target lowered.
+
+        Strict mode: the node stops taking tasks and ends after the node shutdown delay; the
+        pool's target is left alone; a node that is gone is refused."""
         with self.lock:
             node = self._node(node_id)
-            self._shutdown_node(node)
+            delay = self.core.strictness.node_shutdown_delay
+            if not node.live and self.core.strictness.refuse_finished:
+                raise InvalidRequest(f"node {node.id} is {node.status.name} and cannot be shut down")
+            if delay is None:
+                self._shutdown_node(node)
+            elif node.live and not node.shutting_down:
+                node.shutting_down = True
+                if node.worker is not None:
+                    self._make_busy(node.worker)
+                self.core.sched().later(delay, self.node_shutdown_due, node.id)
             return view(node)
+
+    def node_shutdown_due(self, node_id: str) -> None:
+        """Timer (strict mode): a node asked to shut down goes; the pool's target stays."""
+        with self.lock:
+            node = self.nodes.get(node_id)
+            if node is not None and node.live:
+                self.end_node(node, NodeStatus.DEREGISTERED)
+                self.compute.update_requirement(self.requirement_of(self.pools[node.pool_id]))
 
     def _shutdown_node(self, node: NodeRec) -> None:
         if not node.live:

@@ -113,21 +113,36 @@ class TaskAllocation:
         self.core.sched().later(self.task_start_delay, self.task_start_due, task.id, task.attempt)
 
     def task_start_due(self, task_id: str, attempt: int) -> None:
-        """Timer: the task start delay has passed; the task executes on its node."""
+        """Timer: the task start delay has passed; the task downloads its inputs (if it has any,
+        for one more delay) and executes on its node."""
         with self.lock:
             task = self.work.tasks.get(task_id)
             if task is None or task.attempt != attempt or task.status is not TaskStatus.ALLOCATED:
                 return
-            node = self.pools.nodes[task.node_id]
-            self.work.set_task_status(task, TaskStatus.EXECUTING)
-            task.started = utcnow()
-            task.runtime_started = True
-            self.core.sched().run_task(self._task_run(task, node), attempt)
-            timeout = task.timeout or self.work.groups[task.group_id].run_spec.taskTimeout
-            if timeout is not None:
-                self.core.sched().later(timeout.total_seconds(), self.task_timeout_due, task.id, attempt)
-            if self.simulate_exits and task.environment and "SANDBOX_EXIT_CODE" in task.environment:
-                self._schedule_simulated_exit(task, attempt)
+            if task.data is not None and task.data.inputs:
+                self.work.set_task_status(task, TaskStatus.DOWNLOADING)
+                self.core.sched().later(self.task_start_delay, self.task_downloaded_due, task.id, attempt)
+                return
+            self._execute(task, attempt)
+
+    def task_downloaded_due(self, task_id: str, attempt: int) -> None:
+        """Timer: the task's inputs are on its node; it executes."""
+        with self.lock:
+            task = self.work.tasks.get(task_id)
+            if task is not None and task.attempt == attempt and task.status is TaskStatus.DOWNLOADING:
+                self._execute(task, attempt)
+
+    def _execute(self, task: TaskRec, attempt: int) -> None:
+        node = self.pools.nodes[task.node_id]
+        self.work.set_task_status(task, TaskStatus.EXECUTING)
+        task.started = utcnow()
+        task.runtime_started = True
+        self.core.sched().run_task(self._task_run(task, node), attempt)
+        timeout = task.timeout or self.work.groups[task.group_id].run_spec.taskTimeout
+        if timeout is not None:
+            self.core.sched().later(timeout.total_seconds(), self.task_timeout_due, task.id, attempt)
+        if self.simulate_exits and task.environment and "SANDBOX_EXIT_CODE" in task.environment:
+            self._schedule_simulated_exit(task, attempt)
 
     def _schedule_simulated_exit(self, task: TaskRec, attempt: int) -> None:
         env = task.environment or {}

@@ -36,7 +36,7 @@ from ..pools.models import PoolsModel
 from ..records import WAITING, GroupRec, TaskRec, WorkRequirementRec
 from ..search import in_order, in_range, namespaces_of
 from ..service import ModelCore, as_is, check_name, utcnow
-from .validation import check_group_list, check_new_tasks
+from .validation import TASK_GROUPS_MAX, check_group_list, check_new_tasks
 
 T = TypeVar("T")
 # How much of taskoutput.txt a failed task's error carries. A convenience of the sandbox:
@@ -62,6 +62,7 @@ class WorkModel:
         self.lock = core.lock
         self.pools = pools
         pools.work = self
+        self.upload_delay = 0.0  # how long a task with outputs stays UPLOADING after its process ends
         self.work_requirements: dict[str, WorkRequirementRec] = {}
         self.wr_by_name: dict[tuple[str, str], WorkRequirementRec] = {}
         self.groups: dict[str, GroupRec] = {}
@@ -76,10 +77,10 @@ class WorkModel:
             check_name("namespace", body.namespace)
             check_name("name", body.name)
             check_name("tag", body.tag, required=False)
-            # Unique among live work requirements (like pools): a finished cluster's name can be
-            # used again, so destroy-then-apply works. GET by name returns the newest.
+            # Unique among live work requirements (like pools), or in strict mode among all of
+            # the namespace's: a finished one keeps its name. GET by name returns the newest.
             previous = self.wr_by_name.get((body.namespace, body.name))
-            if previous is not None and not previous.status.finished:
+            if previous is not None and (self.core.strictness.reserve_finished_names or not previous.status.finished):
                 raise InvalidRequest(
                     f"work requirement '{body.namespace}/{body.name}' already exists in namespace '{body.namespace}'")
             groups = body.taskGroups or []
@@ -117,6 +118,11 @@ class WorkModel:
                 raise InvalidWorkRequirementStatus(
                     f"InvalidWorkRequirementStatusException: work requirement {wr.id} is {wr.status.name}; "
                     "task groups can only be added while it is RUNNING or HELD")
+            added = sum(1 for g in groups if g.id is None)
+            if self.core.strictness.count_removed_groups and wr.next_group_n - 1 + added > TASK_GROUPS_MAX:
+                raise InvalidRequest(
+                    f"a work requirement holds at most {TASK_GROUPS_MAX} task groups: {wr.id} has had "
+                    f"{wr.next_group_n - 1} (removed ones count) and {added} more were asked for")
             kept_ids = {g.id for g in groups if g.id is not None}
             for group in list(wr.groups):
                 if group.id not in kept_ids:
@@ -309,6 +315,9 @@ class WorkModel:
         """A waiting task is CANCELLED; with abort a running one is ABORTED; without, it runs on."""
         with self.lock:
             task = self._task(task_id)
+            if task.status.finished and self.core.strictness.refuse_finished:
+                raise InvalidWorkRequirementStatus(
+                    f"InvalidTaskStatusException: task {task.id} is {task.status.name} and cannot be cancelled")
             if task.status in WAITING:
                 self._finish_task(task, TaskStatus.CANCELLED)
             elif abort and task.status.in_progress:
@@ -423,7 +432,18 @@ class WorkModel:
                 return
             task.exit_code = exit_code
             task.output_tail = output_tail
+            if task.ending is None and task.data is not None and task.data.outputs:
+                self.set_task_status(task, TaskStatus.UPLOADING)
+                self.core.sched().later(self.upload_delay, self.task_uploaded_due, task.id, attempt)
+                return
             self._end_task(task, exit_code)
+
+    def task_uploaded_due(self, task_id: str, attempt: int) -> None:
+        """Timer: the outputs of a task whose process ended are uploaded; it finishes."""
+        with self.lock:
+            task = self.tasks.get(task_id)
+            if task is not None and task.attempt == attempt and task.status is TaskStatus.UPLOADING:
+                self._end_task(task, task.exit_code)
 
     def task_start_failed(self, task_id: str, attempt: int, message: str) -> None:
         """Runtime callback: the task's process could not be started."""
