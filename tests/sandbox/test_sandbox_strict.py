@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 import requests
 from raydog_sandbox.nodes.runtime import SimulatedRuntime
-from sandbox_helpers import NAMESPACE, bash_task, make_client, provision, task_group, task_status, wait_until
+from harness.waits import wait_until
+from sandbox_helpers import NAMESPACE, bash_task, make_client, provision, task_group, task_status
 from yellowdog_client.model import (
     ComputeRequirementStatus,
     InstanceSearch,
