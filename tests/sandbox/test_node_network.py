@@ -76,7 +76,8 @@ def test_nodes_bind_the_same_port_and_the_host_reaches_both_addresses_of_each(ru
     for spec in (a, b):
         runtime.start_node(spec)
         runtime.run_task(bash_task(f"serve-{spec.hostname}", spec, SERVER), ExitRecorder())
-    assert wait_until(lambda: all("listening" in (runtime.task_output(f"serve-{n}") or "") for n in ("node-a", "node-b")), 20)
+    assert wait_until(lambda: all("listening" in (runtime.task_output(f"serve-{n}") or "") for n in ("node-a", "node-b")),
+                      "both nodes listen", timeout=20)
 
     assert [greeting(ip) for ip in (a.private_ip, a.public_ip, b.private_ip, b.public_ip)] == [
         "node-a", "node-a", "node-b", "node-b"]

@@ -97,8 +97,11 @@ class NodePlanning:
             namespace = cluster.namespace if cluster is not None else Unknown
             planned["namespace"] = namespace
         checks.template(proposed.get(TEMPLATE))
-        if known(namespace) and known(pool_name):
-            checks.pool_name_free(namespace, pool_name, proposed.get("cluster_id"), self.name_path())
+        # The name is shown only once it is checked: a name some pool already had may be taken
+        # by its next generation (<name>--2) on a platform that keeps finished names.
+        if not (known(namespace) and known(pool_name)) or not checks.pool_name_unused(
+                namespace, pool_name, self.name_path()):
+            planned["yellowdog_name"] = Unknown
         return planned
 
     def planned_sha256(self, script: Any) -> Any:
@@ -188,7 +191,7 @@ class PlanChecks:
                                  "live raydog_cluster (raydog_cluster.<name>.id).", path=["cluster_id"])
             return None
         cluster_name = values.get("cluster_name")
-        if known(cluster_name) and wr.name != cluster_name:
+        if known(cluster_name) and not names.is_generation_of(wr.name, cluster_name):
             self.diags.add_error(
                 "cluster_name does not match the cluster",
                 f'cluster_name is "{cluster_name}" but cluster_id {wr.id} is the cluster "{wr.name}"; '
@@ -203,31 +206,34 @@ class PlanChecks:
                 path=["namespace"])
         return wr
 
-    def pool_name_free(self, namespace: str, pool_name: str, cluster_id: Any, path: list) -> None:
-        """Error when a live pool of this name exists that this configuration did not create.
+    def pool_name_unused(self, namespace: str, pool_name: str, path: list) -> bool:
+        """Whether no pool ever had this name, so the create will take it as it is; an error
+        when a live pool of the name exists that this configuration did not create.
 
         Ours are those whose worker tag (the token of the create that made it) is in this
         working directory's ownership journal, and those being replaced in this plan: the
         apply adopts or recovers them. Any other live pool of the name is refused here, at
-        plan, as the apply would refuse it.
+        plan, as the apply would refuse it. A name some pool had (live or finished) may be
+        taken by its next generation (``<name>--2``) on a platform that keeps finished names.
         """
         if not self.provider.configured or (namespace, pool_name) in self.provider.lookups.replacing:
-            return
+            return False
         client = self.provider.client
         label = f"{namespace}/{pool_name}"
         try:
             pool = client.find_pool(namespace, pool_name)
-            if pool is None or not pool.live:
-                return
-            if pool.worker_tag in self.provider.ownership.tokens(WORKER_POOL, namespace, pool_name):
-                return
+            if pool is None:
+                return True
+            if not pool.live or pool.worker_tag in self.provider.ownership.tokens(WORKER_POOL, namespace, pool_name):
+                return False
         except PlatformError as exc:
             self.diags.add_warning(f"Could not check worker pool {label} at plan time",
                                    f"{exc}. The apply checks it again.")
-            return
+            return False
         self.diags.add_error(
             "Worker pool name already in use",
             f'YellowDog already has a live worker pool "{label}" ({pool.id}, {pool.status}) that this '
             f"configuration did not create. Give this pool another {path[-1]}, or bring that pool under "
             f'Terraform with an import block (id = "{pool.id}").',
             path=path)
+        return False
