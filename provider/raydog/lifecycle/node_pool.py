@@ -113,7 +113,7 @@ class NodePool:
     def cluster(self, config: NodeConfig) -> Optional[WorkRequirementInfo]:
         """The cluster's work requirement, or None (with an error) when it can't take new nodes."""
         try:
-            wr = self.client.get_work_requirement(config.cluster_id)
+            wr = self.client.recent_work_requirement(config.cluster_id)  # one read for the pools made together
         except PlatformError as exc:
             report(self.diags, "Cannot read the cluster's work requirement", exc, ["cluster_id"])
             return None
@@ -250,11 +250,11 @@ class NodePool:
         )
 
     def remove(self, state: dict, timeouts: Timeouts, quiet: bool = False) -> bool:
-        """Abort the pool's running tasks, then shut the pool down and terminate its compute requirement."""
+        """Terminate the pool's compute requirement (which ends the tasks on its nodes: their node
+        goes) and shut the pool down: two requests whatever its size. Tasks no node had taken
+        stay waiting, for nodes that will never come, until the cluster's work requirement is
+        cancelled."""
         try:
-            if state.get("task_group_id"):
-                for task in self.client.list_tasks(state["task_group_id"]):
-                    self.client.cancel_task(task.id, abort=True)
             if state.get("id"):
                 self.client.remove_pool(
                     state["id"],
@@ -277,7 +277,6 @@ def release_pool(client: "YellowDogClient", wr_id: str, pool: PoolInfo, timeouts
     cluster gave it, then shut it down and terminate its compute requirement."""
     found = client.find_pool_group(pool.namespace or "", pool.worker_tag or "", wr_id) if pool.worker_tag else None
     if found is not None:
-        for task in client.list_tasks(found[1].id):
-            client.cancel_task(task.id, abort=True)
+        client.cancel_unplaced_tasks(found[1].id)
     client.remove_pool(pool.id, pool.compute_requirement_id, timeout_seconds=timeouts.delete.total_seconds(),
                        stop_event=stopping)
