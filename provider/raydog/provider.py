@@ -128,10 +128,6 @@ class RaydogProvider(Provider):
                             path=[attribute])
         if diags.has_errors():
             return
-        # Every launch that configures the provider goes on to call the platform through the SDK,
-        # whose import (~0.2 s) would otherwise come with the first call: start it now, beside
-        # the credential check's request.
-        threading.Thread(target=_import_sdk, name="raydog-sdk-import", daemon=True).start()
         try:
             # Terraform shows nothing of a provider while it configures; the progress goes to
             # its log (TF_LOG_PROVIDER=WARN), and the error below says how long it tried.
@@ -189,10 +185,3 @@ class RaydogProvider(Provider):
         from raydog.data_sources.node_script import NodeScriptDataSource
 
         return [NodeScriptDataSource]
-
-
-def _import_sdk() -> None:
-    try:
-        import raydog.yellowdog.client  # noqa: F401 - imported for its side effect: the SDK is loaded
-    except Exception:  # noqa: BLE001 - the first real use imports it again and reports the error
-        logging.getLogger("raydog").debug("background import of the SDK failed", exc_info=True)
