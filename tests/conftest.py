@@ -69,7 +69,7 @@ def pytest_make_collect_report(collector: pytest.Collector):
 
 # The suites whose sandboxes are strict by default: what the provider does must not rely on
 # sandbox leniency the real platform may not have (docs/sandbox.md, "Strict mode").
-STRICT_SUITES = ("provider", "module", "reliability")
+STRICT_SUITES = ("provider", "yellowdog", "module", "reliability")
 
 
 def strict_by_default(request: pytest.FixtureRequest) -> bool:
