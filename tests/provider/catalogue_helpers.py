@@ -3,10 +3,10 @@ cases through real Terraform (tests/provider/test_hostile_input.py holds the cas
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 
+from harness.config import Expr, literal
 from harness.terraform import PROVIDER_BLOCK, Terraform
 
 WR_ID = "ydid:workreq:000000:11111111-2222-3333-4444-555555555555"
@@ -29,25 +29,6 @@ NAME_RULE = "must start with a lowercase letter, end with a letter or digit"
 # HCL builders: a case is written as Python values so that the table stays readable.
 
 
-@dataclass(frozen=True)
-class Expr:
-    """An HCL expression written as is (a reference, a function call)."""
-
-    text: str
-
-
-def hcl(value) -> str:
-    if isinstance(value, Expr):
-        return value.text
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, dict):
-        items = "".join(f"    {json.dumps(k)} = {hcl(v)}\n" for k, v in value.items())
-        return "{\n" + items + "  }"
-    # A quoted HCL string: JSON escapes, plus HCL's own template sequences escaped.
-    return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
 
 
 def block(kind: str, type_: str, attrs: dict, label: str = LABEL) -> str:
@@ -57,9 +38,9 @@ def block(kind: str, type_: str, attrs: dict, label: str = LABEL) -> str:
         if value is None:
             continue
         if key == "timeouts":
-            lines += ["  timeouts {", *(f"    {k} = {hcl(v)}" for k, v in value.items()), "  }"]
+            lines += ["  timeouts {", *(f"    {k} = {literal(v)}" for k, v in value.items()), "  }"]
         else:
-            lines.append(f"  {key} = {hcl(value)}")
+            lines.append(f"  {key} = {literal(value)}")
     return "\n".join([*lines, "}", ""])
 
 
@@ -85,7 +66,7 @@ def script(**attrs) -> str:
 
 def aliased_provider(**attrs) -> str:
     """A provider configuration of its own (alias = the case label) and a resource that uses it."""
-    body = "".join(f"  {k} = {hcl(v)}\n" for k, v in attrs.items())
+    body = "".join(f"  {k} = {literal(v)}\n" for k, v in attrs.items())
     return (
         f'provider "raydog" {{\n  alias = "{LABEL}"\n{body}}}\n'
         + block("resource", "raydog_cluster", {"provider": Expr(f"raydog.{LABEL}"), **CLUSTER})
