@@ -297,18 +297,8 @@ class NodePool:
         """Abort the pool's running tasks and give them time to end (their EXIT trap runs), then
         shut the pool down and terminate its compute requirement."""
         try:
-            if state.get("task_group_id"):
-                aborted = [task.id for task in self.client.list_tasks(state["task_group_id"])]
-                for task_id in aborted:
-                    self.client.cancel_task(task_id, abort=True)
-                self._let_tasks_end(aborted, timeouts)
-            if state.get("id"):
-                self.client.remove_pool(
-                    state["id"],
-                    state.get("compute_requirement_id"),
-                    timeout_seconds=timeouts.delete.total_seconds(),
-                    stop_event=self.stopping,
-                )
+            abort_and_remove(self.client, state.get("task_group_id"), state.get("id"),
+                             state.get("compute_requirement_id"), timeouts, self.stopping)
             return True
         except PlatformError as exc:
             if not quiet:
@@ -318,22 +308,28 @@ class NodePool:
             return False
 
 
-    def _let_tasks_end(self, task_ids: list[str], timeouts: Timeouts) -> None:
-        grace = min(TASK_END_GRACE_SECONDS, timeouts.delete.total_seconds())
-        try:
-            self.client.wait_until_ended(task_ids, grace, self.stopping)
-        except WaitTimeoutError:
-            log.warning("%d aborted task(s) did not end within %.0f s; removing their pool anyway", len(task_ids),
-                        grace)
-
-
 def release_pool(client: "YellowDogClient", wr_id: str, pool: PoolInfo, timeouts: Timeouts,
                  stopping: threading.Event) -> None:
-    """Remove a pool that no resource in state holds: abort the tasks its group in the
-    cluster gave it, then shut it down and terminate its compute requirement."""
+    """Remove a pool that no resource in state holds, the way a delete removes one: its group
+    in the cluster (found by the pool's worker tag) gives the tasks to abort."""
     found = client.find_pool_group(pool.namespace or "", pool.worker_tag or "", wr_id) if pool.worker_tag else None
-    if found is not None:
-        for task in client.list_tasks(found[1].id):
-            client.cancel_task(task.id, abort=True)
-    client.remove_pool(pool.id, pool.compute_requirement_id, timeout_seconds=timeouts.delete.total_seconds(),
-                       stop_event=stopping)
+    abort_and_remove(client, found[1].id if found else None, pool.id, pool.compute_requirement_id, timeouts, stopping)
+
+
+def abort_and_remove(client: "YellowDogClient", task_group_id: Optional[str], pool_id: Optional[str],
+                     compute_requirement_id: Optional[str], timeouts: Timeouts, stopping: threading.Event) -> None:
+    """Abort the group's running tasks and give them time to end (their EXIT trap runs), then
+    shut the pool down and terminate its compute requirement."""
+    if task_group_id:
+        aborted = [task.id for task in client.list_tasks(task_group_id)]
+        for task_id in aborted:
+            client.cancel_task(task_id, abort=True)
+        grace = min(TASK_END_GRACE_SECONDS, timeouts.delete.total_seconds())
+        try:
+            client.wait_until_ended(aborted, grace, stopping)
+        except WaitTimeoutError:
+            log.warning("%d aborted task(s) did not end within %.0f s; removing their pool anyway", len(aborted),
+                        grace)
+    if pool_id:
+        client.remove_pool(pool_id, compute_requirement_id, timeout_seconds=timeouts.delete.total_seconds(),
+                           stop_event=stopping)
