@@ -174,7 +174,8 @@ def test_prometheus_scrapes_every_ray_node_through_a_resize_and_the_dashboard_re
     assert view(sandbox).nothing_live(), view(sandbox).live
 
 
-def test_observability_node_without_grafana_or_internet_fails_naming_what_to_install(terraform_factory, exec_sandbox):
+def test_observability_node_without_grafana_or_internet_fails_naming_what_to_install(
+        terraform_factory, exec_sandbox, tmp_path):
     """Grafana is not installed here and nodes have no internet: the task fails, saying what to install."""
     tf = terraform_factory("obsfail", sandbox=exec_sandbox)
     tf.write("\n".join([
@@ -183,8 +184,14 @@ def test_observability_node_without_grafana_or_internet_fails_naming_what_to_ins
                        observability_attrs={"start_script": Expr("data.raydog_node_script.obs.content")}),
     ]))
     tf.init()
-    result = tf.apply(check=False)
-    assert result.returncode == 1
-    assert "Grafana is not installed on this node, and the node cannot download it" in result.output
-    assert "apt-get install grafana" in result.output
-    assert "obsfail-obs" not in view(exec_sandbox).live_pools()
+    tf.apply()  # create waits until the task executes; the script then finds no Grafana
+    obs = tf.resources()["raydog_observability.obs"]
+    wait_until(lambda: [t["status"] for t in view(exec_sandbox).tasks(obs["task_group_id"])],
+               "the observability task fails", timeout=60, interval=1, until=lambda statuses: statuses == ["FAILED"])
+    [output] = node_directory(tmp_path, obs["node_id"]).rglob("taskoutput.txt")
+    text = output.read_text()
+    assert "Grafana is not installed on this node, and the node cannot download it from https://dl.grafana.com/" in text
+    assert "apt-get install grafana" in text and "install_observability" in text
+    assert "Downloading" not in text and "Prometheus on port" not in text, "nothing was downloaded or started"
+    tf.destroy()
+    assert view(exec_sandbox).nothing_live(), view(exec_sandbox).live
