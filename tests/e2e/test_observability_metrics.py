@@ -34,19 +34,9 @@ METRICS_TIMEOUT = 120
 
 
 @pytest.fixture
-def exec_sandbox(sandbox_factory, tmp_path):
-    from raydog_sandbox.nodes.exec_runtime import ExecCapabilityError, check_exec_capability
-    from raydog_sandbox.nodes.network import probe_network
-
-    try:
-        check_exec_capability()
-    except ExecCapabilityError as exc:
-        pytest.skip(str(exc))
-    if probe_network() is not None:
-        pytest.skip(probe_network())
+def prometheus_installed():
     if shutil.which("prometheus") is None:
         pytest.skip("Prometheus is not installed: apt-get install prometheus (.ci/run installs it)")
-    return sandbox_factory(mode="exec", data_dir=str(tmp_path / "nodes"))
 
 
 def config(workers: int, observability_vars: dict[str, str] | None = None) -> str:
@@ -137,7 +127,7 @@ def check_grafana_provisioning(obs_home: Path, head_tmp: Path, prometheus_url: s
 
 
 def test_prometheus_scrapes_every_ray_node_through_a_resize_and_the_dashboard_reads_it(
-        terraform_factory, exec_sandbox, tmp_path):
+        terraform_factory, exec_sandbox, prometheus_installed, tmp_path):
     sandbox = exec_sandbox
     tf = terraform_factory("obsv", sandbox=sandbox)
     tf.write(config(workers=1))
@@ -175,7 +165,7 @@ def test_prometheus_scrapes_every_ray_node_through_a_resize_and_the_dashboard_re
 
 
 def test_observability_node_without_grafana_or_internet_fails_naming_what_to_install(
-        terraform_factory, exec_sandbox, tmp_path):
+        terraform_factory, exec_sandbox, prometheus_installed, tmp_path):
     """Grafana is not installed here and nodes have no internet: the task fails, saying what to install."""
     tf = terraform_factory("obsfail", sandbox=exec_sandbox)
     tf.write("\n".join([
