@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -58,9 +59,9 @@ def get_json(url: str) -> dict:
         return json.load(response)
 
 
-def node_series(prometheus_url: str) -> dict[str, str] | str:
+def node_series(prometheus_url: str, query: str = "ray_node_cpu_count") -> dict[str, str] | str:
     """``ray_node_cpu_count`` by instance (instance -> value), or why the query failed."""
-    query = urllib.parse.urlencode({"query": "ray_node_cpu_count"})
+    query = urllib.parse.urlencode({"query": query})
     try:
         body = get_json(f"{prometheus_url}/api/v1/query?{query}")
     except (OSError, ValueError) as exc:
@@ -74,10 +75,15 @@ def expected_instances(sandbox, head_ip: str, pool_id: str) -> set[str]:
 
 
 def await_one_series_per_node(prometheus_url: str, expected: set[str]) -> dict[str, str]:
+    started = time.monotonic()
     series = wait_until(lambda: node_series(prometheus_url), f"one ray_node_cpu_count series for each of {sorted(expected)}",
                         timeout=METRICS_TIMEOUT, interval=2,
                         until=lambda found: isinstance(found, dict) and set(found) == expected)
-    print(f"ray_node_cpu_count by instance ({len(series)} series): {json.dumps(series, sort_keys=True)}")
+    # What the query returns, for the record (pytest -s shows it).
+    query = urllib.parse.urlencode({"query": "ray_node_cpu_count"})
+    print(f"after {time.monotonic() - started:.0f}s, GET {prometheus_url}/api/v1/query?{query}:")
+    for result in get_json(f"{prometheus_url}/api/v1/query?{query}")["data"]["result"]:
+        print(f"  {json.dumps(result, sort_keys=True)}")
     return series
 
 
@@ -139,6 +145,8 @@ def test_prometheus_scrapes_every_ray_node_through_a_resize_and_the_dashboard_re
 
     first = await_one_series_per_node(prometheus_url, expected_instances(sandbox, head_ip, pool_id))
     assert len(first) == 2 and all(float(cpus) >= 1 for cpus in first.values()), first
+    head_series = node_series(prometheus_url, 'ray_node_cpu_count{IsHeadNode="true"}')
+    assert list(head_series) == [f"{head_ip}:{METRICS_PORT}"], "the head's own series is labelled as the head's"
 
     health = wait_until(lambda: prometheus_health(dashboard_url), "the Ray dashboard reaches Prometheus",
                         timeout=60, interval=1, until=lambda h: isinstance(h, dict) and h.get("result") is True)
