@@ -25,8 +25,8 @@ pytestmark = [pytest.mark.exec, pytest.mark.xdist_group("exec")]
 
 TASK_SECONDS = 45
 
-# Two 1-CPU tasks that sleep, each returning the IP of the node it ran on; max_retries=0, so a
-# task whose node went away under it fails the job instead of being run again elsewhere.
+# N (argv[2]) 1-CPU tasks that sleep, each returning the IP of the node it ran on; max_retries=0,
+# so a task whose node went away under it fails the job instead of being run again elsewhere.
 DRIVER = textwrap.dedent(f"""
     import json, sys, time
     import ray
@@ -37,7 +37,7 @@ DRIVER = textwrap.dedent(f"""
         time.sleep({TASK_SECONDS})
         return {{"i": i, "ip": ray.util.get_node_ip_address(), "done": time.time()}}
 
-    print(json.dumps(ray.get([long_task.remote(i) for i in range(2)])), flush=True)
+    print(json.dumps(ray.get([long_task.remote(i) for i in range(int(sys.argv[2]))])), flush=True)
 """)
 
 
@@ -64,6 +64,26 @@ def ray_nodes(address: str) -> dict[str, object]:
         return {"error": str(exc)}
 
 
+def start_driver(client_address: str, tasks: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", DRIVER, client_address, str(tasks)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def busy_workers(gcs: str, workers: set[str], count: int) -> set[str]:
+    return wait_until(lambda: {ip for ip, n in ray_nodes(gcs).items() if ip in workers and n.busy > 0},
+                      f"{count} long task(s) run on the workers", timeout=120, interval=0.5,
+                      until=lambda ips: len(ips) == count)
+
+
+def finished(driver: subprocess.Popen) -> tuple[int, str, str]:
+    try:
+        out, err = driver.communicate(timeout=180)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    return driver.returncode, out, err
+
+
 def shrink_under_load(tf, sandbox, drain_timeout: str) -> dict:
     """A pool of three 1-CPU workers runs two long tasks; node_count goes to 1 meanwhile.
     What happened: the driver's exit code and output, the busy and idle workers, the plan, the apply."""
@@ -77,21 +97,15 @@ def shrink_under_load(tf, sandbox, drain_timeout: str) -> dict:
     workers = pool_ips(sandbox, pool_id)
     # readiness = "ray": when the apply returns, every node has joined Ray already.
     joined = set(ray_nodes(gcs))
-    driver = subprocess.Popen([sys.executable, "-c", DRIVER, tf.outputs()["client_address"]],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        busy = wait_until(lambda: {ip for ip, n in ray_nodes(gcs).items() if ip in workers and n.busy > 0},
-                          "both long tasks run, on two of the three workers", timeout=120, interval=0.5,
-                          until=lambda ips: len(ips) == 2)
-        tf.write(cluster(1, drain_timeout=drain_timeout))
-        plan = tf.plan_json()
-        result = tf.apply()
-        out, err = driver.communicate(timeout=180)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-    return dict(first_plan=first_plan, workers=workers, head_ip=head_ip, joined=joined, busy=busy,
-                idle=workers - busy, plan=plan, apply=result.output, returncode=driver.returncode, out=out, err=err,
+    driver = start_driver(tf.outputs()["client_address"], 2)
+    busy = busy_workers(gcs, workers, 2)
+    tf.write(cluster(1, drain_timeout=drain_timeout))
+    plan = tf.plan_json()
+    result = tf.apply(check=False)
+    returncode, out, err = finished(driver)
+    assert result.returncode == 0, result.output
+    return dict(gcs=gcs, first_plan=first_plan, workers=workers, head_ip=head_ip, joined=joined, busy=busy,
+                idle=workers - busy, plan=plan, apply=result.output, returncode=returncode, out=out, err=err,
                 kept=pool_ips(sandbox, pool_id), ray_after=set(ray_nodes(gcs)))
 
 
@@ -116,7 +130,15 @@ def test_lowering_node_count_drains_a_busy_node_so_its_long_task_finishes(exec_t
     assert "not drained" not in run["apply"]
     assert tf.plan_exitcode().returncode == 0
 
-    tf.destroy()
+    # Destroy removes the pool first (it depends on the head) and drains its last node, busy
+    # with a long task: the task finishes before the node goes.
+    driver = start_driver(tf.outputs()["client_address"], 1)
+    assert busy_workers(run["gcs"], run["kept"], 1) == run["kept"]
+    destroyed = tf.destroy()
+    returncode, out, err = finished(driver)
+    assert returncode == 0, err[-3000:]
+    assert [r["ip"] for r in json.loads(out.strip().splitlines()[-1])] == sorted(run["kept"])
+    assert "not drained" not in destroyed.output
     assert view(sandbox).nothing_live(), view(sandbox).live
 
 
@@ -129,5 +151,18 @@ def test_without_drain_the_long_task_on_a_removed_node_is_lost(exec_terraform, e
     assert run["returncode"] != 0, f"the job should have lost a task: {run['out']}"
     assert "NodeDiedError" in run["err"] or "died" in run["err"].lower() or "lost" in run["err"].lower(), \
         run["err"][-3000:]
+    tf.destroy()
+    assert view(sandbox).nothing_live(), view(sandbox).live
+
+
+def test_the_drain_deadline_is_kept_and_then_the_nodes_go_anyway(exec_terraform, exec_sandbox):  # noqa: F811
+    """drain_timeout shorter than the task: the apply waits that long, warns that the node was
+    still busy, and ends it; the task with no retries is lost."""
+    tf, sandbox = exec_terraform, exec_sandbox
+    run = shrink_under_load(tf, sandbox, "8s")
+    assert "The nodes were not drained" in run["apply"] and "still busy" in run["apply"], run["apply"][-3000:]
+    assert "drain_timeout" in run["apply"]
+    assert run["returncode"] != 0, f"the job should have lost a task: {run['out']}"
+    assert len(run["kept"]) == 1
     tf.destroy()
     assert view(sandbox).nothing_live(), view(sandbox).live
