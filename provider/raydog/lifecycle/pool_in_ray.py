@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from raydog.yellowdog import YellowDogClient
 
 
+# The share of timeouts.update (a shrink) or timeouts.delete (a removal) a drain may use.
+DRAIN_SHARE = 0.5
+
+
 class PoolInRay:
     """Mixed into the worker pool resource (resources.worker_pool)."""
 
@@ -76,9 +80,10 @@ class PoolInRay:
         return kept, why is None
 
     def drain_before_removal(self, diags: Diagnostics, config: WorkerPoolConfig, tasks: Sequence[TaskInfo],
-                             cr_id: Optional[str], reason: str) -> None:
-        """Ask Ray to drain the nodes of ``tasks`` and wait up to drain_timeout for their work to finish."""
-        seconds = config.ray.drain_timeout.total_seconds()
+                             cr_id: Optional[str], reason: str, operation_timeout: float) -> None:
+        """Ask Ray to drain the nodes of ``tasks`` and wait up to drain_timeout for their work to
+        finish; at most half the operation's timeout, so the removal that follows has time too."""
+        seconds = min(config.ray.drain_timeout.total_seconds(), operation_timeout * DRAIN_SHARE)
         if seconds <= 0 or not tasks or not config.ray.gcs_address:
             return
         why = drain(self.client, config.ray.gcs_address, tasks, cr_id, seconds, self.provider.stopping,
@@ -103,4 +108,5 @@ class PoolInRay:
             diags.add_warning("The nodes were not drained", f"{exc}. The pool is removed without draining.",
                               path=["drain_timeout"])
             return
-        self.drain_before_removal(diags, config, live, current.get("compute_requirement_id"), "worker pool removed")
+        self.drain_before_removal(diags, config, live, current.get("compute_requirement_id"), "worker pool removed",
+                                  config.timeouts.delete.total_seconds())

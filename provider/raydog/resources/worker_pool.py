@@ -235,7 +235,8 @@ class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
         keep, drop = ordered[:target], ordered[target:]
         deadline = time.monotonic() + timeout
         if ray_answered:
-            self.drain_before_removal(diags, config, drop, current.get("compute_requirement_id"), "node_count lowered")
+            self.drain_before_removal(diags, config, drop, current.get("compute_requirement_id"), "node_count lowered",
+                                      timeout)
         for task in drop:
             self.client.cancel_task(task.id, abort=True)
         stopping = self.provider.stopping
