@@ -100,7 +100,8 @@ class RayGcs:
     def __init__(self, address: str, call_timeout: float = 5.0) -> None:
         self.address = address
         self.call_timeout = call_timeout
-        self._channel = grpc.insecure_channel(address)
+        # Straight to the head: an http(s)_proxy meant for the YellowDog API must not carry gRPC.
+        self._channel = grpc.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)])
 
     def __enter__(self) -> "RayGcs":
         return self

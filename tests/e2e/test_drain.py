@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from e2e.test_exec_cluster import exec_sandbox, exec_terraform, pool_ips  # noqa: F401 (fixtures)
@@ -84,13 +85,17 @@ def finished(driver: subprocess.Popen) -> tuple[int, str, str]:
     return driver.returncode, out, err
 
 
-def shrink_under_load(tf, sandbox, drain_timeout: str) -> dict:
-    """A pool of three 1-CPU workers runs two long tasks; node_count goes to 1 meanwhile.
-    What happened: the driver's exit code and output, the busy and idle workers, the plan, the apply."""
-    tf.write(cluster(3, drain_timeout=drain_timeout))
+def shrink_under_load(tf, sandbox, drain_timeout: str, grow_from: int = 3) -> dict:
+    """A pool of three 1-CPU workers (created with ``grow_from``, then grown) runs two long
+    tasks; node_count goes to 1 meanwhile. What happened: the driver's exit code and output,
+    the busy and idle workers, the plan, the apply, how long the shrink's apply took."""
+    tf.write(cluster(grow_from, drain_timeout=drain_timeout))
     tf.init()
     first_plan = tf.run("plan", "-no-color").output
     tf.apply()
+    if grow_from < 3:
+        tf.write(cluster(3, drain_timeout=drain_timeout))
+        tf.apply()
     res = tf.resources()
     pool_id, head_ip = res["raydog_worker_pool.alpha"]["id"], res["raydog_head.h"]["private_ip"]
     gcs = tf.outputs()["ray_address"]
@@ -101,8 +106,12 @@ def shrink_under_load(tf, sandbox, drain_timeout: str) -> dict:
     busy = busy_workers(gcs, workers, 2)
     tf.write(cluster(1, drain_timeout=drain_timeout))
     plan = tf.plan_json()
+    started = time.monotonic()
     result = tf.apply(check=False)
+    shrink_seconds = time.monotonic() - started
     returncode, out, err = finished(driver)
+    print(f"[drain] drain_timeout={drain_timeout}: the shrink's apply took {shrink_seconds:.1f}s "
+          f"(tasks of {TASK_SECONDS}s)")
     assert result.returncode == 0, result.output
     return dict(gcs=gcs, first_plan=first_plan, workers=workers, head_ip=head_ip, joined=joined, busy=busy,
                 idle=workers - busy, plan=plan, apply=result.output, returncode=returncode, out=out, err=err,
@@ -159,7 +168,9 @@ def test_the_drain_deadline_is_kept_and_then_the_nodes_go_anyway(exec_terraform,
     """drain_timeout shorter than the task: the apply waits that long, warns that the node was
     still busy, and ends it; the task with no retries is lost."""
     tf, sandbox = exec_terraform, exec_sandbox
-    run = shrink_under_load(tf, sandbox, "8s")
+    run = shrink_under_load(tf, sandbox, "8s", grow_from=2)
+    # The growth (readiness = "ray") returned with all three in Ray.
+    assert run["workers"] <= run["joined"], run["joined"]
     assert "The nodes were not drained" in run["apply"] and "still busy" in run["apply"], run["apply"][-3000:]
     assert "drain_timeout" in run["apply"]
     assert run["returncode"] != 0, f"the job should have lost a task: {run['out']}"

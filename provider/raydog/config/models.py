@@ -94,12 +94,11 @@ class SingleNodeConfig(NodeConfig):
 
     name_suffix: Optional[str]
     observability_host: Optional[str]
-    readiness: Optional[str]  # the head's: "ray" also waits for its GCS to answer
 
     @classmethod
     def parse(cls, state: Mapping[str, Any], script_attribute: str, template: str) -> "SingleNodeConfig":
         return cls(**cls.common(state, script_attribute, template), name_suffix=state.get("name_suffix"),
-                   observability_host=state.get("observability_host"), readiness=state.get("readiness"))
+                   observability_host=state.get("observability_host"))
 
 
 @dataclass(frozen=True)
