@@ -15,7 +15,7 @@ import textwrap
 import time
 
 import pytest
-from e2e.test_exec_cluster import exec_sandbox, exec_terraform, pool_ips  # noqa: F401 (fixtures)
+from e2e.test_exec_cluster import exec_terraform, pool_ips  # noqa: F401 (a fixture)
 from harness.config import Expr, cluster_config, node_script, output
 from harness.platform_view import view
 from harness.waits import wait_until
@@ -123,7 +123,7 @@ def planned_task_ids_unknown(plan: dict) -> bool:
     return change["after_unknown"].get("task_ids") is True
 
 
-def test_lowering_node_count_drains_a_busy_node_so_its_long_task_finishes(exec_terraform, exec_sandbox):  # noqa: F811
+def test_lowering_node_count_drains_a_busy_node_so_its_long_task_finishes(exec_terraform, exec_sandbox):  # noqa: F811 (fixture)
     tf, sandbox = exec_terraform, exec_sandbox
     run = shrink_under_load(tf, sandbox, "3m")
     assert run["first_plan"].count('readiness                       = "ray"') == 2, "the plan says what is awaited"
@@ -151,7 +151,7 @@ def test_lowering_node_count_drains_a_busy_node_so_its_long_task_finishes(exec_t
     assert view(sandbox).nothing_live(), view(sandbox).live
 
 
-def test_without_drain_the_long_task_on_a_removed_node_is_lost(exec_terraform, exec_sandbox):  # noqa: F811
+def test_without_drain_the_long_task_on_a_removed_node_is_lost(exec_terraform, exec_sandbox):  # noqa: F811 (fixture)
     """The control: drain_timeout = "0s" ends the newest nodes' tasks at once (the plan says which),
     and a task with no retries on one of them fails the job."""
     tf, sandbox = exec_terraform, exec_sandbox
@@ -164,7 +164,7 @@ def test_without_drain_the_long_task_on_a_removed_node_is_lost(exec_terraform, e
     assert view(sandbox).nothing_live(), view(sandbox).live
 
 
-def test_the_drain_deadline_is_kept_and_then_the_nodes_go_anyway(exec_terraform, exec_sandbox):  # noqa: F811
+def test_the_drain_deadline_is_kept_and_then_the_nodes_go_anyway(exec_terraform, exec_sandbox):  # noqa: F811 (fixture)
     """drain_timeout shorter than the task: the apply waits that long, warns that the node was
     still busy, and ends it; the task with no retries is lost."""
     tf, sandbox = exec_terraform, exec_sandbox
