@@ -186,6 +186,27 @@ CASES = [
          "unsafe"),
     Case("template-string-bomb", script(source="{{ 'x' * 10**10 }}"), "source", "too large"),
     Case("template-list-append", script(source="{% set l = [] %}{{ l.append(1) }}"), "source", "unsafe"),
+    # Readiness at the Ray level and drain before shrink.
+    Case("pool-readiness-unknown-word", pool(readiness="joined"), "readiness",
+         '"joined" is not a readiness; use "executing" or "ray"'),
+    Case("head-readiness-uppercase", head(readiness="RAY"), "readiness", '"RAY" is not a readiness'),
+    Case("pool-readiness-ray-without-waiting", pool(readiness="ray", wait_for_nodes=False), "readiness",
+         "wait_for_nodes = false says not to wait"),
+    Case("pool-drain-timeout-words", pool(drain_timeout="5 minutes"), "drain_timeout",
+         '"5 minutes" is not a duration'),
+    Case("pool-drain-timeout-negative", pool(drain_timeout="-1m"), "drain_timeout", '"-1m" is not a duration'),
+    Case("pool-drain-timeout-400-digits", pool(drain_timeout="9" * 400 + "h"), "drain_timeout", "too long"),
+    Case("pool-gcs-address-url", pool(ray_gcs_address="http://10.0.0.1:6379"), "ray_gcs_address", "not a URL"),
+    Case("pool-gcs-address-no-port", pool(ray_gcs_address="10.0.0.1"), "ray_gcs_address",
+         "needs a host and a port from 1 to 65535"),
+    Case("pool-gcs-address-port-too-big", pool(ray_gcs_address="10.0.0.1:70000"), "ray_gcs_address",
+         "needs a host and a port from 1 to 65535"),
+    Case("pool-gcs-address-bare-ipv6", pool(ray_gcs_address="fd00::1:6379"), "ray_gcs_address",
+         "write an IPv6 address in brackets"),
+    Case("pool-gcs-address-newline-injection", pool(ray_gcs_address="10.0.0.1:6379\nX-Evil: 1"), "ray_gcs_address",
+         "without spaces or control characters"),
+    Case("pool-gcs-address-user-info", pool(ray_gcs_address="user:pw@10.0.0.1:6379"), "ray_gcs_address",
+         "not a URL"),
 ]
 
 # The provider block: each case is a provider configuration of its own (an alias), which

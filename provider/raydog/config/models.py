@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Mapping, Optional
 
+from raydog import settings
 from raydog.config.durations import parse_duration
 from raydog.config.node_fields import DEFAULT_TIMEOUTS
 
@@ -107,9 +108,28 @@ class WorkerPoolConfig(NodeConfig):
     observability_host: Optional[str]
     node_count: int
     wait_for_nodes: bool
+    ray: "RayAccess"
 
     @classmethod
     def parse(cls, state: Mapping[str, Any]) -> "WorkerPoolConfig":
         return cls(**cls.common(state, "task_script", "worker"), name=state["name"],
                    head_private_ip=state["head_private_ip"], observability_host=state.get("observability_host"),
-                   node_count=int(state["node_count"]), wait_for_nodes=bool(state.get("wait_for_nodes")))
+                   node_count=int(state["node_count"]),
+                   wait_for_nodes=bool(state.get("wait_for_nodes")) or state.get("readiness") == settings.READINESS_RAY,
+                   ray=RayAccess.parse(state, state["head_private_ip"]))
+
+
+@dataclass(frozen=True)
+class RayAccess:
+    """How the provider reaches the head's Ray GCS, and what it asks of it (lifecycle.ray_nodes)."""
+
+    readiness: str  # "executing" or "ray"
+    gcs_address: Optional[str]  # host:port; None when the head's IP is not known yet
+    drain_timeout: timedelta  # zero: no drain
+
+    @classmethod
+    def parse(cls, state: Mapping[str, Any], head_ip: Optional[str]) -> "RayAccess":
+        address = state.get("ray_gcs_address") or (settings.gcs_address(head_ip) if isinstance(head_ip, str) else None)
+        drain = state.get("drain_timeout") or settings.DEFAULT_DRAIN_TIMEOUT
+        return cls(readiness=state.get("readiness") or settings.READINESS_EXECUTING, gcs_address=address,
+                   drain_timeout=timedelta(0) if drain.strip("0") in ("", "ms", "s", "m", "h") else parse_duration(drain))

@@ -288,3 +288,35 @@ def worker_pool_name(value: str) -> None:
             f'worker pool name "{value}" is {len(value)} characters long; at most {longest} '
             f"are allowed so that its task group name (<name>-<8 hex>) fits YellowDog's {names.MAX_NAME_LENGTH}"
         )
+
+
+def readiness(value: str) -> None:
+    if value not in settings.READINESS_VALUES:
+        choices = " or ".join(f'"{v}"' for v in settings.READINESS_VALUES)
+        raise ValueError(f"{quoted(value)} is not a readiness; use {choices}")
+
+
+def readiness_needs_wait(wait_for_nodes, value) -> None:
+    if value == settings.READINESS_RAY and wait_for_nodes is False:
+        raise ValueError('"ray" waits for the nodes to join Ray, but wait_for_nodes = false says not to wait; '
+                         "remove wait_for_nodes (or set it to true), or remove readiness")
+
+
+def drain_timeout(value: str) -> None:
+    """A duration, or zero ("0s") for no drain."""
+    if not re.fullmatch(r"0+(ms|s|m|h)?", value):
+        parse_duration(value)
+
+
+def gcs_address(value: str) -> None:
+    """``host:port`` of the head's Ray GCS: a host name or IP (IPv6 in brackets) and a port."""
+    example = f'such as "203.0.113.7:{settings.RAY_GCS_PORT}" or "localhost:16379" (an SSH tunnel)'
+    if not value.strip() or any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError(f"{quoted(value)} must be host:port without spaces or control characters, {example}")
+    if "/" in value or "@" in value:
+        raise ValueError(f"{quoted(value)} must be host:port, not a URL, {example}")
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{quoted(value)} needs a host and a port from 1 to 65535, {example}")
+    if host.startswith("[") != host.endswith("]") or (":" in host and not host.startswith("[")):
+        raise ValueError(f"{quoted(value)}: write an IPv6 address in brackets, such as \"[2001:db8::7]:6379\"")

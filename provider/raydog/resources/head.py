@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from raydog import names, settings
 from raydog.config import rules
 from raydog.config.fields import STRING, Field, Table
+from raydog.config.models import Timeouts
 from raydog.config.node_fields import HOST_FIELDS, NODE_FIELDS, TIMEOUTS, name_suffix_field, single_node_rules
+from raydog.lifecycle.ray_nodes import head_ray_ready
 from raydog.lifecycle.single_node import SingleNodeResource
 
 TABLE = Table(
@@ -18,6 +22,10 @@ TABLE = Table(
         Field("observability_host", STRING,
               "Private IP of the observability node; sets `OBSERVABILITY_HOST` for the head.",
               optional=True, replace=True, check=rules.ip_address),
+        Field("readiness", STRING,
+              'What create waits for: "executing" (the head\'s task is executing; the default) or "ray" (also its '
+              f"Ray GCS answers at `private_ip:{settings.RAY_GCS_PORT}`, or at `public_ip` when the provider cannot "
+              "reach the private one). Updated in place.", optional=True, check=rules.readiness),
         *HOST_FIELDS,
         Field("ray_address", STRING, f"Ray GCS address, `IP:{settings.RAY_GCS_PORT}`.", computed=True),
         Field("client_address", STRING, f"Ray client address, `ray://IP:{settings.RAY_CLIENT_PORT}`.", computed=True),
@@ -41,6 +49,15 @@ class HeadResource(SingleNodeResource):
     @classmethod
     def get_name(cls) -> str:
         return "head"
+
+    def create(self, ctx, planned: dict):
+        started = time.monotonic()
+        state = super().create(ctx, planned)
+        if state and state.get("private_ip") and planned.get("readiness") == settings.READINESS_RAY \
+                and not ctx.diagnostics.has_errors():
+            timeout = Timeouts.parse(planned.get("timeouts")).create.total_seconds()
+            head_ray_ready(ctx.diagnostics, state, started + timeout, self.provider.stopping)
+        return state
 
     def outputs(self, private_ip: str) -> dict[str, str]:
         return {

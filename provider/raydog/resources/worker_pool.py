@@ -22,7 +22,7 @@ from tf.iface import (
 )
 from tf.utils import Diagnostics
 
-from raydog import names
+from raydog import names, settings
 from raydog.config import rules
 from raydog.config.fields import BOOL, NUMBER, STRING, STRING_LIST, Field, Rule, Table
 from raydog.config.models import Timeouts, WorkerPoolConfig
@@ -31,6 +31,7 @@ from raydog.lifecycle.diagnostics import report
 from raydog.lifecycle.importing import read_imported_pool
 from raydog.lifecycle.node_pool import NodePlan, live_pool
 from raydog.lifecycle.planning import NodePlanning
+from raydog.lifecycle.pool_in_ray import PoolInRay
 from raydog.lifecycle.resource import RaydogResource
 from raydog.lifecycle.scripts import script_sha256, stored_script
 from raydog.yellowdog import (
@@ -63,18 +64,31 @@ TABLE = Table(
               check=rules.node_count),
         Field("wait_for_nodes", BOOL,
               "Whether create and update wait until every node's task is executing (default false).", optional=True),
+        Field("readiness", STRING,
+              'What the waits of `wait_for_nodes` wait for: "executing" (each node\'s task is executing; the default) '
+              'or "ray" (each node has also joined Ray, as the head\'s GCS reports; implies wait_for_nodes). '
+              "Updated in place.", optional=True, check=rules.readiness),
+        Field("ray_gcs_address", STRING,
+              "Where the provider reaches the head's Ray GCS (`host:port`) to wait for nodes to join, pick idle nodes "
+              f"and drain them; default `<head_private_ip>:{settings.RAY_GCS_PORT}`. Updated in place.",
+              optional=True, check=rules.gcs_address),
+        Field("drain_timeout", STRING,
+              "How long Ray may drain the nodes that a lower node_count or the pool's removal ends, such as "
+              f'"10m" (default "{settings.DEFAULT_DRAIN_TIMEOUT}"); "0s" ends them without draining. Updated in place.',
+              optional=True, check=rules.drain_timeout),
         Field("task_ids", STRING_LIST,
               "Ids of the node tasks that are live, oldest first: growing a pool appends, shrinking drops the newest.",
               computed=True),
     ),
     rules=(*NODE_RULES,
            Rule(("cluster_name", "name"), "name",
-                lambda cluster, name: rules.derived_name(name, "worker pool", "name")(cluster))),
+                lambda cluster, name: rules.derived_name(name, "worker pool", "name")(cluster)),
+           Rule(("wait_for_nodes", "readiness"), "readiness", rules.readiness_needs_wait)),
     blocks=(TIMEOUTS,),
 )
 
 
-class WorkerPoolResource(NodePlanning, RaydogResource):
+class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
     table = TABLE
     description = "A pool of Ray worker nodes. `node_count` changes are made in place."
     script_attribute = "task_script"
@@ -108,6 +122,8 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
         # The tasks that stay keep their ids: growing appends unknown ids, shrinking drops the newest.
         ids = list(current.get("task_ids") or [])
         planned["task_ids"] = ids[:int(count)] + [types.Unknown] * max(int(count) - len(ids), 0)
+        if int(count) < len(ids) and self.asks_ray_on_shrink(planned):
+            planned["task_ids"] = types.Unknown  # Ray's idle nodes go first: known after apply
         self.check_pool_limit(ctx.diagnostics, current, int(count))
         return planned
 
@@ -130,7 +146,7 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
                 path=["node_count"])
 
     def create(self, ctx: CreateContext, planned: State) -> Optional[State]:
-        config = WorkerPoolConfig.parse(planned)
+        config, started = WorkerPoolConfig.parse(planned), time.monotonic()
         created = self.node_pool(ctx.diagnostics).create(planned, config, NodePlan(
             suffix=config.name,
             group_role=config.name,
@@ -141,6 +157,9 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
         ))
         if created is None:
             return None
+        if created.executing and not ctx.diagnostics.has_errors():
+            self.wait_for_ray(ctx.diagnostics, config, created.executing, created.state["compute_requirement_id"],
+                              started, config.timeouts.create.total_seconds())
         return self.full({**created.state, "task_ids": [t.id for t in created.tasks]})
 
     def read(self, ctx: ReadContext, current: State) -> Optional[State]:
@@ -155,7 +174,7 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
         return self.full({**current, "node_count": len(tasks), "task_ids": task_ids(current.get("task_ids"), tasks)})
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> Optional[State]:
-        config = WorkerPoolConfig.parse(planned)
+        config, started = WorkerPoolConfig.parse(planned), time.monotonic()
         state = self.applied(current, planned)
         try:
             live = self.client.list_tasks(current["task_group_id"])
@@ -163,11 +182,12 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
                 added = self.grow(current, config, live)
                 live = live + added
                 if config.wait_for_nodes:
-                    self.client.wait_until_executing([t.id for t in added], config.timeouts.update.total_seconds(),
-                                                     stop_event=self.provider.stopping)
+                    executing = self.client.wait_until_executing(
+                        [t.id for t in added], config.timeouts.update.total_seconds(), stop_event=self.provider.stopping)
+                    self.wait_for_ray(ctx.diagnostics, config, executing, current.get("compute_requirement_id"),
+                                      started, config.timeouts.update.total_seconds())
             elif config.node_count < len(live):
-                live = self.shrink(current["id"], live, config.node_count, current.get("task_ids"),
-                                  config.timeouts.update.total_seconds())
+                live = self.shrink(current, live, config, planned.get("task_ids"), ctx.diagnostics)
         except (PlatformError, StoppedError, TaskFailedError, WaitTimeoutError) as exc:
             report(ctx.diagnostics, f"Cannot change worker pool {current['id']} to {config.node_count} nodes", exc,
                    ["node_count"])
@@ -195,19 +215,28 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
         ]
         return self.client.add_tasks(current["task_group_id"], new)
 
-    def shrink(self, pool_id: str, live: list[TaskInfo], target: int, listed: Optional[list],
-               timeout: float) -> list[TaskInfo]:
-        """Abort the newest tasks (the last of task_ids, as the plan showed) and wait until they
-        have ended (their EXIT trap stops Ray), shut their nodes down and wait until those are
-        gone, then set the pool's target to what is left.
+    def shrink(self, current: State, live: list[TaskInfo], config: WorkerPoolConfig, listed: Optional[list],
+               diags: Diagnostics) -> list[TaskInfo]:
+        """Keep the tasks the plan's task_ids list (idle Ray nodes go first; without Ray, the
+        newest), ask Ray to drain the others' nodes (up to drain_timeout), abort those tasks and
+        wait until they have ended (their EXIT trap stops Ray), shut their nodes down and wait
+        until those are gone, then set the pool's target to what is left.
 
         Right whichever way the platform treats a node shutdown: at once and lowering the
         target, or later and leaving it. The resize comes when only the kept nodes are left,
         so a platform that picks which nodes a resize removes never picks a kept one."""
+        pool_id, target, timeout = current["id"], config.node_count, config.timeouts.update.total_seconds()
         by_id = {t.id: t for t in live}
+        ray_answered = False
+        if not isinstance(listed, list):  # the plan left the choice to Ray
+            listed, ray_answered = self.kept_on_shrink(diags, current, config, live,
+                                                       task_ids(current.get("task_ids"), live), target)
         ordered = [by_id[i] for i in task_ids(listed, live)]
         keep, drop = ordered[:target], ordered[target:]
         deadline = time.monotonic() + timeout
+        if ray_answered:
+            self.drain_before_removal(diags, config, drop, current.get("compute_requirement_id"), "node_count lowered",
+                                      timeout)
         for task in drop:
             self.client.cancel_task(task.id, abort=True)
         stopping = self.provider.stopping
@@ -220,6 +249,7 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
         return keep
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
+        self.drain_pool(ctx.diagnostics, current)
         self.node_pool(ctx.diagnostics).remove(current, Timeouts.parse(current.get("timeouts")))
 
     def import_(self, ctx: ImportContext, id: str) -> Optional[State]:

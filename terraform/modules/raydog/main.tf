@@ -144,6 +144,7 @@ resource "raydog_head" "this" {
   lifetime                        = var.lifetime
   ray_start_script                = local.head_script_argument
   observability_host              = local.observability_host
+  readiness                       = var.head.readiness
   # "" keeps the plain <cluster>-head name (a head adopted by raydog import-state).
   name_suffix = var.head.name_suffix == null ? local.head_hash : (var.head.name_suffix == "" ? null : var.head.name_suffix)
 
@@ -171,6 +172,9 @@ resource "raydog_worker_pool" "this" {
   metrics_enabled                 = var.worker_pools[each.key].metrics_enabled
   environment                     = var.worker_pools[each.key].environment
   wait_for_nodes                  = var.worker_pools[each.key].wait_for_nodes
+  readiness                       = var.worker_pools[each.key].readiness
+  drain_timeout                   = var.worker_pools[each.key].drain_timeout
+  ray_gcs_address                 = var.worker_pools[each.key].ray_gcs_address
   lifetime                        = var.lifetime
   task_script                     = local.worker_script_arguments[each.key]
   head_private_ip                 = raydog_head.this.private_ip

@@ -83,7 +83,8 @@ variable "head" {
     - create_timeout: how long the head may take to start (default: var.create_timeout);
     - name_suffix: suffix of the head pool's YellowDog name (default: a hash of the inputs
       that replace the head, so a new head is created before the old one is removed; "" for
-      none, as for a head adopted with `raydog import-state`).
+      none, as for a head adopted with `raydog import-state`);
+    - readiness: "executing" (default) or "ray": create also waits until the head's Ray GCS answers.
   EOT
   type = object({
     compute_requirement_template_id = string
@@ -96,6 +97,7 @@ variable "head" {
     environment                     = optional(map(string))
     create_timeout                  = optional(string)
     name_suffix                     = optional(string)
+    readiness                       = optional(string)
   })
 
   validation {
@@ -176,6 +178,10 @@ variable "worker_pools" {
     - script: your own worker script instead (exclusive with script_vars);
     - environment: extra environment variables of the pool's tasks;
     - wait_for_nodes: whether apply waits until every node's task is executing (default false);
+    - readiness: "executing" (default) or "ray": the waits also wait until the nodes have joined Ray;
+    - drain_timeout: how long Ray may drain the nodes a lower node_count or the pool's removal
+      ends (default "5m"; "0s": no drain, the newest nodes go);
+    - ray_gcs_address: where the provider reaches the head's Ray GCS (default <head private IP>:6379);
     - name: the pool's name in the cluster (default: the key and a hash of the inputs that
       replace the pool; set it to keep the name of a pool adopted with `raydog import-state`).
     A change that replaces a pool (its script, template, image, ...) creates the new pool before
@@ -192,6 +198,9 @@ variable "worker_pools" {
     script                          = optional(string)
     environment                     = optional(map(string))
     wait_for_nodes                  = optional(bool, false)
+    readiness                       = optional(string)
+    drain_timeout                   = optional(string)
+    ray_gcs_address                 = optional(string)
     name                            = optional(string)
   }))
   default = {}
