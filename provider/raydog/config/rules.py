@@ -13,14 +13,16 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from raydog import names, settings
+from raydog.autoscaler.shipping import HEAD_VARIABLES
 from raydog.config.durations import parse_duration
 
-# Task environment variables the provider sets itself from resource attributes.
-# RAYDOG_SECRET_NAMES lists the names (never the values) of the secret_environment entries,
-# so an import can tell them from the plain environment.
+# Task environment variables the provider sets itself from resource attributes (and the head's
+# autoscaler variables). RAYDOG_SECRET_NAMES lists the names (never the values) of the
+# secret_environment entries, so an import can tell them from the plain environment.
+
 SECRET_NAMES_VARIABLE = "RAYDOG_SECRET_NAMES"
 PROVIDER_SET_VARIABLES = frozenset({"RAY_HEAD_IP", "RAY_HEAD_NODE_PRIVATE_IP", "OBSERVABILITY_HOST",
-                                    SECRET_NAMES_VARIABLE})
+                                    SECRET_NAMES_VARIABLE, *HEAD_VARIABLES})
 MAX_NODES_PER_POOL = 10000
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from raydog import names, settings
-from raydog.config import rules
+from tf.types import Unknown
+from tf.utils import Diagnostics
+
+from raydog import names, redaction, settings
+from raydog.autoscaler.shipping import head_environment
+from raydog.config import autoscaling, rules
 from raydog.config.fields import STRING, Field, Table
+from raydog.config.models import AutoscalerKey, SingleNodeConfig
 from raydog.config.node_fields import HOST_FIELDS, NODE_FIELDS, TIMEOUTS, name_suffix_field, single_node_rules
 from raydog.lifecycle.single_node import SingleNodeResource
 
@@ -18,6 +23,7 @@ TABLE = Table(
         Field("observability_host", STRING,
               "Private IP of the observability node; sets `OBSERVABILITY_HOST` for the head.",
               optional=True, replace=True, check=rules.ip_address),
+        *autoscaling.HEAD_FIELDS,
         *HOST_FIELDS,
         Field("ray_address", STRING, f"Ray GCS address, `IP:{settings.RAY_GCS_PORT}`.", computed=True),
         Field("client_address", STRING, f"Ray client address, `ray://IP:{settings.RAY_CLIENT_PORT}`.", computed=True),
@@ -41,6 +47,27 @@ class HeadResource(SingleNodeResource):
     @classmethod
     def get_name(cls) -> str:
         return "head"
+
+    def validate(self, diags: Diagnostics, type_name: str, config: dict) -> None:
+        super().validate(diags, type_name, config)
+        key_id, secret = (config.get(f"autoscaler_application_key_{part}") for part in ("id", "secret"))
+        redaction.remember_secret(secret if isinstance(secret, str) else None)
+        for given, missing in ((key_id, "secret"), (secret, "id")):
+            other = config.get(f"autoscaler_application_key_{missing}")
+            if given is not None and other is None and given is not Unknown:
+                diags.add_error(f"Missing autoscaler_application_key_{missing}",
+                                "The autoscaler's application key needs both its id and its secret.",
+                                path=[f"autoscaler_application_key_{missing}"])
+
+    def environment(self, config: SingleNodeConfig, planned: dict) -> dict[str, str]:
+        """With an autoscaler key, the head also gets what starts Ray's autoscaler (see autoscaler.shipping)."""
+        environment = super().environment(config, planned)
+        key = AutoscalerKey.parse(planned)
+        if key is not None:
+            redaction.remember_secret(key.key_secret)
+            environment.update(head_environment(key.api_url or self.provider.api_url, key.key_id, key.key_secret,
+                                                config.cluster_id, config.cluster_name))
+        return environment
 
     def outputs(self, private_ip: str) -> dict[str, str]:
         return {

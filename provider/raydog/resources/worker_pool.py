@@ -8,6 +8,7 @@ resizes the pool. Removing the resource leaves the head and the other pools runn
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Optional
 
 from tf import types
@@ -25,8 +26,10 @@ from tf.utils import Diagnostics
 from raydog import names
 from raydog.config import rules
 from raydog.config.fields import BOOL, NUMBER, STRING, STRING_LIST, Field, Rule, Table
-from raydog.config.models import Timeouts, WorkerPoolConfig
+from raydog.config.autoscaling import AUTOSCALING, POOL_RULES, node_bound
+from raydog.config.models import Autoscaling, Timeouts, WorkerPoolConfig
 from raydog.config.node_fields import NODE_FIELDS, NODE_RULES, TIMEOUTS
+from raydog.lifecycle.autoscaling import pool_tag, require_autoscaler
 from raydog.lifecycle.diagnostics import report
 from raydog.lifecycle.importing import read_imported_pool
 from raydog.lifecycle.node_pool import NodePlan, live_pool
@@ -59,8 +62,10 @@ TABLE = Table(
         Field("task_script", STRING,
               "Bash script every worker node runs; unset means the built-in `worker` template "
               "(the plan shows its `script_sha256`).", optional=True, replace=True, check=rules.script_size),
-        Field("node_count", NUMBER, "Number of worker nodes (at least 1). Updated in place.", required=True,
-              check=rules.node_count),
+        Field("node_count", NUMBER,
+              "Number of worker nodes (at least 1). Updated in place. With `autoscaling`, the initial size (default "
+              "`min_nodes`): no diff is shown while the autoscaler keeps the pool inside its bounds.",
+              optional=True, computed=True, check=node_bound(0)),
         Field("wait_for_nodes", BOOL,
               "Whether create and update wait until every node's task is executing (default false).", optional=True),
         Field("task_ids", STRING_LIST,
@@ -69,8 +74,9 @@ TABLE = Table(
     ),
     rules=(*NODE_RULES,
            Rule(("cluster_name", "name"), "name",
-                lambda cluster, name: rules.derived_name(name, "worker pool", "name")(cluster))),
-    blocks=(TIMEOUTS,),
+                lambda cluster, name: rules.derived_name(name, "worker pool", "name")(cluster)),
+           *POOL_RULES),
+    blocks=(TIMEOUTS, AUTOSCALING),
 )
 
 
@@ -100,8 +106,22 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
             state["task_script"] = stored_script(script, cls.script_template)
         return state
 
+    def validate(self, diags: Diagnostics, type_name: str, config: dict) -> None:
+        super().validate(diags, type_name, config)
+        if config.get("autoscaling") is not None:
+            return
+        count = config.get("node_count")
+        if count is None:
+            diags.add_error("Missing node_count", "node_count is required unless the pool has an autoscaling block.",
+                            path=["node_count"])
+        elif count is not types.Unknown and count == 0:
+            diags.add_error("Invalid node_count", "must be at least 1 (got 0); remove the pool to have no nodes, or "
+                            "give it an autoscaling block with min_nodes = 0", path=["node_count"])
+
     def plan(self, ctx: PlanContext, current: Optional[State], planned: State) -> State:
         planned = super().plan(ctx, current, planned)
+        if isinstance(planned.get("autoscaling"), dict):
+            return self.plan_autoscaled(ctx, current, planned)
         count = planned.get("node_count")
         if current is None or "node_count" not in ctx.changed_fields or not isinstance(count, (int, float)):
             return planned
@@ -109,6 +129,39 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
         ids = list(current.get("task_ids") or [])
         planned["task_ids"] = ids[:int(count)] + [types.Unknown] * max(int(count) - len(ids), 0)
         self.check_pool_limit(ctx.diagnostics, current, int(count))
+        return planned
+
+    def plan_create(self, ctx, proposed: dict, planned: dict) -> dict:
+        planned = super().plan_create(ctx, proposed, planned)
+        if isinstance(planned.get("autoscaling"), dict):
+            return self.plan_autoscaled(ctx, None, planned)
+        return planned
+
+    def plan_autoscaled(self, ctx: PlanContext, current: Optional[State], planned: State) -> State:
+        """node_count starts at min_nodes when unset and follows the bounds: a size outside new
+        bounds is planned to move to the nearest one. The live tasks may change with any update."""
+        block = planned["autoscaling"]
+        if any(v is types.Unknown for v in block.values()):
+            return planned
+        autoscaling = Autoscaling.parse(block)
+        count = planned.get("node_count")
+        if not isinstance(count, (int, float)):
+            count = current.get("node_count") if current else None
+            planned["node_count"] = autoscaling.min_nodes if count is None else count
+        if autoscaling.clamp(int(planned["node_count"])) != planned["node_count"]:
+            planned["node_count"] = autoscaling.clamp(int(planned["node_count"]))
+        changed = current is None or current.get("autoscaling") != block \
+            or current.get("node_count") != planned["node_count"]
+        if current is not None and changed:
+            planned["task_ids"] = types.Unknown
+        cluster_id = planned.get("cluster_id")
+        if changed and self.provider.configured and isinstance(cluster_id, str) and \
+                (current is None or not current.get("autoscaling")):
+            try:
+                require_autoscaler(ctx.diagnostics, self.client, cluster_id, strict=False)
+            except PlatformError as exc:
+                ctx.diagnostics.add_warning("Could not check that the cluster's head runs an autoscaler",
+                                            f"{exc}. The apply checks it again.")
         return planned
 
     def check_pool_limit(self, diags: Diagnostics, current: State, count: int) -> None:
@@ -131,6 +184,13 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
 
     def create(self, ctx: CreateContext, planned: State) -> Optional[State]:
         config = WorkerPoolConfig.parse(planned)
+        if config.autoscaling is not None:
+            try:
+                if not require_autoscaler(ctx.diagnostics, self.client, config.cluster_id, strict=True):
+                    return None
+            except PlatformError as exc:
+                report(ctx.diagnostics, "Cannot check that the cluster's head runs an autoscaler", exc, ["autoscaling"])
+                return None
         created = self.node_pool(ctx.diagnostics).create(planned, config, NodePlan(
             suffix=config.name,
             group_role=config.name,
@@ -138,10 +198,11 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
             environment=worker_environment(config),
             wait=config.wait_for_nodes,
             name_path=["name"],
+            pool_tag=pool_tag(config.autoscaling),
         ))
         if created is None:
             return None
-        return self.full({**created.state, "task_ids": [t.id for t in created.tasks]})
+        return self.full({**created.state, "node_count": config.node_count, "task_ids": [t.id for t in created.tasks]})
 
     def read(self, ctx: ReadContext, current: State) -> Optional[State]:
         try:
@@ -151,14 +212,24 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
         except PlatformError as exc:
             report(ctx.diagnostics, "Cannot read the worker pool; keeping it in state", exc)
             return current
-        # Nodes lost outside Terraform show as a smaller node_count, so the plan restores them.
-        return self.full({**current, "node_count": len(tasks), "task_ids": task_ids(current.get("task_ids"), tasks)})
+        # Nodes lost outside Terraform show as a smaller node_count, so the plan restores them. An
+        # autoscaled pool's size is the autoscaler's while it stays inside the bounds.
+        autoscaling = Autoscaling.parse(current.get("autoscaling"))
+        count = len(tasks)
+        if autoscaling is not None and autoscaling.clamp(count) == count and current.get("node_count") is not None:
+            count = current["node_count"]
+        return self.full({**current, "node_count": count, "task_ids": task_ids(current.get("task_ids"), tasks)})
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> Optional[State]:
         config = WorkerPoolConfig.parse(planned)
         state = self.applied(current, planned)
         try:
+            if config.autoscaling is not None or current.get("autoscaling"):
+                self.client.set_compute_requirement_tag(current["compute_requirement_id"], pool_tag(config.autoscaling))
             live = self.client.list_tasks(current["task_group_id"])
+            if config.autoscaling is not None:
+                # The autoscaler owns the size inside the bounds; only a size outside them moves.
+                config = replace(config, node_count=config.autoscaling.clamp(len(live)))
             if config.node_count > len(live):
                 added = self.grow(current, config, live)
                 live = live + added

@@ -1,0 +1,142 @@
+"""Ray's own autoscaler on the head, with RayDog's YellowDog node provider, sizing a pool by demand.
+
+Real Terraform applies a cluster to the sandbox in exec mode; the head runs `ray start --head
+--autoscaling-config` and the monitor calls the sandbox's API from the head's network namespace
+(through the bridge address, as a real head calls YellowDog) with its own application key. A
+Ray job whose placement group needs more nodes than the pool has grows the pool to max_nodes;
+once idle, the pool goes back to min_nodes; the plan stays empty at both points.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness.config import Expr, cluster_config, node_script, output
+from harness.platform_view import view
+from harness.waits import wait_until
+
+pytestmark = [pytest.mark.exec, pytest.mark.xdist_group("exec")]
+
+AUTOSCALER_KEY = ("autoscaler", "autoscaler-secret-6f1c2a")
+IDLE_TIMEOUT = "15s"
+
+# A job that needs ``nodes`` one-CPU workers at once: a STRICT_SPREAD placement group is pending
+# until that many nodes exist, which is demand Ray's autoscaler answers by launching nodes.
+JOB = """
+import json, sys, time
+import ray
+from ray.util.placement_group import placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+nodes = int(sys.argv[2])
+ray.init(address=sys.argv[1])
+started = time.monotonic()
+group = placement_group([{"CPU": 1}] * nodes, strategy="STRICT_SPREAD")
+ray.get(group.ready(), timeout=600)
+ready = time.monotonic() - started
+
+@ray.remote(num_cpus=1)
+def square(i):
+    return i * i, ray.util.get_node_ip_address()
+
+results = ray.get([square.options(scheduling_strategy=PlacementGroupSchedulingStrategy(group, i)).remote(i)
+                   for i in range(nodes)])
+print(json.dumps({"squares": [r[0] for r in results], "ips": sorted({r[1] for r in results}),
+                  "ready_seconds": ready}))
+"""
+
+
+@pytest.fixture
+def exec_sandbox(sandbox_factory, tmp_path):
+    from raydog_sandbox.nodes.exec_runtime import ExecCapabilityError, check_exec_capability
+
+    try:
+        check_exec_capability()
+    except ExecCapabilityError as exc:
+        pytest.skip(str(exc))
+    running = sandbox_factory(mode="exec", data_dir=str(tmp_path / "nodes"),
+                              api_keys={"sandbox": "sandbox-secret", AUTOSCALER_KEY[0]: AUTOSCALER_KEY[1]})
+    if running.node_url is None:
+        pytest.skip("exec nodes share the host's network here: the head cannot reach the API on its own address")
+    return running
+
+
+def cluster(sandbox, min_nodes: int, max_nodes: int) -> str:
+    return "\n".join([
+        node_script("head", template="head"),
+        node_script("worker", template="worker", vars={"num_cpus": "1"}),
+        cluster_config(
+            "autosc", {"elastic": None}, head_timeout="3m",
+            head_attrs={"ray_start_script": Expr("data.raydog_node_script.head.content"),
+                        "autoscaler_application_key_id": AUTOSCALER_KEY[0],
+                        "autoscaler_application_key_secret": AUTOSCALER_KEY[1],
+                        "autoscaler_api_url": sandbox.node_url},
+            pool_attrs={"task_script": Expr("data.raydog_node_script.worker.content"),
+                        "autoscaling": {"min_nodes": min_nodes, "max_nodes": max_nodes,
+                                        "idle_timeout": IDLE_TIMEOUT}}),
+        output("client_address", Expr("raydog_head.h.client_address")),
+    ])
+
+
+def run_job(client_address: str, nodes: int) -> dict:
+    proc = subprocess.run([sys.executable, "-c", JOB, client_address, str(nodes)], capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def live_tasks(sandbox, group_id: str) -> list[dict]:
+    return view(sandbox).live_tasks(group_id)
+
+
+def test_pool_grows_to_max_under_demand_and_returns_to_min_when_idle(exec_sandbox, terraform_factory):
+    sandbox = exec_sandbox
+    tf = terraform_factory("autoscale", sandbox=sandbox)
+    tf.write(cluster(sandbox, 1, 3))
+    tf.init()
+    tf.apply()
+    res = tf.resources()
+    pool, head = res["raydog_worker_pool.elastic"], res["raydog_head.h"]
+    assert pool["node_count"] == 1 and len(live_tasks(sandbox, pool["task_group_id"])) == 1
+    assert AUTOSCALER_KEY[1] not in json.dumps(tf.plan_json()), "the key's secret never shows in a plan"
+
+    started = time.monotonic()
+    job = run_job(tf.outputs()["client_address"], 3)
+    grown = time.monotonic() - started
+    assert job["squares"] == [0, 1, 4]
+    assert len(job["ips"]) == 3, job
+    nodes = {n["privateIp"] for n in view(sandbox).live_nodes(pool["id"])}
+    assert set(job["ips"]) <= nodes, (job, nodes)
+    assert len(live_tasks(sandbox, pool["task_group_id"])) == 3
+    print(f"scale-up: 1 -> 3 nodes, placement group ready after {job['ready_seconds']:.1f} s, job {grown:.1f} s")
+    assert tf.plan_exitcode().returncode == 0, "no diff while the autoscaled size is inside the bounds"
+
+    idle_from = time.monotonic()
+    wait_until(lambda: len(live_tasks(sandbox, pool["task_group_id"])), "the pool back at min_nodes",
+               timeout=240, interval=2, until=lambda count: count == 1)
+    wait_until(lambda: len(view(sandbox).live_nodes(pool["id"])), "the removed nodes shut down",
+               timeout=120, interval=2, until=lambda count: count == 1)
+    print(f"scale-down: 3 -> 1 nodes {time.monotonic() - idle_from:.1f} s after the job (idle_timeout "
+          f"{IDLE_TIMEOUT})")
+    wait_until(lambda: view(sandbox).pool(pool["id"]).get("targetNodeCount"), "the pool resized down",
+               timeout=60, interval=1, until=lambda target: target == 1)
+    assert tf.plan_exitcode().returncode == 0
+
+    # New bounds are an in-place update of the pool alone; a size below the new minimum is raised.
+    tf.write(cluster(sandbox, 2, 2))
+    plan = tf.plan_json()
+    actions = {c["address"]: c["change"]["actions"] for c in plan["resource_changes"]}
+    assert actions["raydog_worker_pool.elastic"] == ["update"] and actions["raydog_head.h"] == ["no-op"], actions
+    tf.apply()
+    assert tf.resources()["raydog_head.h"]["id"] == head["id"]
+    wait_until(lambda: len(live_tasks(sandbox, pool["task_group_id"])), "the pool at the new min_nodes",
+               timeout=120, interval=2, until=lambda count: count == 2)
+    assert tf.plan_exitcode().returncode == 0
+
+    tf.destroy()
+    assert view(sandbox).nothing_live(), view(sandbox).live
