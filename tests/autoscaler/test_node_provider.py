@@ -69,7 +69,7 @@ def test_lists_the_head_and_the_pools_tasks_with_their_node_ips(node_provider, s
     assert node_provider.internal_ip(workers[0]) == node["privateIp"]
     assert node_provider.node_tags(workers[0]) == {np.TAG_KIND: "worker", np.TAG_TYPE: "elastic",
                                                    np.TAG_NAME: "node-1", np.TAG_STATUS: "up-to-date"}
-    assert node_provider.non_terminated_nodes({np.TAG_KIND: "head"}) == [np.HEAD_NODE_ID]
+    assert node_provider.non_terminated_nodes({np.TAG_KIND: np.NODE_KIND_HEAD}) == [np.HEAD_NODE_ID]
     assert node_provider.internal_ip(np.HEAD_NODE_ID) == "198.18.0.2"
     config = json.loads((tmp_path / "autoscaling.yaml").read_text())
     assert config["available_node_types"]["elastic"]["min_workers"] == 1

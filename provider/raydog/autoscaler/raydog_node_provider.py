@@ -41,6 +41,11 @@ import urllib.request
 from typing import Any, Optional
 
 from ray.autoscaler.node_provider import NodeProvider
+from ray.autoscaler.tags import NODE_KIND_HEAD, NODE_KIND_WORKER, STATUS_UP_TO_DATE
+from ray.autoscaler.tags import TAG_RAY_NODE_KIND as TAG_KIND
+from ray.autoscaler.tags import TAG_RAY_NODE_NAME as TAG_NAME
+from ray.autoscaler.tags import TAG_RAY_NODE_STATUS as TAG_STATUS
+from ray.autoscaler.tags import TAG_RAY_USER_NODE_TYPE as TAG_TYPE
 
 log = logging.getLogger("raydog.autoscaler")
 
@@ -52,8 +57,6 @@ GONE_NODE_STATUSES = ("LOST", "DEREGISTERED", "TERMINATED")
 LIVE_POOL_STATUSES = ("PENDING", "CONFIGURING", "EMPTY", "IDLE", "RUNNING")
 TASK_NAME = re.compile(r"node-(\d+)")
 REQUEST_TIMEOUT = 30.0
-# Ray's tag names (ray.autoscaler.tags), spelled here so that the config writer needs no Ray.
-TAG_KIND, TAG_TYPE, TAG_STATUS, TAG_NAME = "ray-node-kind", "ray-user-node-type", "ray-node-status", "ray-node-name"
 
 
 class YellowDogApiError(RuntimeError):
@@ -221,12 +224,12 @@ class YellowDogNodeProvider(NodeProvider):
 
     def node_tags(self, node_id: str) -> dict:
         if node_id == HEAD_NODE_ID:
-            tags = {TAG_KIND: "head", TAG_TYPE: HEAD_NODE_TYPE, TAG_STATUS: "up-to-date", TAG_NAME: "head"}
+            tags = {TAG_KIND: NODE_KIND_HEAD, TAG_TYPE: HEAD_NODE_TYPE, TAG_STATUS: STATUS_UP_TO_DATE, TAG_NAME: "head"}
         else:
             task = self.tasks.get(node_id) or {}
             running = task.get("status") == "EXECUTING" and task.get("_ip")
-            tags = {TAG_KIND: "worker", TAG_TYPE: task.get("_type", ""), TAG_NAME: task.get("name", node_id),
-                    TAG_STATUS: "up-to-date" if running else "pending"}
+            tags = {TAG_KIND: NODE_KIND_WORKER, TAG_TYPE: task.get("_type", ""), TAG_NAME: task.get("name", node_id),
+                    TAG_STATUS: STATUS_UP_TO_DATE if running else "pending"}
         return {**tags, **self.extra_tags.get(node_id, {})}
 
     def external_ip(self, node_id: str) -> Optional[str]:

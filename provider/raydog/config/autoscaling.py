@@ -6,7 +6,6 @@ and removes nodes idle for ``idle_timeout``; see docs/guides/autoscaling.md.
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 from typing import Any, Mapping
 
@@ -20,17 +19,14 @@ MAX_IDLE_TIMEOUT = timedelta(days=7)
 
 
 def node_bound(least: int):
-    def check(given) -> None:
-        if isinstance(given, float) and math.isnan(given):
-            raise ValueError("must be a whole number of nodes, not NaN")
-        if given != int(given):
-            raise ValueError(f"must be a whole number of nodes, not {given}")
-        if given < least:
-            raise ValueError(f"must be at least {least} (got {int(given)})")
-        if given > rules.MAX_NODES_PER_POOL:
-            raise ValueError(f"must be at most {rules.MAX_NODES_PER_POOL}, YellowDog's limit of nodes per worker "
-                             f"pool (got {int(given)})")
-    return check
+    return lambda given: rules.whole_nodes(given, least)
+
+
+def node_count_or_zero(given) -> None:
+    """node_count: 0 only with an autoscaling block (the pool's validate says so when there is none)."""
+    if given == 0 or given == "0":
+        return
+    rules.node_count(given)
 
 
 def idle_timeout(value: str) -> None:
@@ -72,10 +68,9 @@ def initial_size_in_bounds(node_count, block: Mapping[str, Any]) -> None:
                          f"{int(node_count)}. Leave it unset to start at min_nodes.")
 
 
-POOL_RULES = (
-    Rule(("autoscaling",), "autoscaling.max_nodes", bounds_in_order),
-    Rule(("node_count", "autoscaling"), "node_count", initial_size_in_bounds),
-)
+# initial_size_in_bounds is checked by the pool's create plan: Terraform also validates planned
+# states, where node_count may be the recorded size that new bounds move.
+POOL_RULES = (Rule(("autoscaling",), "autoscaling.max_nodes", bounds_in_order),)
 
 HEAD_FIELDS = (
     Field("autoscaler_application_key_id", STRING,

@@ -7,6 +7,7 @@ resizes the pool. Removing the resource leaves the head and the other pools runn
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Optional
@@ -26,7 +27,7 @@ from tf.utils import Diagnostics
 from raydog import names
 from raydog.config import rules
 from raydog.config.fields import BOOL, NUMBER, STRING, STRING_LIST, Field, Rule, Table
-from raydog.config.autoscaling import AUTOSCALING, POOL_RULES, node_bound
+from raydog.config.autoscaling import AUTOSCALING, POOL_RULES, initial_size_in_bounds, node_count_or_zero
 from raydog.config.models import Autoscaling, Timeouts, WorkerPoolConfig
 from raydog.config.node_fields import NODE_FIELDS, NODE_RULES, TIMEOUTS
 from raydog.lifecycle.autoscaling import pool_tag, require_autoscaler
@@ -48,6 +49,8 @@ from raydog.yellowdog import (
 if TYPE_CHECKING:
     from raydog.yellowdog import YellowDogClient
 
+log = logging.getLogger("raydog.resources")
+
 TABLE = Table(
     fields=(
         *NODE_FIELDS,
@@ -65,7 +68,7 @@ TABLE = Table(
         Field("node_count", NUMBER,
               "Number of worker nodes (at least 1). Updated in place. With `autoscaling`, the initial size (default "
               "`min_nodes`): no diff is shown while the autoscaler keeps the pool inside its bounds.",
-              optional=True, computed=True, check=node_bound(0)),
+              optional=True, computed=True, check=node_count_or_zero),
         Field("wait_for_nodes", BOOL,
               "Whether create and update wait until every node's task is executing (default false).", optional=True),
         Field("task_ids", STRING_LIST,
@@ -148,7 +151,14 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
         if not isinstance(count, (int, float)):
             count = current.get("node_count") if current else None
             planned["node_count"] = autoscaling.min_nodes if count is None else count
-        if autoscaling.clamp(int(planned["node_count"])) != planned["node_count"]:
+        if current is None:
+            try:
+                initial_size_in_bounds(planned["node_count"], block)
+            except ValueError as exc:
+                ctx.diagnostics.add_error("Invalid node_count", str(exc), path=["node_count"])
+                return planned
+        elif autoscaling.clamp(int(planned["node_count"])) != planned["node_count"]:
+            # The recorded size (or a configured one) outside new bounds: the update moves the pool.
             planned["node_count"] = autoscaling.clamp(int(planned["node_count"]))
         changed = current is None or current.get("autoscaling") != block \
             or current.get("node_count") != planned["node_count"]
@@ -198,11 +208,18 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
             environment=worker_environment(config),
             wait=config.wait_for_nodes,
             name_path=["name"],
-            pool_tag=pool_tag(config.autoscaling),
+            autoscaled=config.autoscaling is not None,
         ))
         if created is None:
             return None
-        return self.full({**created.state, "node_count": config.node_count, "task_ids": [t.id for t in created.tasks]})
+        state = {**created.state, "node_count": config.node_count, "task_ids": [t.id for t in created.tasks]}
+        if config.autoscaling is not None and not ctx.diagnostics.has_errors():
+            # The bounds go on last: the autoscaler sees the pool only once its first tasks exist.
+            try:
+                self.client.set_compute_requirement_tag(state["compute_requirement_id"], pool_tag(config.autoscaling))
+            except PlatformError as exc:
+                report(ctx.diagnostics, "Cannot give the pool its autoscaling bounds", exc, ["autoscaling"])
+        return self.full(state)
 
     def read(self, ctx: ReadContext, current: State) -> Optional[State]:
         try:
@@ -291,6 +308,11 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
         return keep
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
+        if current.get("autoscaling") and current.get("compute_requirement_id"):
+            try:  # first out of the autoscaler's hands, so it launches nothing into a pool going away
+                self.client.set_compute_requirement_tag(current["compute_requirement_id"], None)
+            except PlatformError as exc:
+                log.info("could not clear the bounds of %s before removing it: %s", current["id"], exc)
         self.node_pool(ctx.diagnostics).remove(current, Timeouts.parse(current.get("timeouts")))
 
     def import_(self, ctx: ImportContext, id: str) -> Optional[State]:
