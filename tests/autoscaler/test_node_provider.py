@@ -134,3 +134,22 @@ def test_a_wrong_key_is_an_error_naming_the_call_and_never_the_secret(sandbox, c
     with pytest.raises(np.YellowDogApiError) as raised:
         api.get(f"work/requirements/{cluster[1].id}")
     assert "GET work/requirements" in str(raised.value) and "not-the-secret" not in str(raised.value)
+
+
+def test_an_import_reads_the_bounds_back_from_the_tag():
+    from raydog.autoscaler.shipping import bounds_block
+
+    assert bounds_block(bounds_tag(2, 7, timedelta(seconds=90))) == {"min_nodes": 2, "max_nodes": 7,
+                                                                    "idle_timeout": "90s"}
+    assert bounds_block("npc-elastic") is None and bounds_block(None) is None
+    assert bounds_block("x-raydog-autoscaling-1-2-3") is None
+
+
+def test_a_refused_request_for_too_many_calls_is_tried_again(sandbox, cluster):
+    """429 means nothing was done: the node provider tries again, so a rate-limited platform only slows it."""
+    sandbox.set_faults("429=0.6,seed=5,retry_after=0,routes=GET /work/requirements/{id}")
+    sandbox.reset_requests()
+    api = np.YellowDogApi(sandbox.url, *KEY)
+    for _ in range(8):
+        assert api.get(f"work/requirements/{cluster[1].id}")["id"] == cluster[1].id
+    assert sandbox.requests()["routes"]["GET /work/requirements/{id}"] > 8, "some were refused and tried again"

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from harness.config import Expr, cluster_config, node_script, output
+from harness.fixtures import skip_without_exec_nodes
 from harness.platform_view import view
 from harness.waits import wait_until
 
@@ -53,12 +54,7 @@ print(json.dumps({"squares": [r[0] for r in results], "ips": sorted({r[1] for r 
 
 @pytest.fixture
 def exec_sandbox(sandbox_factory, tmp_path):
-    from raydog_sandbox.nodes.exec_runtime import ExecCapabilityError, check_exec_capability
-
-    try:
-        check_exec_capability()
-    except ExecCapabilityError as exc:
-        pytest.skip(str(exc))
+    skip_without_exec_nodes()
     running = sandbox_factory(mode="exec", data_dir=str(tmp_path / "nodes"),
                               api_keys={"sandbox": "sandbox-secret", AUTOSCALER_KEY[0]: AUTOSCALER_KEY[1]})
     if running.node_url is None:

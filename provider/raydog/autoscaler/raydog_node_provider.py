@@ -35,6 +35,7 @@ import os
 import re
 import sys
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -57,14 +58,17 @@ GONE_NODE_STATUSES = ("LOST", "DEREGISTERED", "TERMINATED")
 LIVE_POOL_STATUSES = ("PENDING", "CONFIGURING", "EMPTY", "IDLE", "RUNNING")
 TASK_NAME = re.compile(r"node-(\d+)")
 REQUEST_TIMEOUT = 30.0
+RETRIES = 4
 
 
 class YellowDogApiError(RuntimeError):
     """A YellowDog API call that failed: the method, path, status and the platform's message."""
 
-    def __init__(self, method: str, path: str, status: Optional[int], message: str) -> None:
+    def __init__(self, method: str, path: str, status: Optional[int], message: str,
+                 retry_after: Optional[float] = None) -> None:
         super().__init__(f"{method} {path}: {status or 'no answer'}: {message}")
         self.status = status
+        self.retry_after = retry_after
 
 
 def parse_bounds(tag: Optional[str]) -> Optional[tuple[int, int, int]]:
@@ -81,6 +85,19 @@ class YellowDogApi:
         self._auth = f"yd-key {key_id}:{key_secret}"
 
     def call(self, method: str, path: str, query: Optional[dict] = None, body: Any = None) -> Any:
+        """One API call; a 429 (nothing was done) is retried, and so are a 5xx or no answer unless it
+        was a POST (which may have been applied: adding tasks again would add more nodes)."""
+        for attempt in range(RETRIES + 1):
+            try:
+                return self._call_once(method, path, query, body)
+            except YellowDogApiError as error:
+                again = error.status == 429 or (method != "POST" and (error.status is None or error.status >= 500))
+                if not again or attempt == RETRIES:
+                    raise
+                time.sleep(error.retry_after if error.retry_after is not None else min(0.5 * 2 ** attempt, 8.0))
+        raise AssertionError("unreachable")
+
+    def _call_once(self, method: str, path: str, query: Optional[dict], body: Any) -> Any:
         url = f"{self.url}/{path.lstrip('/')}"
         if query:
             url += "?" + urllib.parse.urlencode(query, doseq=True)
@@ -97,7 +114,9 @@ class YellowDogApi:
                 detail = json.loads(detail).get("message") or detail
             except (ValueError, AttributeError):
                 pass
-            raise YellowDogApiError(method, path, error.code, detail) from None
+            retry_after = error.headers.get("Retry-After") if error.headers else None
+            raise YellowDogApiError(method, path, error.code, detail,
+                                    float(retry_after) if retry_after and retry_after.isdigit() else None) from None
         except (urllib.error.URLError, OSError) as error:
             raise YellowDogApiError(method, path, None, str(error)) from None
         return json.loads(text) if text.strip() else None

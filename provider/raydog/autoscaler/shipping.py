@@ -34,6 +34,16 @@ def bounds_tag(min_nodes: int, max_nodes: int, idle_timeout: timedelta) -> str:
     return f"{TAG_PREFIX}-{min_nodes}-{max_nodes}-{int(idle_timeout.total_seconds())}"
 
 
+def bounds_block(tag: str | None) -> dict | None:
+    """The autoscaling block a compute requirement's tag stands for (an import reads it back), or None."""
+    prefix, _, rest = (tag or "").rpartition(f"{TAG_PREFIX}-")
+    numbers = rest.split("-")
+    if prefix or len(numbers) != 3 or not all(n.isdigit() for n in numbers):
+        return None
+    min_nodes, max_nodes, idle_seconds = map(int, numbers)
+    return {"min_nodes": min_nodes, "max_nodes": max_nodes, "idle_timeout": f"{idle_seconds}s"}
+
+
 @functools.lru_cache(maxsize=1)
 def node_provider_source() -> str:
     return (Path(__file__).resolve().parent / MODULE_FILE).read_text()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from raydog import names, redaction, settings
@@ -50,14 +49,15 @@ class HeadResource(SingleNodeResource):
 
     def validate(self, diags: Diagnostics, type_name: str, config: dict) -> None:
         super().validate(diags, type_name, config)
-        key_id, secret = (config.get(f"autoscaler_application_key_{part}") for part in ("id", "secret"))
+        secret = config.get("autoscaler_application_key_secret")
         redaction.remember_secret(secret if isinstance(secret, str) else None)
-        for given, missing in ((key_id, "secret"), (secret, "id")):
-            other = config.get(f"autoscaler_application_key_{missing}")
-            if given is not None and other is None and given is not Unknown:
+        for given, missing in (("id", "secret"), ("secret", "id")):
+            if config.get(f"autoscaler_application_key_{given}") is not None \
+                    and config.get(f"autoscaler_application_key_{missing}") is None:
                 diags.add_error(f"Missing autoscaler_application_key_{missing}",
-                                "The autoscaler's application key needs both its id and its secret.",
-                                path=[f"autoscaler_application_key_{missing}"])
+                                f"The autoscaler's application key needs both its id and its secret: set "
+                                f"autoscaler_application_key_{missing} too, or neither.",
+                                path=[f"autoscaler_application_key_{given}"])
 
     def environment(self, config: SingleNodeConfig, planned: dict) -> dict[str, str]:
         """With an autoscaler key, the head also gets what starts Ray's autoscaler (see autoscaler.shipping)."""

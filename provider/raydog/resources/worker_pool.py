@@ -25,6 +25,7 @@ from tf.iface import (
 from tf.utils import Diagnostics
 
 from raydog import names
+from raydog.autoscaler.shipping import bounds_block
 from raydog.config import rules
 from raydog.config.fields import BOOL, NUMBER, STRING, STRING_LIST, Field, Rule, Table
 from raydog.config.autoscaling import AUTOSCALING, POOL_RULES, initial_size_in_bounds, node_count_or_zero
@@ -111,7 +112,15 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
 
     def validate(self, diags: Diagnostics, type_name: str, config: dict) -> None:
         super().validate(diags, type_name, config)
-        if config.get("autoscaling") is not None:
+        block, count = config.get("autoscaling"), config.get("node_count")
+        if isinstance(block, dict):
+            if isinstance(count, (int, float)) and not self.table.problems({"node_count": count, "autoscaling": block}):
+                try:
+                    initial_size_in_bounds(count, block)
+                except ValueError as exc:
+                    diags.add_error("Invalid node_count", str(exc), path=["node_count"])
+            return
+        if block is not None:
             return
         count = config.get("node_count")
         if count is None:
@@ -336,6 +345,7 @@ def import_worker_pool(client: "YellowDogClient", diags: Diagnostics, id: str) -
         "observability_host": environment.get("OBSERVABILITY_HOST"),
         "node_count": len(found.tasks),
         "task_ids": task_ids(None, found.tasks),
+        "autoscaling": bounds_block(found.pool.tag),
     }
 
 
