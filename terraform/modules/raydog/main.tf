@@ -53,6 +53,8 @@ locals {
     environment                     = var.head.environment
     lifetime                        = var.lifetime
     observability_host              = local.observability_host
+    # A new autoscaler key replaces the head too (the secret enters only through its hash).
+    autoscaler_key = var.autoscaler_key == null ? null : [var.autoscaler_key.id, sha256(var.autoscaler_key.secret), var.autoscaler_key.api_url]
   }))), 0, 6)
   worker_pool_hashes = {
     for key, pool in var.worker_pools :

@@ -202,11 +202,6 @@ variable "worker_pools" {
   type = map(object({
     compute_requirement_template_id = string
     node_count                      = optional(number)
-    autoscaling = optional(object({
-      min_nodes    = number
-      max_nodes    = number
-      idle_timeout = optional(string)
-    }))
     images_id                       = optional(string)
     userdata                        = optional(string)
     instance_tags                   = optional(map(string))
@@ -216,6 +211,11 @@ variable "worker_pools" {
     environment                     = optional(map(string))
     wait_for_nodes                  = optional(bool, false)
     name                            = optional(string)
+    autoscaling = optional(object({
+      min_nodes    = number
+      max_nodes    = number
+      idle_timeout = optional(string)
+    }))
   }))
   default = {}
 
@@ -248,7 +248,7 @@ variable "worker_pools" {
     condition = alltrue([for pool in values(var.worker_pools) : pool.autoscaling == null || try(
       pool.autoscaling.min_nodes >= 0 && pool.autoscaling.max_nodes >= 1 && pool.autoscaling.min_nodes <= pool.autoscaling.max_nodes
       && floor(pool.autoscaling.min_nodes) == pool.autoscaling.min_nodes && floor(pool.autoscaling.max_nodes) == pool.autoscaling.max_nodes
-      && (pool.node_count == null || (pool.node_count >= pool.autoscaling.min_nodes && pool.node_count <= pool.autoscaling.max_nodes)), false)])
+    && (pool.node_count == null || (pool.node_count >= pool.autoscaling.min_nodes && pool.node_count <= pool.autoscaling.max_nodes)), false)])
     error_message = "A worker pool's autoscaling needs whole numbers 0 <= min_nodes <= max_nodes (max_nodes at least 1), and its node_count, when set, between them."
   }
 
