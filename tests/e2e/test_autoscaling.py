@@ -10,10 +10,12 @@ once idle, the pool goes back to min_nodes; the plan stays empty at both points.
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from harness.config import Expr, cluster_config, node_script, output
@@ -90,7 +92,20 @@ def live_tasks(sandbox, group_id: str) -> list[dict]:
     return view(sandbox).live_tasks(group_id)
 
 
-def test_pool_grows_to_max_under_demand_and_returns_to_min_when_idle(exec_sandbox, terraform_factory):
+def autoscaler_monitors(cluster_id: str) -> list[psutil.Process]:
+    """Ray's monitor processes started for the cluster's head (its environment names the cluster)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any("monitor.py" in part for part in proc.info["cmdline"] or []) \
+                    and proc.environ().get("RAYDOG_CLUSTER_ID") == cluster_id:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def test_pool_grows_to_max_under_demand_and_returns_to_min_when_idle(exec_sandbox, terraform_factory, tmp_path):
     sandbox = exec_sandbox
     tf = terraform_factory("autoscale", sandbox=sandbox)
     tf.write(cluster(sandbox, 1, 3))
@@ -101,6 +116,11 @@ def test_pool_grows_to_max_under_demand_and_returns_to_min_when_idle(exec_sandbo
     assert pool["node_count"] == 1 and len(live_tasks(sandbox, pool["task_group_id"])) == 1
     shown = tf.run("plan", "-no-color", "-input=false")
     assert AUTOSCALER_KEY[1] not in shown.output, "the key's secret never shows in a plan"
+    monitors = autoscaler_monitors(res["raydog_cluster.c"]["id"])
+    assert len(monitors) == 1, "Ray's monitor runs on the head with the cluster's autoscaler config"
+    assert AUTOSCALER_KEY[1] not in json.dumps(monitors[0].environ()), "the secret is not in Ray's environment"
+    key_files = list(tmp_path.glob("nodes/nodes/*/data/workers/*/raydog-autoscaler/autoscaler.key"))
+    assert len(key_files) == 1 and stat.S_IMODE(key_files[0].stat().st_mode) == 0o600
 
     started = time.monotonic()
     job = run_job(tf.outputs()["client_address"], 3)

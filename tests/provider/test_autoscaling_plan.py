@@ -6,6 +6,9 @@ and a size outside new bounds moved to the nearest one.
 
 from __future__ import annotations
 
+import json
+import urllib.request
+
 from harness.config import cluster_config
 from harness.platform_view import view
 
@@ -68,4 +71,33 @@ def test_bounds_live_on_the_platform_and_change_in_place(terraform, sandbox):
     assert terraform.plan_exitcode().returncode == 0
 
     terraform.destroy()
+    assert view(sandbox).nothing_live(), view(sandbox).live
+
+
+def test_an_autoscaled_pool_and_its_head_import_with_their_bounds_and_key(terraform, terraform_factory, sandbox):
+    with urllib.request.urlopen(f"{sandbox.url}/sandbox/v1/templates") as response:
+        templates = {t["name"]: t["id"] for t in json.load(response)["templates"]}
+    hcl = config(head_key=True, bounds=(1, 3)).replace('"sandbox/ray-head"', f'"{templates["sandbox/ray-head"]}"') \
+        .replace('"sandbox/ray-worker"', f'"{templates["sandbox/ray-worker"]}"')
+    terraform.write(hcl)
+    terraform.init()
+    terraform.apply()
+    built = terraform.resources()
+
+    imported = terraform_factory("imported", sandbox=sandbox)
+    imported.write(hcl + "".join(f'\nimport {{\n  to = {address}\n  id = "{values["id"]}"\n}}\n'
+                                 for address, values in built.items()))
+    imported.init()
+    for rc in imported.plan_json()["resource_changes"]:
+        before, after = rc["change"]["before"], rc["change"]["after"]
+        differing = {k for k in after if before.get(k) != after.get(k)}
+        assert rc["change"]["actions"] in (["no-op"], ["update"]) and differing <= {"timeouts", "wait_for_nodes"}, (
+            rc["address"], rc["change"]["actions"], differing)
+    imported.apply()
+    after = imported.resources()
+    assert after["raydog_worker_pool.elastic"]["autoscaling"] == {"min_nodes": 1, "max_nodes": 3,
+                                                                  "idle_timeout": "30s"}
+    assert after["raydog_head.h"]["autoscaler_application_key_id"] == "autoscaler"
+    assert imported.plan_exitcode().returncode == 0
+    imported.destroy()
     assert view(sandbox).nothing_live(), view(sandbox).live

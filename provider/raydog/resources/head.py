@@ -5,12 +5,13 @@ from __future__ import annotations
 from tf.utils import Diagnostics
 
 from raydog import names, redaction, settings
-from raydog.autoscaler.shipping import head_environment
+from raydog.autoscaler.shipping import API_URL_VARIABLE, KEY_ID_VARIABLE, KEY_SECRET_VARIABLE, head_environment
 from raydog.config import autoscaling, rules
 from raydog.config.fields import STRING, Field, Table
 from raydog.config.models import AutoscalerKey, SingleNodeConfig
 from raydog.config.node_fields import HOST_FIELDS, NODE_FIELDS, TIMEOUTS, name_suffix_field, single_node_rules
 from raydog.lifecycle.single_node import SingleNodeResource
+from raydog.yellowdog import PlatformError
 
 TABLE = Table(
     fields=(
@@ -68,6 +69,26 @@ class HeadResource(SingleNodeResource):
             environment.update(head_environment(key.api_url or self.provider.api_url, key.key_id, key.key_secret,
                                                 config.cluster_id, config.cluster_name))
         return environment
+
+    def import_(self, ctx, id: str):
+        """Also the autoscaler's key and URL, from the head task's environment (the URL only when it is
+        not the provider's own, which an unset autoscaler_api_url stands for)."""
+        state = super().import_(ctx, id)
+        if not state or not state.get("task_id"):
+            return state
+        try:
+            task = self.client.get_task(state["task_id"])
+        except PlatformError as exc:
+            ctx.diagnostics.add_warning("Cannot read the head's autoscaler key", str(exc))
+            return state
+        environment = task.environment if task is not None else {}
+        if environment.get(KEY_ID_VARIABLE) and environment.get(KEY_SECRET_VARIABLE):
+            redaction.remember_secret(environment[KEY_SECRET_VARIABLE])
+            url = environment.get(API_URL_VARIABLE)
+            state.update(autoscaler_application_key_id=environment[KEY_ID_VARIABLE],
+                         autoscaler_application_key_secret=environment[KEY_SECRET_VARIABLE],
+                         autoscaler_api_url=None if url == self.provider.api_url else url)
+        return state
 
     def outputs(self, private_ip: str) -> dict[str, str]:
         return {
