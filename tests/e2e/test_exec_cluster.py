@@ -18,6 +18,7 @@ import pytest
 from harness.config import Expr, cluster_config, node_script, output
 from harness.platform_view import view
 from harness.waits import wait_until
+from harness.fixtures import skip_without_exec_nodes
 
 pytestmark = [pytest.mark.exec, pytest.mark.xdist_group("exec")]
 
@@ -26,12 +27,7 @@ RAY_PROCESS_NAMES = ("raylet", "gcs_server", "dashboard", "ray::", "default_work
 
 @pytest.fixture
 def exec_sandbox(sandbox_factory, tmp_path):
-    from raydog_sandbox.nodes.exec_runtime import ExecCapabilityError, check_exec_capability
-
-    try:
-        check_exec_capability()
-    except ExecCapabilityError as exc:
-        pytest.skip(str(exc))
+    skip_without_exec_nodes()
     return sandbox_factory(mode="exec", data_dir=str(tmp_path / "nodes"))
 
 

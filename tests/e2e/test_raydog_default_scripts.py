@@ -20,6 +20,7 @@ import time
 import psutil
 import pytest
 from harness.platform_view import view
+from harness.fixtures import skip_without_exec_nodes
 
 pytestmark = [pytest.mark.exec, pytest.mark.xdist_group("exec")]
 
@@ -97,13 +98,9 @@ output "client_address" {{
 
 @pytest.fixture
 def exec_sandbox(sandbox_factory, tmp_path):
-    from raydog_sandbox.nodes.exec_runtime import ExecCapabilityError, check_exec_capability
     from raydog_sandbox.nodes.network import probe_network
 
-    try:
-        check_exec_capability()
-    except ExecCapabilityError as exc:
-        pytest.skip(str(exc))
+    skip_without_exec_nodes()
     if probe_network() is not None:
         pytest.skip(probe_network())
     return sandbox_factory(mode="exec", data_dir=str(tmp_path / "nodes"))

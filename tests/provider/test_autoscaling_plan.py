@@ -11,6 +11,7 @@ import urllib.request
 
 from harness.config import cluster_config
 from harness.platform_view import view
+from harness.terraform import assert_imports_keep_values
 
 
 def config(*, head_key: bool, bounds: tuple[int, int] | None, node_count: int | None = None) -> str:
@@ -88,11 +89,7 @@ def test_an_autoscaled_pool_and_its_head_import_with_their_bounds_and_key(terraf
     imported.write(hcl + "".join(f'\nimport {{\n  to = {address}\n  id = "{values["id"]}"\n}}\n'
                                  for address, values in built.items()))
     imported.init()
-    for rc in imported.plan_json()["resource_changes"]:
-        before, after = rc["change"]["before"], rc["change"]["after"]
-        differing = {k for k in after if before.get(k) != after.get(k)}
-        assert rc["change"]["actions"] in (["no-op"], ["update"]) and differing <= {"timeouts", "wait_for_nodes"}, (
-            rc["address"], rc["change"]["actions"], differing)
+    assert_imports_keep_values(imported.plan_json())
     imported.apply()
     after = imported.resources()
     assert after["raydog_worker_pool.elastic"]["autoscaling"] == {"min_nodes": 1, "max_nodes": 3,
