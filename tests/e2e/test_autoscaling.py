@@ -153,6 +153,10 @@ def test_pool_grows_to_max_under_demand_and_returns_to_min_when_idle(exec_sandbo
     assert tf.resources()["raydog_head.h"]["id"] == head["id"]
     wait_until(lambda: len(live_tasks(sandbox, pool["task_group_id"])), "the pool at the new min_nodes",
                timeout=120, interval=2, until=lambda count: count == 2)
+    config_file = next(tmp_path.glob("nodes/nodes/*/data/workers/*/raydog-autoscaler/autoscaling.yaml"))
+    wait_until(lambda: json.loads(config_file.read_text())["available_node_types"]["elastic"],
+               "the running autoscaler has the new bounds", timeout=60, interval=1,
+               until=lambda node_type: (node_type["min_workers"], node_type["max_workers"]) == (2, 2))
     assert tf.plan_exitcode().returncode == 0
 
     tf.destroy()
