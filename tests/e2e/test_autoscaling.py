@@ -55,7 +55,8 @@ print(json.dumps({"squares": [r[0] for r in results], "ips": sorted({r[1] for r 
 
 
 @pytest.fixture
-def exec_sandbox(sandbox_factory, tmp_path):
+def autoscaling_sandbox(sandbox_factory, tmp_path):
+    """An exec-mode sandbox that also accepts the autoscaler's own key."""
     skip_without_exec_nodes()
     running = sandbox_factory(mode="exec", data_dir=str(tmp_path / "nodes"),
                               api_keys={"sandbox": "sandbox-secret", AUTOSCALER_KEY[0]: AUTOSCALER_KEY[1]})
@@ -105,8 +106,9 @@ def autoscaler_monitors(cluster_id: str) -> list[psutil.Process]:
     return found
 
 
-def test_pool_grows_to_max_under_demand_and_returns_to_min_when_idle(exec_sandbox, terraform_factory, tmp_path):
-    sandbox = exec_sandbox
+def test_pool_grows_to_max_under_demand_and_returns_to_min_when_idle(autoscaling_sandbox, terraform_factory,
+                                                                    tmp_path):
+    sandbox = autoscaling_sandbox
     tf = terraform_factory("autoscale", sandbox=sandbox)
     tf.write(cluster(sandbox, 1, 3))
     tf.init()

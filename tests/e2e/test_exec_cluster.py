@@ -18,17 +18,10 @@ import pytest
 from harness.config import Expr, cluster_config, node_script, output
 from harness.platform_view import view
 from harness.waits import wait_until
-from harness.fixtures import skip_without_exec_nodes
 
 pytestmark = [pytest.mark.exec, pytest.mark.xdist_group("exec")]
 
 RAY_PROCESS_NAMES = ("raylet", "gcs_server", "dashboard", "ray::", "default_worker", "log_monitor")
-
-
-@pytest.fixture
-def exec_sandbox(sandbox_factory, tmp_path):
-    skip_without_exec_nodes()
-    return sandbox_factory(mode="exec", data_dir=str(tmp_path / "nodes"))
 
 
 @pytest.fixture

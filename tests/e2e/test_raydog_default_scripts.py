@@ -20,7 +20,6 @@ import time
 import psutil
 import pytest
 from harness.platform_view import view
-from harness.fixtures import skip_without_exec_nodes
 
 pytestmark = [pytest.mark.exec, pytest.mark.xdist_group("exec")]
 
@@ -94,16 +93,6 @@ output "client_address" {{
   value = raydog_head.h.client_address
 }}
 """
-
-
-@pytest.fixture
-def exec_sandbox(sandbox_factory, tmp_path):
-    from raydog_sandbox.nodes.network import probe_network
-
-    skip_without_exec_nodes()
-    if probe_network() is not None:
-        pytest.skip(probe_network())
-    return sandbox_factory(mode="exec", data_dir=str(tmp_path / "nodes"))
 
 
 def ray_job(client_address: str, expected_nodes: int, attempts: int = 3) -> dict:
