@@ -102,6 +102,44 @@ class SingleNodeConfig(NodeConfig):
 
 
 @dataclass(frozen=True)
+class Autoscaling:
+    """A worker pool's autoscaling block: Ray's autoscaler keeps it between the bounds."""
+
+    min_nodes: int
+    max_nodes: int
+    idle_timeout: timedelta
+
+    @classmethod
+    def parse(cls, block: Optional[Mapping[str, Any]]) -> Optional["Autoscaling"]:
+        from raydog.config.autoscaling import DEFAULT_IDLE_TIMEOUT
+
+        if not block:
+            return None
+        return cls(min_nodes=int(block["min_nodes"]), max_nodes=int(block["max_nodes"]),
+                   idle_timeout=parse_duration(block.get("idle_timeout") or DEFAULT_IDLE_TIMEOUT))
+
+    def clamp(self, size: int) -> int:
+        """The size nearest ``size`` inside the bounds."""
+        return min(max(size, self.min_nodes), self.max_nodes)
+
+
+@dataclass(frozen=True)
+class AutoscalerKey:
+    """The head's autoscaler: its own application key and the API URL as the head reaches it."""
+
+    key_id: str
+    key_secret: str
+    api_url: Optional[str]  # None: the provider's
+
+    @classmethod
+    def parse(cls, state: Mapping[str, Any]) -> Optional["AutoscalerKey"]:
+        key_id, secret = state.get("autoscaler_application_key_id"), state.get("autoscaler_application_key_secret")
+        if not key_id or not secret:
+            return None
+        return cls(key_id=key_id, key_secret=secret, api_url=state.get("autoscaler_api_url"))
+
+
+@dataclass(frozen=True)
 class WorkerPoolConfig(NodeConfig):
     name: str
     head_private_ip: str
@@ -109,14 +147,18 @@ class WorkerPoolConfig(NodeConfig):
     node_count: int
     wait_for_nodes: bool
     ray: "RayAccess"
+    autoscaling: Optional[Autoscaling] = None
 
     @classmethod
     def parse(cls, state: Mapping[str, Any]) -> "WorkerPoolConfig":
+        autoscaling = Autoscaling.parse(state.get("autoscaling"))
+        count = state.get("node_count")
+        node_count = int(count) if isinstance(count, (int, float)) else (autoscaling.min_nodes if autoscaling else 0)
         return cls(**cls.common(state, "task_script", "worker"), name=state["name"],
                    head_private_ip=state["head_private_ip"], observability_host=state.get("observability_host"),
-                   node_count=int(state["node_count"]),
+                   node_count=node_count,
                    wait_for_nodes=bool(state.get("wait_for_nodes")) or state.get("readiness") == settings.READINESS_RAY,
-                   ray=RayAccess.parse(state, state["head_private_ip"]))
+                   ray=RayAccess.parse(state, state["head_private_ip"]), autoscaling=autoscaling)
 
 
 @dataclass(frozen=True)

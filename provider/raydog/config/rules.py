@@ -13,14 +13,16 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from raydog import names, settings
+from raydog.autoscaler.shipping import HEAD_VARIABLES
 from raydog.config.durations import parse_duration
 
-# Task environment variables the provider sets itself from resource attributes.
-# RAYDOG_SECRET_NAMES lists the names (never the values) of the secret_environment entries,
-# so an import can tell them from the plain environment.
+# Task environment variables the provider sets itself from resource attributes (and the head's
+# autoscaler variables). RAYDOG_SECRET_NAMES lists the names (never the values) of the
+# secret_environment entries, so an import can tell them from the plain environment.
+
 SECRET_NAMES_VARIABLE = "RAYDOG_SECRET_NAMES"
 PROVIDER_SET_VARIABLES = frozenset({"RAY_HEAD_IP", "RAY_HEAD_NODE_PRIVATE_IP", "OBSERVABILITY_HOST",
-                                    SECRET_NAMES_VARIABLE})
+                                    SECRET_NAMES_VARIABLE, *HEAD_VARIABLES})
 MAX_NODES_PER_POOL = 10000
 
 
@@ -248,6 +250,11 @@ def _show(value: float) -> str:
 
 
 def node_count(given) -> None:
+    whole_nodes(given, 1, "; remove the pool to have no nodes")
+
+
+def whole_nodes(given, least: int, hint: str = "") -> None:
+    """A whole number of nodes from ``least`` to YellowDog's per-pool limit."""
     value = _number(given)
     shown = given if isinstance(given, str) else _show(value)
     if isinstance(value, float) and math.isnan(value):
@@ -255,8 +262,8 @@ def node_count(given) -> None:
     if value > MAX_NODES_PER_POOL:
         raise ValueError(f"must be at most {MAX_NODES_PER_POOL}, YellowDog's limit of nodes per worker pool "
                          f"(got {shown})")
-    if value < 1:
-        raise ValueError(f"must be at least 1 (got {shown}); remove the pool to have no nodes")
+    if value < least:
+        raise ValueError(f"must be at least {least} (got {shown}){hint}")
     if value != int(value):
         raise ValueError(f"must be a whole number of nodes, not {value}")
 

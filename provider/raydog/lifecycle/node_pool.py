@@ -82,6 +82,9 @@ class NodePlan:
     name_path: list  # the attribute that names the pool, for a duplicate-name error
     finish_if_any_task_failed: bool = False
     extra_state: dict[str, Any] = field(default_factory=dict)
+    # An autoscaled pool: never shut down for idling, and its group keeps the task every node runs
+    # as its task template, for the autoscaler to add nodes from.
+    autoscaled: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,7 @@ class NodePool:
             )
             return None
         try:
-            pool, token = self._provision(config, wr, pool_name, len(plan.task_names))
+            pool, token = self._provision(config, wr, pool_name, len(plan.task_names), plan.autoscaled)
             pool_name = pool.name or pool_name
         except OwnedElsewhereError as exc:
             self.diags.add_error(
@@ -214,6 +217,8 @@ class NodePool:
                 namespace=wr.namespace,
                 task_timeout=config.lifetime,
                 finish_if_any_task_failed=plan.finish_if_any_task_failed,
+                task_template=TaskSpec(name="template", task_data=config.script, environment=plan.environment,
+                                       timeout=config.lifetime) if plan.autoscaled else None,
             ))
             state["task_group_id"] = group.id
             tasks = list(self.client.add_tasks(group.id, [
@@ -245,7 +250,7 @@ class NodePool:
             return CreatedPool(state, tasks, [])
 
     def _provision(self, config: NodeConfig, wr: WorkRequirementInfo, base: str,
-                   node_count: int) -> tuple[PoolInfo, str]:
+                   node_count: int, autoscaled: bool = False) -> tuple[PoolInfo, str]:
         """Provision the pool under the first generation of its name (names.generations) that no
         finished pool keeps; returns it with its owner token.
 
@@ -253,7 +258,7 @@ class NodePool:
         removed first; one made elsewhere is OwnedElsewhereError."""
         for pool_name in names.generations(base):
             token = self.ownership.issue(WORKER_POOL, wr.namespace, pool_name)  # before any request
-            spec = self._pool_spec(config, wr, pool_name, node_count, token)
+            spec = self._pool_spec(config, wr, pool_name, node_count, token, autoscaled)
             try:
                 # details=False: the ids are all a create needs, no read-back.
                 pool = self.client.provision_pool(
@@ -277,7 +282,7 @@ class NodePool:
 
     @staticmethod
     def _pool_spec(config: NodeConfig, wr: WorkRequirementInfo, pool_name: str, node_count: int,
-                   token: str) -> PoolSpec:
+                   token: str, autoscaled: bool = False) -> PoolSpec:
         return PoolSpec(
             namespace=wr.namespace,
             name=pool_name,
@@ -289,7 +294,8 @@ class NodePool:
             node_count=node_count,
             worker_tag=token,
             idle_node_shutdown=IDLE_NODE_SHUTDOWN,
-            idle_pool_shutdown=IDLE_POOL_SHUTDOWN,
+            # An autoscaled pool may sit at zero nodes until Ray asks for more: never shut it down for that.
+            idle_pool_shutdown=None if autoscaled else IDLE_POOL_SHUTDOWN,
             node_boot_timeout=None,
         )
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from yellowdog_client.model import (
     RunSpecification,
+    TaskTemplate,
     Task,
     TaskGroup,
     TaskSearch,
@@ -440,6 +441,9 @@ def _new_group(spec: TaskGroupSpec) -> TaskGroup:
             namespaces=[spec.namespace],
             taskTimeout=spec.task_timeout,
         ),
+        taskTemplate=None if spec.task_template is None else TaskTemplate(
+            taskType=TASK_TYPE, taskData=spec.task_template.task_data,
+            environment=dict(spec.task_template.environment) or None),
     )
 
 

@@ -53,6 +53,8 @@ locals {
     environment                     = var.head.environment
     lifetime                        = var.lifetime
     observability_host              = local.observability_host
+    # A new autoscaler key replaces the head too (the secret enters only through its hash).
+    autoscaler_key = var.autoscaler_key == null ? null : [var.autoscaler_key.id, sha256(var.autoscaler_key.secret), var.autoscaler_key.api_url]
   }))), 0, 6)
   worker_pool_hashes = {
     for key, pool in var.worker_pools :
@@ -145,6 +147,10 @@ resource "raydog_head" "this" {
   ray_start_script                = local.head_script_argument
   observability_host              = local.observability_host
   readiness                       = var.head.readiness
+  # nonsensitive on the id and URL only: the secret stays sensitive.
+  autoscaler_application_key_id     = var.autoscaler_key == null ? null : nonsensitive(var.autoscaler_key.id)
+  autoscaler_application_key_secret = var.autoscaler_key == null ? null : var.autoscaler_key.secret
+  autoscaler_api_url                = var.autoscaler_key == null ? null : nonsensitive(var.autoscaler_key.api_url)
   # "" keeps the plain <cluster>-head name (a head adopted by raydog import-state).
   name_suffix = var.head.name_suffix == null ? local.head_hash : (var.head.name_suffix == "" ? null : var.head.name_suffix)
 
@@ -165,7 +171,7 @@ resource "raydog_worker_pool" "this" {
   namespace                       = raydog_cluster.this.namespace
   name                            = local.worker_pool_names[each.key]
   compute_requirement_template_id = var.worker_pools[each.key].compute_requirement_template_id
-  node_count                      = var.worker_pools[each.key].node_count
+  node_count                      = var.worker_pools[each.key].autoscaling == null ? coalesce(var.worker_pools[each.key].node_count, 1) : var.worker_pools[each.key].node_count
   images_id                       = var.worker_pools[each.key].images_id
   userdata                        = var.worker_pools[each.key].userdata
   instance_tags                   = var.worker_pools[each.key].instance_tags
@@ -179,6 +185,15 @@ resource "raydog_worker_pool" "this" {
   task_script                     = local.worker_script_arguments[each.key]
   head_private_ip                 = raydog_head.this.private_ip
   observability_host              = local.observability_host
+
+  dynamic "autoscaling" {
+    for_each = var.worker_pools[each.key].autoscaling == null ? [] : [var.worker_pools[each.key].autoscaling]
+    content {
+      min_nodes    = autoscaling.value.min_nodes
+      max_nodes    = autoscaling.value.max_nodes
+      idle_timeout = autoscaling.value.idle_timeout
+    }
+  }
 
   timeouts {
     create = var.create_timeout
