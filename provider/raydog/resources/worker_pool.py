@@ -269,8 +269,9 @@ class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
         config, started = WorkerPoolConfig.parse(planned), time.monotonic()
         state = self.applied(current, planned)
         try:
-            if config.autoscaling is not None or current.get("autoscaling"):
-                self.client.set_compute_requirement_tag(current["compute_requirement_id"], pool_tag(config.autoscaling))
+            if config.autoscaling is None and current.get("autoscaling"):
+                # Out of the autoscaler's hands before node_count sizes the pool again.
+                self.client.set_compute_requirement_tag(current["compute_requirement_id"], None)
             live = self.client.list_tasks(current["task_group_id"])
             if config.autoscaling is not None:
                 # The autoscaler owns the size inside the bounds; only a size outside them moves.
@@ -285,6 +286,10 @@ class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
                                       started, config.timeouts.update.total_seconds())
             elif config.node_count < len(live):
                 live = self.shrink(current, live, config, planned.get("task_ids"), ctx.diagnostics)
+            if config.autoscaling is not None:
+                # The new bounds go on once the size is inside them: were they written first, the running
+                # autoscaler would move the pool into them too, racing this update's own resize.
+                self.client.set_compute_requirement_tag(current["compute_requirement_id"], pool_tag(config.autoscaling))
         except (PlatformError, StoppedError, TaskFailedError, WaitTimeoutError) as exc:
             report(ctx.diagnostics, f"Cannot change worker pool {current['id']} to {config.node_count} nodes", exc,
                    ["node_count"])
