@@ -18,6 +18,7 @@ from raydog.config import rules
 from raydog.config.fields import STRING, Field, Table
 from raydog.lifecycle.node_pool import PoolClaims
 from raydog.lifecycle.ownership import OwnershipJournal
+from raydog.lifecycle.peers import PeerAddresses
 from raydog.lifecycle.planning import PlanLookups
 from raydog.settings import DEFAULT_API_URL, ENV_FALLBACKS, PROVIDER_ADDRESS, Settings
 
@@ -47,6 +48,7 @@ class RaydogProvider(Provider):
         # What this working directory's creates made (the proof that lets it adopt its own objects).
         self.ownership = OwnershipJournal.for_working_directory()
         self.lookups = PlanLookups()
+        self.peer_addresses = PeerAddresses()  # the head's and observability node's IPs, learnt once
 
     def get_model_prefix(self) -> str:
         return "raydog_"

@@ -137,7 +137,7 @@ def _pool_state(pool: PoolRec) -> dict:
     return {
         "id": pool.id, "namespace": pool.namespace, "name": pool.name, "status": pool.status.name,
         "computeRequirementId": pool.cr_id, "targetNodeCount": pool.target, "workerTag": pool.worker_tag,
-        "nodeIds": [n.id for n in pool.nodes if n.status is not None],
+        "nodeIds": [n.id for n in pool.nodes if n.status is not None], **_created(pool),
     }
 
 
@@ -145,6 +145,7 @@ def _cr_state(cr: ComputeRequirementRec) -> dict:
     return {
         "id": cr.id, "namespace": cr.namespace, "name": cr.name, "status": cr.status.name,
         "targetInstanceCount": cr.target, "workerPoolId": cr.pool_id, "templateId": cr.template.id,
+        **_created(cr),
     }
 
 
@@ -152,7 +153,7 @@ def _instance_state(instance: InstanceRec) -> dict:
     return {
         "id": instance.id, "computeRequirementId": instance.cr_id, "status": instance.status.name,
         "privateIp": instance.private_ip, "publicIp": instance.public_ip, "hostname": instance.hostname,
-        "nodeId": instance.node.id if instance.node else None,
+        "nodeId": instance.node.id if instance.node else None, **_created(instance),
     }
 
 
@@ -163,5 +164,11 @@ def _node_state(node: NodeRec) -> dict:
         "instanceId": node.instance.id, "privateIp": node.instance.private_ip,
         "publicIp": node.instance.public_ip, "hostname": node.instance.hostname,
         "workerId": worker.id if worker else None,
-        "taskId": worker.task.id if worker and worker.task else None,
+        "taskId": worker.task.id if worker and worker.task else None, **_created(node),
+        "registered": node.registered.isoformat() if node.registered else None,
     }
+
+
+def _created(record) -> dict:
+    """When a record was made, and its place in the order of creation (tests read how things overlapped)."""
+    return {"seq": record.seq, "created": record.created.isoformat()}

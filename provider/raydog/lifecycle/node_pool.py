@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from tf.utils import Diagnostics
 
@@ -82,6 +82,9 @@ class NodePlan:
     name_path: list  # the attribute that names the pool, for a duplicate-name error
     finish_if_any_task_failed: bool = False
     extra_state: dict[str, Any] = field(default_factory=dict)
+    # Addresses learnt from the platform (the head's, the observability node's), called with
+    # the work requirement id and the seconds left once the pool is provisioning: see lifecycle.peers.
+    peer_environment: Optional[Callable[[str, float], dict[str, str]]] = None
 
 
 @dataclass(frozen=True)
@@ -216,8 +219,11 @@ class NodePool:
                 finish_if_any_task_failed=plan.finish_if_any_task_failed,
             ))
             state["task_group_id"] = group.id
+            environment = plan.environment
+            if plan.peer_environment is not None:
+                environment = {**environment, **plan.peer_environment(wr.id, max(deadline - time.monotonic(), 1.0))}
             tasks = list(self.client.add_tasks(group.id, [
-                TaskSpec(name=n, task_data=config.script, environment=plan.environment, timeout=config.lifetime)
+                TaskSpec(name=n, task_data=config.script, environment=environment, timeout=config.lifetime)
                 for n in plan.task_names
             ]))
             state.update(plan.extra_state)

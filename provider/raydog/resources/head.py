@@ -5,7 +5,15 @@ from __future__ import annotations
 from raydog import names, settings
 from raydog.config import rules
 from raydog.config.fields import STRING, Field, Table
-from raydog.config.node_fields import HOST_FIELDS, NODE_FIELDS, TIMEOUTS, name_suffix_field, single_node_rules
+from raydog.config.node_fields import (
+    HOST_FIELDS,
+    NODE_FIELDS,
+    OBSERVABILITY_RULE,
+    TIMEOUTS,
+    name_suffix_field,
+    observability_name_suffix_field,
+    single_node_rules,
+)
 from raydog.lifecycle.single_node import SingleNodeResource
 
 TABLE = Table(
@@ -18,12 +26,13 @@ TABLE = Table(
         Field("observability_host", STRING,
               "Private IP of the observability node; sets `OBSERVABILITY_HOST` for the head.",
               optional=True, replace=True, check=rules.ip_address),
+        observability_name_suffix_field(replace=True),
         *HOST_FIELDS,
         Field("ray_address", STRING, f"Ray GCS address, `IP:{settings.RAY_GCS_PORT}`.", computed=True),
         Field("client_address", STRING, f"Ray client address, `ray://IP:{settings.RAY_CLIENT_PORT}`.", computed=True),
         Field("dashboard_url", STRING, f"Ray dashboard, `http://IP:{settings.RAY_DASHBOARD_PORT}`.", computed=True),
     ),
-    rules=single_node_rules(names.HEAD_SUFFIX, "head pool"),
+    rules=(*single_node_rules(names.HEAD_SUFFIX, "head pool"), OBSERVABILITY_RULE),
     blocks=(TIMEOUTS,),
 )
 

@@ -26,10 +26,17 @@ from raydog import names
 from raydog.config import rules
 from raydog.config.fields import BOOL, NUMBER, STRING, STRING_LIST, Field, Rule, Table
 from raydog.config.models import Timeouts, WorkerPoolConfig
-from raydog.config.node_fields import NODE_FIELDS, NODE_RULES, TIMEOUTS
+from raydog.config.node_fields import (
+    NODE_FIELDS,
+    NODE_RULES,
+    OBSERVABILITY_RULE,
+    TIMEOUTS,
+    observability_name_suffix_field,
+)
 from raydog.lifecycle.diagnostics import report
 from raydog.lifecycle.importing import read_imported_pool
 from raydog.lifecycle.node_pool import NodePlan, live_pool
+from raydog.lifecycle.peers import head_environment
 from raydog.lifecycle.planning import NodePlanning
 from raydog.lifecycle.resource import RaydogResource
 from raydog.lifecycle.scripts import script_sha256, stored_script
@@ -52,10 +59,18 @@ TABLE = Table(
               required=True, replace=True, check=rules.worker_pool_name),
         Field("head_private_ip", STRING,
               "Private IP of the head (`raydog_head.<name>.private_ip`); sets `RAY_HEAD_IP` "
-              "and the deprecated `RAY_HEAD_NODE_PRIVATE_IP`.",
-              required=True, replace=True, check=rules.head_private_ip),
+              "and the deprecated `RAY_HEAD_NODE_PRIVATE_IP`. Makes the pool wait for the head in Terraform's "
+              "graph; leave it unset to have the head's address read from the platform (see `head_name_suffix`). "
+              "Forces replacement.",
+              optional=True, replace=True, check=rules.head_private_ip),
+        Field("head_name_suffix", STRING,
+              "The `name_suffix` of the cluster's `raydog_head` (unset or \"\" when it has none), used when "
+              "`head_private_ip` is unset: the pool provisions its nodes at once and its tasks get the head's "
+              "private IP as soon as the head's node is up. A change (a new head) re-tasks the nodes in place.",
+              optional=True, check=rules.peer_name_suffix),
         Field("observability_host", STRING, "Private IP of the observability node; sets `OBSERVABILITY_HOST`.",
               optional=True, replace=True, check=rules.ip_address),
+        observability_name_suffix_field(replace=False),
         Field("task_script", STRING,
               "Bash script every worker node runs; unset means the built-in `worker` template "
               "(the plan shows its `script_sha256`).", optional=True, replace=True, check=rules.script_size),
@@ -67,7 +82,9 @@ TABLE = Table(
               "Ids of the node tasks that are live, oldest first: growing a pool appends, shrinking drops the newest.",
               computed=True),
     ),
-    rules=(*NODE_RULES,
+    rules=(*NODE_RULES, OBSERVABILITY_RULE,
+           Rule(("head_private_ip", "head_name_suffix"), "head_name_suffix",
+                rules.exclusive("head_private_ip", "head_name_suffix")),
            Rule(("cluster_name", "name"), "name",
                 lambda cluster, name: rules.derived_name(name, "worker pool", "name")(cluster))),
     blocks=(TIMEOUTS,),
@@ -102,6 +119,10 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
 
     def plan(self, ctx: PlanContext, current: Optional[State], planned: State) -> State:
         planned = super().plan(ctx, current, planned)
+        if current is not None and current.get("id") and retasks(current, planned):
+            # A new head (or observability node): every node gets a new task with its address.
+            planned["task_ids"] = types.Unknown
+            return planned
         count = planned.get("node_count")
         if current is None or "node_count" not in ctx.changed_fields or not isinstance(count, (int, float)):
             return planned
@@ -138,6 +159,7 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
             environment=worker_environment(config),
             wait=config.wait_for_nodes,
             name_path=["name"],
+            peer_environment=self.peer_environment(config),
         ))
         if created is None:
             return None
@@ -159,7 +181,9 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
         state = self.applied(current, planned)
         try:
             live = self.client.list_tasks(current["task_group_id"])
-            if config.node_count > len(live):
+            if retasks(current, planned):
+                live = self.retask(current, config, live)
+            elif config.node_count > len(live):
                 added = self.grow(current, config, live)
                 live = live + added
                 if config.wait_for_nodes:
@@ -188,12 +212,47 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
         self.client.resize_pool(current["id"], config.node_count)
         every = self.client.list_tasks(current["task_group_id"], include_finished=True)
         highest = max((names.worker_task_index(t.name) or 0 for t in [*every, *live]), default=0)
+        # A live task's environment holds the addresses its pool learnt from the platform.
+        environment = next((t.environment for t in live if t.environment), None) or worker_environment(created_with)
+        find = self.peer_environment(created_with)
+        if find is not None and "RAY_HEAD_IP" not in environment:
+            environment = {**environment, **find(config.cluster_id, config.timeouts.update.total_seconds())}
         new = [
             TaskSpec(name=names.worker_task_name(highest + i), task_data=script,
-                     environment=worker_environment(created_with), timeout=config.lifetime)
+                     environment=environment, timeout=config.lifetime)
             for i in range(1, config.node_count - len(live) + 1)
         ]
         return self.client.add_tasks(current["task_group_id"], new)
+
+    def peer_environment(self, config: WorkerPoolConfig):
+        """The head's address (and the observability node's) from the platform, unless head_private_ip is set."""
+        if config.head_private_ip is not None:
+            return None
+        return head_environment(self.provider, self.client, config)
+
+    def retask(self, current: State, config: WorkerPoolConfig, live: list[TaskInfo]) -> list[TaskInfo]:
+        """Give every node a new task that knows the new head's (or observability node's) address:
+        abort the old tasks (their EXIT traps stop Ray), resize if node_count changed too, add the new ones."""
+        environment = worker_environment(config)
+        find = self.peer_environment(config)
+        if find is not None:
+            environment.update(find(config.cluster_id, config.timeouts.update.total_seconds()))
+        for task in live:
+            self.client.cancel_task(task.id, abort=True)
+        if config.node_count != len(live):
+            self.client.resize_pool(current["id"], config.node_count)
+        every = self.client.list_tasks(current["task_group_id"], include_finished=True)
+        highest = max((names.worker_task_index(t.name) or 0 for t in every), default=0)
+        script = next((t.task_data for t in live if t.task_data), config.script)
+        added = self.client.add_tasks(current["task_group_id"], [
+            TaskSpec(name=names.worker_task_name(highest + i), task_data=script, environment=environment,
+                     timeout=config.lifetime)
+            for i in range(1, config.node_count + 1)
+        ])
+        if config.wait_for_nodes:
+            self.client.wait_until_executing([t.id for t in added], config.timeouts.update.total_seconds(),
+                                             stop_event=self.provider.stopping)
+        return added
 
     def shrink(self, pool_id: str, live: list[TaskInfo], target: int, listed: Optional[list],
                timeout: float) -> list[TaskInfo]:
@@ -246,8 +305,16 @@ def import_worker_pool(client: "YellowDogClient", diags: Diagnostics, id: str) -
     }
 
 
+def retasks(current: State, planned: State) -> bool:
+    """Whether the nodes need new tasks: the head (or observability node) they learn their address from changed."""
+    return any(current.get(a) != planned.get(a) for a in ("head_name_suffix", "observability_name_suffix"))
+
+
 def worker_environment(config: WorkerPoolConfig) -> dict[str, str]:
-    provider_set = {"RAY_HEAD_IP": config.head_private_ip, "RAY_HEAD_NODE_PRIVATE_IP": config.head_private_ip}
+    """The node tasks' environment; the addresses learnt from the platform are added at create."""
+    provider_set = {}
+    if config.head_private_ip is not None:
+        provider_set = {"RAY_HEAD_IP": config.head_private_ip, "RAY_HEAD_NODE_PRIVATE_IP": config.head_private_ip}
     if config.observability_host:
         provider_set["OBSERVABILITY_HOST"] = config.observability_host
     return config.task_environment(provider_set)

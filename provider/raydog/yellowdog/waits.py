@@ -19,7 +19,7 @@ from yellowdog_client.model import TaskSearch, TaskStatus
 
 from .core import log
 from .errors import PlatformError, StoppedError, TaskFailedError, WaitTimeoutError
-from .models import TaskInfo
+from .models import NodeAddress, TaskInfo
 from .work import WorkOps, _task_info
 
 ProgressCallback = Callable[[list[TaskInfo]], None]
@@ -127,6 +127,47 @@ class WaitOps(WorkOps):
             object_id = ids[0] if len(ids) == 1 else f"{ids[0]} (+{len(ids) - 1} more)"
             poll_until(f"waiting for {len(ids)} task(s) to end", object_id, check, timeout_seconds, stop_event,
                        operation="wait for task to end")
+    def wait_for_group_node(self, wr_id: str, group_tag: str, timeout_seconds: float,
+                            stop_event: threading.Event | None = None) -> NodeAddress:
+        """The address of the node running a task of the work requirement's live task group
+        tagged ``group_tag`` (each node pool's group is tagged with its pool's name).
+
+        How a worker pool learns its head's address (and a node its observability node's)
+        without Terraform ordering one create after the other: the group and its task may
+        not exist yet when the wait starts. Each round costs one read of the requirement
+        until the group appears, then one task search of that group; one node read at the end.
+        Only the private IP is read (``public_ip`` is None).
+        """
+        found: dict[str, object] = {}
+
+        def check() -> tuple[bool, str | None]:
+            if "group" not in found:
+                wr = self._require_wr(wr_id)
+                if wr.status is not None and wr.status.finished:
+                    raise PlatformError("wait for node", f"the work requirement is {wr.status.name}",
+                                        object_id=wr_id)
+                group = next((g for g in reversed(wr.taskGroups or []) if g.tag == group_tag and g.id
+                              and not (g.status is not None and g.status.terminated)), None)
+                if group is None:
+                    return False, "no task group yet"
+                found["group"] = group.id
+            group_id = str(found["group"])
+            tasks = [_task_info(t) for t in self._search_tasks(TaskSearch(taskGroupId=group_id), group_id)]
+            placed = next((t for t in tasks if not t.finished and (t.worker_id or t.node_id)), None)
+            if placed is None:
+                if tasks and all(t.finished for t in tasks):
+                    found.pop("group")  # that group ended; a replacement may follow
+                return False, tasks[0].status if tasks else "no task yet"
+            node = self._node_of(placed.worker_id or placed.node_id)  # type: ignore[attr-defined]
+            private_ip = node.details.privateIpAddress if node.details else None
+            if not private_ip:
+                return False, "no private IP yet"
+            found["address"] = NodeAddress(node_id=node.id, private_ip=private_ip, public_ip=None)
+            return True, placed.status
+
+        poll_until(f"waiting for the node of {group_tag}", group_tag, check, timeout_seconds, stop_event,
+                   operation="wait for node")
+        return found["address"]  # type: ignore[return-value]
 
     def _poll_tasks(self, task_ids: list[str], groups: Iterable[str]) -> dict[str, TaskInfo]:
         """The current info of each task: one search per known group, reads for the rest."""
