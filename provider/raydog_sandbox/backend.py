@@ -129,7 +129,7 @@ def _wr_state(wr: WorkRequirementRec) -> dict:
     return {
         "id": wr.id, "namespace": wr.namespace, "name": wr.name, "status": wr.status.name,
         "taskGroups": [{"id": g.id, "name": g.name, "status": g.status.name,
-                        "tasks": [_task_state(t) for t in g.tasks]} for g in wr.groups],
+                        "tasks": [_task_state(t) for t in g.tasks]} for g in wr.groups], **_created(wr),
     }
 
 

@@ -140,7 +140,7 @@ class NodePool:
     def cluster(self, config: NodeConfig) -> Optional[WorkRequirementInfo]:
         """The cluster's work requirement, or None (with an error) when it can't take new nodes."""
         try:
-            wr = self.client.get_work_requirement(config.cluster_id)
+            wr = self.client.recent_work_requirement(config.cluster_id)  # one read for the pools made together
         except PlatformError as exc:
             report(self.diags, "Cannot read the cluster's work requirement", exc, ["cluster_id"])
             return None

@@ -196,13 +196,18 @@ class PoolOps(ClientCore):
         # down are asked for at once, and a refusal is checked against what is there.
         pool = None if compute_requirement_id else self._read_pool(pool_id)
         cr_id = compute_requirement_id or (getattr(pool, "computeRequirementId", None) if pool else None)
+        cr_terminated = False
         if cr_id:
-            self._terminate_compute_requirement(cr_id)
+            cr_terminated = self._terminate_compute_requirement(cr_id)
         pool_finished = pool is not None and pool.status is not None and pool.status.finished
+        pool_shut = pool_finished
         if compute_requirement_id or (pool is not None and not pool_finished):
-            self._shutdown_pool(pool_id)
-        if timeout_seconds > 0:
-            poll_until(f"worker pool {pool_id} removed", pool_id, lambda: self._removal_state(pool_id, cr_id),
+            pool_shut = self._shutdown_pool(pool_id)
+        if timeout_seconds > 0 and not (pool_shut and (cr_terminated or not cr_id)):
+            # Only what the answers did not confirm is polled.
+            poll_until(f"worker pool {pool_id} removed", pool_id,
+                       lambda: self._removal_state(pool_id if not pool_shut else None,
+                                                   cr_id if not cr_terminated else None),
                        timeout_seconds, stop_event, operation="remove worker pool")
 
     def node_address(self, node_or_worker_id: str, compute_requirement_id: str | None = None) -> NodeAddress:
@@ -234,17 +239,22 @@ class PoolOps(ClientCore):
             log.warning("worker pool %s: could not read it back (%s)", pool.id, err)
             return self._pool_info(pool, None)
 
-    def _terminate_compute_requirement(self, cr_id: str) -> None:
+    def _terminate_compute_requirement(self, cr_id: str) -> bool:
+        """Terminate the requirement; True when the answer shows it TERMINATING or TERMINATED
+        (either is final: a requirement never comes back from TERMINATING)."""
         log.info("terminating compute requirement %s", cr_id)
         try:
-            self._call("terminate compute requirement", cr_id,
-                       lambda: self._sdk.compute_client.terminate_compute_requirement_by_id(cr_id))
+            answer = self._call("terminate compute requirement", cr_id,
+                                lambda: self._sdk.compute_client.terminate_compute_requirement_by_id(cr_id))
+            return getattr(answer, "status", None) in GONE_CR_STATUSES
         except PlatformError:
             current = lookup_patiently(lambda: self._read_cr(cr_id))
             if current is not None and not _cr_gone(current):
                 raise
+            return current is None or current.status == ComputeRequirementStatus.TERMINATED
 
-    def _shutdown_pool(self, pool_id: str) -> None:
+    def _shutdown_pool(self, pool_id: str) -> bool:
+        """Shut the pool down; True once the platform accepted it (or the pool had already finished)."""
         log.info("shutting down worker pool %s", pool_id)
         try:
             self._call("shut down worker pool", pool_id,
@@ -253,8 +263,13 @@ class PoolOps(ClientCore):
             current = lookup_patiently(lambda: self._read_pool(pool_id))
             if current is not None and not (current.status is not None and current.status.finished):
                 raise
+        return True
 
-    def _removal_state(self, pool_id: str, cr_id: str | None) -> tuple[bool, str]:
+    def _removal_state(self, pool_id: str | None, cr_id: str | None) -> tuple[bool, str]:
+        if pool_id is None:  # shut down already confirmed
+            cr = self._read_cr(cr_id) if cr_id else None
+            done = cr is None or cr.status == ComputeRequirementStatus.TERMINATED
+            return done, f"compute requirement {cr.status if cr else 'gone'}"
         pool = self._read_pool(pool_id)
         cr = self._read_cr(cr_id) if cr_id else None
         pool_done = pool is None or (pool.status is not None and pool.status.finished)

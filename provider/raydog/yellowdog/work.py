@@ -9,6 +9,7 @@ reading it back.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from datetime import timedelta
 
@@ -98,6 +99,20 @@ class WorkOps(ClientCore):
         """The work requirement, or None if the platform has no such id."""
         wr = self._read_wr(wr_id)
         return None if wr is None else _wr_info(wr)
+
+    def recent_work_requirement(self, wr_id: str, max_age: float = 2.0) -> WorkRequirementInfo | None:
+        """The work requirement as read at most ``max_age`` seconds ago by this client, else read now.
+
+        Every pool created in one apply checks its cluster before provisioning; they arrive
+        together, so one read answers them all instead of one read per pool.
+        """
+        with self._recent_guard.hold(wr_id):
+            seen = self._recent_wrs.get(wr_id)
+            if seen is not None and time.monotonic() - seen[0] <= max_age:
+                return seen[1]  # type: ignore[return-value]
+            info = self.get_work_requirement(wr_id)
+            self._recent_wrs[wr_id] = (time.monotonic(), info)
+            return info
 
     def find_work_requirement(self, namespace: str, name: str) -> WorkRequirementInfo | None:
         """The work requirement of that name: the live one if there is one, else the last finished one."""
@@ -369,6 +384,18 @@ class WorkOps(ClientCore):
             if current is None or (current.status is not None and current.status.finished):
                 return None if current is None else _task_info(current)
             raise
+
+    def cancel_unplaced_tasks(self, task_group_id: str) -> int:
+        """Cancel the group's live tasks that no node has taken; returns how many.
+
+        Removing a pool ends the tasks on its nodes (terminating the nodes aborts them), so
+        only tasks still waiting for a node need a cancel of their own: a pool's removal then
+        costs one search here however many nodes it has.
+        """
+        waiting = [task for task in self.list_tasks(task_group_id) if not (task.node_id or task.worker_id)]
+        for task in waiting:
+            self.cancel_task(task.id, abort=True)
+        return len(waiting)
 
     # -- reads shared with waits -------------------------------------------------------------
 
