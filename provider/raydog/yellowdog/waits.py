@@ -1,10 +1,10 @@
 """Waiting for the platform: brisk polling, bounded by a timeout, stoppable.
 
-Polls come often while a wait is young and less often as it ages: the pause is a tenth
-of the time waited so far, at least 0.2 s and at most 2 s. So a change is noticed within
-about 10% of the time it took (a head whose node boots in 3 s is seen executing within
-~0.3 s of it, not a whole back-off step later), and a wait of minutes costs one request
-per 2 s. A transient error during a wait (no answer, 429, 5xx) is logged and the wait
+Polls come often while a wait is young and less often as it ages: the pause is a
+twentieth of the time waited so far, at least 0.1 s and at most 2 s. So a change in the
+first 2 s is noticed within 0.1 s, later ones within about 5% of the time they took (a
+head whose node boots in 3 s is seen executing within ~0.15 s of it), and a wait of minutes
+still costs one request per 2 s: a 5-minute wait makes about 200 polls. A transient error during a wait (no answer, 429, 5xx) is logged and the wait
 goes on until its deadline; anything else ends it.
 ``stop_event`` (set when Terraform asks the provider to stop) ends a wait at once.
 """
@@ -24,9 +24,9 @@ from .work import WorkOps, _task_info
 
 ProgressCallback = Callable[[list[TaskInfo]], None]
 
-POLL_MIN = 0.2  # seconds between polls, at least
+POLL_MIN = 0.1  # seconds between polls, at least
 POLL_MAX = 2.0  # and at most
-POLL_FRACTION = 0.1  # of the time waited so far
+POLL_FRACTION = 0.05  # of the time waited so far
 
 
 def poll_interval(waited: float) -> float:
