@@ -3,8 +3,9 @@
 Topology: head + observability node + N worker pools of M nodes (M = 2). For each provisioning
 delay D and each N, RayDog (yellowdog-ray 2.0.0 from the package index, unmodified, in its own
 venv under bench/.raydog-venv, driven by bench/raydog_builder_run.py) and the provider (the
-module-style graph: every node depends on the cluster only) each build the cluster on a fresh
-sandbox, interleaved, ``repeats`` times. Per run:
+module-style graph: every node depends on the cluster only; ``-parallelism`` = node resources,
+as the cluster-startup guide advises) each build the cluster on a fresh sandbox, interleaved,
+``repeats`` times. Per run:
 
 - ``returns_seconds``: launch until ``build()`` / ``terraform apply`` returns;
 - ``all_executing_seconds``: launch until every node's task is EXECUTING (the sandbox's state,
@@ -100,10 +101,10 @@ def run_provider(env: BenchEnv, delay: float, pools: int, name: str) -> dict:
         sandbox.reset_requests()
         started = time.perf_counter()
         watch = ExecutingWatch(sandbox, pools * NODES + 2, started)
-        run = apply(tf)
+        run = apply(tf, parallelism=pools + 3)  # every node resource at once (see the cluster-startup guide)
         executing = watch.wait(120)
         requests = sandbox.requests()["total"]
-        destroy(tf)
+        destroy(tf, parallelism=pools + 3)
         return {"returns_seconds": round(run.seconds, 3), "all_executing_seconds": _round(executing),
                 "requests": requests, "cpu_seconds": round(run.cpu_seconds, 3)}
 
