@@ -14,6 +14,7 @@ the lock: the models do.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from yellowdog_client.model import ComputeRequirementStatus
@@ -22,7 +23,7 @@ from .compute.models import ComputeModel
 from .compute.templates import TemplateCatalogue
 from .nodes.network import AddressPlan
 from .pools.models import PoolsModel
-from .records import ComputeRequirementRec, InstanceRec, NodeRec, PoolRec, TaskRec, WorkRequirementRec
+from .records import ComputeRequirementRec, GroupRec, InstanceRec, NodeRec, PoolRec, TaskRec, WorkRequirementRec
 from .service import ModelCore, Scheduling
 from .strictness import Strictness
 from .work.allocation import TaskAllocation
@@ -86,7 +87,7 @@ class SandboxBackend:
         """Every object with its status, for GET /sandbox/v1/state."""
         with self.core.lock:
             return {
-                "workRequirements": [_wr_state(wr) for wr in self.work.work_requirements.values()],
+                "workRequirements": [_wr_state(wr, self.work.groups.values()) for wr in self.work.work_requirements.values()],
                 "workerPools": [_pool_state(p) for p in self.pools.pools.values()],
                 "computeRequirements": [_cr_state(c) for c in self.compute.compute_requirements.values()],
                 "instances": [_instance_state(i) for i in self.compute.instances.values()],
@@ -125,12 +126,18 @@ def _task_state(task: TaskRec) -> dict:
     }
 
 
-def _wr_state(wr: WorkRequirementRec) -> dict:
+def _wr_state(wr: WorkRequirementRec, every_group: Iterable[GroupRec]) -> dict:
+    """The requirement with its groups; groups an update left out are under removedTaskGroups."""
     return {
         "id": wr.id, "namespace": wr.namespace, "name": wr.name, "status": wr.status.name,
-        "taskGroups": [{"id": g.id, "name": g.name, "status": g.status.name,
-                        "tasks": [_task_state(t) for t in g.tasks]} for g in wr.groups], **_created(wr),
+        "taskGroups": [_group_state(g) for g in wr.groups], **_created(wr),
+        "removedTaskGroups": [_group_state(g) for g in every_group if g.wr_id == wr.id and g.removed],
     }
+
+
+def _group_state(group: GroupRec) -> dict:
+    return {"id": group.id, "name": group.name, "status": group.status.name,
+            "tasks": [_task_state(t) for t in group.tasks]}
 
 
 def _pool_state(pool: PoolRec) -> dict:

@@ -385,18 +385,6 @@ class WorkOps(ClientCore):
                 return None if current is None else _task_info(current)
             raise
 
-    def cancel_unplaced_tasks(self, task_group_id: str) -> int:
-        """Cancel the group's live tasks that no node has taken; returns how many.
-
-        Removing a pool ends the tasks on its nodes (terminating the nodes aborts them), so
-        only tasks still waiting for a node need a cancel of their own: a pool's removal then
-        costs one search here however many nodes it has.
-        """
-        waiting = [task for task in self.list_tasks(task_group_id) if not (task.node_id or task.worker_id)]
-        for task in waiting:
-            self.cancel_task(task.id, abort=True)
-        return len(waiting)
-
     # -- reads shared with waits -------------------------------------------------------------
 
     def _require_wr(self, wr_id: str) -> WorkRequirement:
