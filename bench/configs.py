@@ -22,6 +22,21 @@ def _pools_local(pools: int) -> str:
     return "[" + ", ".join(f'"{name}"' for name in pool_names(pools)) + "]"
 
 
+def _cluster_root(pools: int) -> str:
+    """The pool names, the provider and the cluster: what both RayDog graphs start with."""
+    return f"""locals {{
+  pools = {_pools_local(pools)}
+}}
+
+provider "raydog" {{}}
+
+resource "raydog_cluster" "c" {{
+  name      = "{CLUSTER}"
+  namespace = "{NAMESPACE}"
+}}
+"""
+
+
 def raydog_cluster(pools: int, head_timeout: str = "5m") -> str:
     """raydog_cluster + raydog_head + ``pools`` raydog_worker_pool (for_each), each of var.node_count nodes."""
     worker_pools = (
@@ -50,17 +65,7 @@ variable "node_count" {{
   default     = 10
 }}
 
-locals {{
-  pools = {_pools_local(pools)}
-}}
-
-provider "raydog" {{}}
-
-resource "raydog_cluster" "c" {{
-  name      = "{CLUSTER}"
-  namespace = "{NAMESPACE}"
-}}
-
+{_cluster_root(pools)}
 resource "raydog_head" "h" {{
   cluster_id                      = raydog_cluster.c.id
   cluster_name                    = raydog_cluster.c.name
@@ -130,17 +135,7 @@ def versus_cluster(pools: int, nodes: int) -> str:
     return (
         PROVIDER_BLOCK
         + f"""
-locals {{
-  pools = {_pools_local(pools)}
-}}
-
-provider "raydog" {{}}
-
-resource "raydog_cluster" "c" {{
-  name      = "{CLUSTER}"
-  namespace = "{NAMESPACE}"
-}}
-
+{_cluster_root(pools)}
 resource "raydog_observability" "o" {{
   cluster_id                      = raydog_cluster.c.id
   cluster_name                    = raydog_cluster.c.name

@@ -24,7 +24,7 @@ from yellowdog_client.model import TaskSearch
 from .core import log
 from .errors import PlatformError, StoppedError, WaitTimeoutError
 from .retry import lookup_patiently
-from .work import UNFINISHED_TASK_STATUSES, WorkOps
+from .work import UNFINISHED_TASK_STATUSES, WorkOps, _GroupRequest
 
 # How long the first of several drops waits for the others before it updates the requirement.
 DROP_GATHER_SECONDS = 0.1
@@ -63,7 +63,7 @@ class GroupEndOps(WorkOps):
                             other.fail(exc if isinstance(exc, Exception) else PlatformError(
                                 "end task group", f"interrupted ({type(exc).__name__})", object_id=wr_id))
                     raise
-        return request.outcome()
+        return bool(request.outcome())
 
     def _drop_groups(self, wr_id: str, batch: list[_DropRequest]) -> None:
         """One read and one update for every drop of ``batch`` (the caller holds the lock)."""
@@ -123,22 +123,9 @@ class GroupEndOps(WorkOps):
             pause = min(END_POLL_MAX, max(END_POLL_FIRST, waited))
 
 
-class _DropRequest:
-    """One caller's end_task_group, answered by whichever caller's batch sends it."""
+class _DropRequest(_GroupRequest):
+    """One caller's end_task_group, answered (True: dropped) by whichever caller's batch sends it."""
 
     def __init__(self, group_id: str) -> None:
+        super().__init__(None)  # type: ignore[arg-type]
         self.group_id = group_id
-        self.done = False
-        self._dropped = False
-        self._error: Exception | None = None
-
-    def resolve(self, dropped: bool) -> None:
-        self._dropped, self.done = dropped, True
-
-    def fail(self, error: Exception) -> None:
-        self._error, self.done = error, True
-
-    def outcome(self) -> bool:
-        if self._error is not None:
-            raise self._error
-        return self._dropped
