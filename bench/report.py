@@ -211,7 +211,7 @@ def table(results: dict) -> str:
     for row in results.get("targets") or evaluate(results):
         met = {True: "yes", False: "NO", None: "-"}[row["met"]]
         lines.append(
-            f"{row['label']:<44} {_fmt(row['limit'], 0) + ' ' + row['unit']:>9} "
+            f"{row['label']:<44} {_fmt(row['limit'], 0 if float(row['limit']).is_integer() else 1) + ' ' + row['unit']:>9} "
             f"{_fmt(row['value']):>9}  {met}"
         )
     machine = results.get("machine") or {}

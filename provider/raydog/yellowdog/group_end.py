@@ -2,16 +2,16 @@
 
 The API has no task-group endpoint (reference §1): the only request that ends every task of
 one group is an update of the work requirement whose group list leaves that group out. The
-platform then cancels the group's waiting tasks and aborts its running ones (SIGTERM, so a
-node task's EXIT trap runs ``ray stop``), however many there are. That is how a pool's delete
-ends its tasks without one cancel per node.
+sandbox then cancels the group's waiting tasks and aborts its running ones (SIGTERM, so a
+node task's EXIT trap runs ``ray stop``), however many there are; what YellowDog itself does
+with a group left out is not documented [I]. So the answer is checked: a platform that keeps
+the group (its answer still lists it) is told apart, and the caller falls back to
+cancelling the group's tasks one by one.
 
 The update replaces the whole group list, so it runs under the work requirement's lock,
 like an append (work.py), and drops asked for together share one read and one update: the
-pools of one destroy arrive within milliseconds of each other, and whichever takes the lock
-first waits ``DROP_GATHER_SECONDS`` for the others. A platform that keeps the group anyway
-(its answer still lists it) is told apart, and the caller falls back to cancelling the
-group's tasks one by one.
+pools of one destroy arrive within milliseconds of each other, and each waits until
+``DROP_GATHER_SECONDS`` after the first of them before one of them sends the update for all.
 """
 
 from __future__ import annotations
@@ -47,10 +47,11 @@ class GroupEndOps(WorkOps):
         """
         request = _DropRequest(task_group_id)
         with self._pending_guard:
-            first = not self._pending_drops.get(wr_id)
-            self._pending_drops.setdefault(wr_id, []).append(request)
-        if first:
-            time.sleep(DROP_GATHER_SECONDS)  # let the drops of the same destroy join this one
+            pending = self._pending_drops.setdefault(wr_id, [])
+            # The drops of one destroy gather until the first one's deadline, then go together.
+            request.deadline = pending[0].deadline if pending else time.monotonic() + DROP_GATHER_SECONDS
+            pending.append(request)
+        time.sleep(max(request.deadline - time.monotonic(), 0.0))
         with self._wr_locks.hold(wr_id):
             if not request.done:
                 with self._pending_guard:
@@ -129,3 +130,4 @@ class _DropRequest(_GroupRequest):
     def __init__(self, group_id: str) -> None:
         super().__init__(None)  # type: ignore[arg-type]
         self.group_id = group_id
+        self.deadline = 0.0
