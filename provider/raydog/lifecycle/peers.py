@@ -36,7 +36,9 @@ class PeerAddresses:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._known:
-                address = client.wait_for_group_node(wr_id, pool_name, timeout_seconds, stop_event=stopping)
+                address = client.wait_for_group_node(
+                    wr_id, pool_name, timeout_seconds, stop_event=stopping,
+                    tag_matches=lambda tag: names.is_generation_of(tag, pool_name))  # <name>--2 on strict platforms
                 self._known[key] = address.private_ip or ""
             return self._known[key]
 

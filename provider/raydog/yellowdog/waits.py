@@ -127,10 +127,14 @@ class WaitOps(WorkOps):
             object_id = ids[0] if len(ids) == 1 else f"{ids[0]} (+{len(ids) - 1} more)"
             poll_until(f"waiting for {len(ids)} task(s) to end", object_id, check, timeout_seconds, stop_event,
                        operation="wait for task to end")
+
     def wait_for_group_node(self, wr_id: str, group_tag: str, timeout_seconds: float,
-                            stop_event: threading.Event | None = None) -> NodeAddress:
+                            stop_event: threading.Event | None = None,
+                            tag_matches: Callable[[str], bool] | None = None) -> NodeAddress:
         """The address of the node running a task of the work requirement's live task group
-        tagged ``group_tag`` (each node pool's group is tagged with its pool's name).
+        tagged ``group_tag`` (each node pool's group is tagged with its pool's name), or, with
+        ``tag_matches``, the newest live group whose tag it accepts (a strict platform may
+        give a pool the next generation of its name).
 
         How a worker pool learns its head's address (and a node its observability node's)
         without Terraform ordering one create after the other: the group and its task may
@@ -146,7 +150,8 @@ class WaitOps(WorkOps):
                 if wr.status is not None and wr.status.finished:
                     raise PlatformError("wait for node", f"the work requirement is {wr.status.name}",
                                         object_id=wr_id)
-                group = next((g for g in reversed(wr.taskGroups or []) if g.tag == group_tag and g.id
+                wanted = tag_matches or (lambda tag: tag == group_tag)
+                group = next((g for g in reversed(wr.taskGroups or []) if g.tag and wanted(g.tag) and g.id
                               and not (g.status is not None and g.status.terminated)), None)
                 if group is None:
                     return False, "no task group yet"
