@@ -18,7 +18,7 @@ terraform {
 provider "raydog" {}
 
 # The built-in node setup: YellowDog agent, uv, Python and Ray in /opt/yellowdog/agent/venv,
-# the SSH key `raydog tunnel` uses, and Grafana Alloy (RayDog's node-setup-userdata.sh).
+# and the SSH key `raydog tunnel` uses (RayDog's node-setup-userdata.sh).
 data "raydog_node_script" "userdata" {
   template = "userdata"
   vars = {

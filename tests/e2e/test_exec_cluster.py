@@ -25,17 +25,6 @@ RAY_PROCESS_NAMES = ("raylet", "gcs_server", "dashboard", "ray::", "default_work
 
 
 @pytest.fixture
-def exec_sandbox(sandbox_factory, tmp_path):
-    from raydog_sandbox.nodes.exec_runtime import ExecCapabilityError, check_exec_capability
-
-    try:
-        check_exec_capability()
-    except ExecCapabilityError as exc:
-        pytest.skip(str(exc))
-    return sandbox_factory(mode="exec", data_dir=str(tmp_path / "nodes"))
-
-
-@pytest.fixture
 def exec_terraform(terraform_factory, exec_sandbox):
     return terraform_factory("exec", sandbox=exec_sandbox)
 

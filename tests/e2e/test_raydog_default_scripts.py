@@ -95,20 +95,6 @@ output "client_address" {{
 """
 
 
-@pytest.fixture
-def exec_sandbox(sandbox_factory, tmp_path):
-    from raydog_sandbox.nodes.exec_runtime import ExecCapabilityError, check_exec_capability
-    from raydog_sandbox.nodes.network import probe_network
-
-    try:
-        check_exec_capability()
-    except ExecCapabilityError as exc:
-        pytest.skip(str(exc))
-    if probe_network() is not None:
-        pytest.skip(probe_network())
-    return sandbox_factory(mode="exec", data_dir=str(tmp_path / "nodes"))
-
-
 def ray_job(client_address: str, expected_nodes: int, attempts: int = 3) -> dict:
     last = ""
     for _ in range(attempts):

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from harness.waits import wait_until
@@ -154,8 +158,16 @@ def test_userdata_installs_the_requested_versions():
     assert "alloy" not in content and "ufw" not in content
     defaults = render_builtin("userdata", {})
     assert 'uv pip install --python "$VENV/bin/python" "ray[$RAY_EXTRAS]==$RAY_VERSION"' in defaults
-    assert "/etc/alloy/config.alloy" in defaults
+    assert "alloy" not in defaults and "prometheus" not in defaults, "no agent, no observability packages by default"
+    assert "/etc/alloy/config.alloy" in render_builtin("userdata", {"install_alloy": "true"})
     assert "authorized_keys" not in defaults
+
+
+def test_userdata_installs_prometheus_and_grafana_from_packages_for_the_observability_node():
+    content = render_builtin("userdata", {"install_observability": "true"})
+    assert "apt-get -y install prometheus grafana" in content
+    assert 'systemctl disable --now "$service"' in content
+    assert "apt-get -y install alloy" not in content
 
 
 def test_observability_defaults_run_prometheus_and_grafana():
@@ -724,6 +736,24 @@ def test_worker_script_without_a_head_fails_and_still_stops_ray(tmp_path):
     assert [line.split(" |")[0] for line in log.read_text().splitlines()] == ["stop"]
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def put_targets(port: int, body: str) -> int | str:
+    """PUT a document to the observability script's targets receiver: the HTTP status, or "down"."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/targets", data=body.encode(), method="PUT")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return "down"
+
+
 STUB_SERVICE = """\
 #!/usr/bin/env bash
 # Stands in for Prometheus or Grafana: records its arguments and runs until killed.
@@ -743,12 +773,23 @@ def test_observability_script_runs_both_services_until_aborted(tmp_path):
     log = tmp_path / "services.log"
     script = tmp_path / "taskdata.txt"
     venv = Path(sys.executable).parent.parent  # this virtual environment has Ray
-    script.write_text(render_builtin("observability", {"venv": str(venv), "data_dir": str(data_dir)}))
+    port = free_port()
+    script.write_text(render_builtin("observability", {"venv": str(venv), "data_dir": str(data_dir),
+                                                       "targets_port": str(port)}))
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "STUB_LOG": str(log)}
     process = subprocess.Popen([BASH, str(script)], env=env, cwd=tmp_path, start_new_session=True)
     try:
         wait_until(lambda: ray_calls(log, process).splitlines(), "the script starts both services", timeout=30,
                    until=lambda started: len(started) == 2)
+        targets = data_dir / "prometheus" / "ray_targets.json"
+        assert json.loads(targets.read_text()) == []
+        document = [{"labels": {"job": "ray"}, "targets": ["10.0.0.5:10002", "10.0.0.6:10002"]}]
+        assert wait_until(lambda: put_targets(port, json.dumps(document)), "the targets receiver answers",
+                          timeout=30, until=lambda status: status != "down") == 204
+        assert json.loads(targets.read_text()) == document
+        for bad in ('{"targets": []}', '[{"targets": "10.0.0.5:10002"}]', '[{"targets": ["x"], "extra": 1}]', "not json"):
+            assert put_targets(port, bad) == 400, bad
+        assert json.loads(targets.read_text()) == document, "a bad document changes nothing"
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
         assert subprocess.run(["pgrep", "-g", str(process.pid)], check=False).returncode == 1
@@ -759,6 +800,8 @@ def test_observability_script_runs_both_services_until_aborted(tmp_path):
     calls = sorted(log.read_text().splitlines())
     assert calls[0].startswith(f"grafana server --homepath {data_dir}/grafana-12.0.0")
     assert "--web.enable-remote-write-receiver" in calls[1]
+    config = (data_dir / "prometheus" / "prometheus.yml").read_text()
+    assert f"files: [\"{data_dir}/prometheus/ray_targets.json\"]" in config
     assert (data_dir / "grafana" / "dashboards" / "ray" / "default_grafana_dashboard.json").is_file()
     datasource = (data_dir / "grafana" / "provisioning" / "datasources" / "prometheus.yaml").read_text()
     assert "url: http://localhost:9090" in datasource
