@@ -52,18 +52,7 @@ class GroupEndOps(WorkOps):
             request.deadline = pending[0].deadline if pending else time.monotonic() + DROP_GATHER_SECONDS
             pending.append(request)
         time.sleep(max(request.deadline - time.monotonic(), 0.0))
-        with self._wr_locks.hold(wr_id):
-            if not request.done:
-                with self._pending_guard:
-                    batch = self._pending_drops.pop(wr_id, [])
-                try:
-                    self._drop_groups(wr_id, batch)
-                except BaseException as exc:
-                    for other in batch:
-                        if not other.done:
-                            other.fail(exc if isinstance(exc, Exception) else PlatformError(
-                                "end task group", f"interrupted ({type(exc).__name__})", object_id=wr_id))
-                    raise
+        self._answer_in_batch(wr_id, self._pending_drops, request, self._drop_groups, "end task group")
         return bool(request.outcome())
 
     def _drop_groups(self, wr_id: str, batch: list[_DropRequest]) -> None:

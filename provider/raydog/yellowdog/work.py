@@ -10,7 +10,7 @@ reading it back.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import timedelta
 
 from yellowdog_client.model import (
@@ -187,19 +187,27 @@ class WorkOps(ClientCore):
         request = _GroupRequest(spec)
         with self._pending_guard:
             self._pending_groups.setdefault(wr_id, []).append(request)
-        with self._wr_locks.hold(wr_id):
-            if not request.done:
-                with self._pending_guard:
-                    batch = self._pending_groups.pop(wr_id, [])
-                try:
-                    self._ensure_groups(wr_id, batch)
-                except BaseException as exc:  # unexpected: every caller of the batch gets it
-                    for unanswered in batch:
-                        if not unanswered.done:
-                            unanswered.fail(exc if isinstance(exc, Exception) else PlatformError(
-                                "add task group", f"interrupted ({type(exc).__name__})", object_id=wr_id))
-                    raise
+        self._answer_in_batch(wr_id, self._pending_groups, request, self._ensure_groups, "add task group")
         return request.outcome()
+
+    def _answer_in_batch(self, wr_id: str, pending: dict[str, list], request: _GroupRequest,
+                         send: Callable[[str, list], None], operation: str) -> None:
+        """Under the requirement's lock, unless another caller's batch has answered ``request``:
+        take every request pending for ``wr_id`` and ``send`` them as one batch. Anything
+        unexpected it raises answers every request of the batch, and is raised."""
+        with self._wr_locks.hold(wr_id):
+            if request.done:
+                return
+            with self._pending_guard:
+                batch = pending.pop(wr_id, [])
+            try:
+                send(wr_id, batch)
+            except BaseException as exc:
+                for unanswered in batch:
+                    if not unanswered.done:
+                        unanswered.fail(exc if isinstance(exc, Exception) else PlatformError(
+                            operation, f"interrupted ({type(exc).__name__})", object_id=wr_id))
+                raise
 
     def _ensure_groups(self, wr_id: str, batch: list[_GroupRequest]) -> None:
         """Answer every request of ``batch`` (the caller holds the requirement's lock)."""
