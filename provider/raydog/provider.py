@@ -159,6 +159,14 @@ class RaydogProvider(Provider):
             return self._settings is not None
 
     @property
+    def api_url(self) -> str:
+        """The API URL the provider talks to (the default of what a head's autoscaler is given)."""
+        with self._lock:
+            if self._settings is None:
+                raise RuntimeError("the raydog provider was used before it was configured")
+            return self._settings.api_url
+
+    @property
     def client(self) -> "YellowDogClient":
         """The platform client, built on first use: a launch that makes no platform call
         (most of them: schemas, validation, a plan of new resources) never imports the SDK.

@@ -31,6 +31,19 @@ RAY_DASHBOARD_PORT = 8265
 PROMETHEUS_PORT = 9090
 GRAFANA_PORT = 3000
 
+# What `readiness` may say a create or update waits for: the node's task EXECUTING, or also
+# the node in Ray (the head's GCS answers, and lists the worker nodes alive).
+READINESS_EXECUTING = "executing"
+READINESS_RAY = "ray"
+READINESS_VALUES = (READINESS_EXECUTING, READINESS_RAY)
+# How long Ray may take to drain the nodes a shrink or a pool removal ends (`drain_timeout`).
+DEFAULT_DRAIN_TIMEOUT = "5m"
+
+
+def gcs_address(host: str) -> str:
+    """The head's GCS at ``host``: ``host:6379``, an IPv6 address in brackets."""
+    return f"[{host}]:{RAY_GCS_PORT}" if ":" in host else f"{host}:{RAY_GCS_PORT}"
+
 
 @dataclass(frozen=True)
 class Settings:

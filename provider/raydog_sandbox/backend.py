@@ -151,7 +151,7 @@ def _pool_state(pool: PoolRec) -> dict:
 def _cr_state(cr: ComputeRequirementRec) -> dict:
     return {
         "id": cr.id, "namespace": cr.namespace, "name": cr.name, "status": cr.status.name,
-        "targetInstanceCount": cr.target, "workerPoolId": cr.pool_id, "templateId": cr.template.id,
+        "targetInstanceCount": cr.target, "workerPoolId": cr.pool_id, "templateId": cr.template.id, "tag": cr.tag,
         **_created(cr),
     }
 

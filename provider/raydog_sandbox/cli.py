@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
               f"--api-key-file or {ENV_KEY_ID}/{ENV_KEY_SECRET}", file=sys.stderr)
     try:
         keys = api_keys(args.api_key, args.api_key_file, os.environ)
-        api, scheduler, server, sock = build_sandbox(
+        api, scheduler, server, sockets = build_sandbox(
             args.host, args.port, args.mode, args.provision_delay, args.task_start_delay, keys,
             args.faults, args.max_nodes, None, args.template, args.userdata, args.data_dir,
             args.allow_remote, args.allow_host,
@@ -95,12 +95,14 @@ def run(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        running = serve_in_background(api, scheduler, server, sock)
+        running = serve_in_background(api, scheduler, server, sockets)
     except SandboxStartError as error:
         print(f"raydog sandbox: {error}", file=sys.stderr)
         return 1
     try:
         print(running.url, flush=True)
+        if running.node_url:
+            print(f"raydog sandbox: exec nodes reach the API at {running.node_url}", file=sys.stderr, flush=True)
         print(f"raydog sandbox ({args.mode}{', strict' if args.strict else ''}) accepts API keys: "
               f"{describe_keys(running.api_keys)}; faults: {api.faults.spec.describe()}", file=sys.stderr, flush=True)
         while not stop.wait(0.5):

@@ -69,6 +69,7 @@ def yellowdog_routes(backend: SandboxBackend) -> list[tuple[str, str, Handler]]:
         ("GET", "/work/tasks/{id}", work.task_by_id),
         ("PUT", "/work/tasks/{id}/cancel", work.cancel_task),
         ("GET", "/compute/requirements", compute.search_requirements),
+        ("PUT", "/compute/requirements", compute.update_requirement),
         ("GET", "/compute/requirements/{id}", compute.requirement_by_id),
         ("GET", "/compute/requirements/{id}/updating", compute.requirement_updating),
         ("PUT", "/compute/requirements/{id}/transition/{status}", compute.transition_requirement),

@@ -128,6 +128,8 @@ class RunningSandbox:
         self.host = host
         self.port = port
         self.url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        # The API's URL as exec nodes reach it (their 127.0.0.1 is their own); None when nodes share the host's.
+        self.node_url: str | None = None
         self.key_id, self.key_secret = next(iter(api.keys.keys.items()))
 
     @property
@@ -201,7 +203,7 @@ def build_sandbox(
     allowed_hosts: Iterable[str] = (),
     strictness: Strictness | None = None,
     rate_limit: str | float | None = None,
-) -> tuple[SandboxApi, Scheduler, uvicorn.Server, socket.socket]:
+) -> tuple[SandboxApi, Scheduler, uvicorn.Server, list[socket.socket]]:
     """Everything but the serving thread; raises SandboxStartError on a bad option."""
     if provision_delay < 0 or task_start_delay < 0:
         raise SandboxStartError("delays must not be negative")
@@ -227,12 +229,18 @@ def build_sandbox(
         if runtime is not None:
             runtime.close()
         raise SandboxStartError(f"cannot listen on {host}:{port}: {error}") from None
+    sockets = [sock]
     try:
         bound_address, bound_port = sock.getsockname()[:2]
-        hosts = ServedHosts(host, bound_address, bound_port, allowed_hosts)
         runtime = runtime if runtime is not None else make_runtime(mode, data_dir, userdata)
+        node_side = _listen_for_nodes(runtime, bound_port)
+        if node_side is not None:
+            sockets.append(node_side)
+            allowed_hosts = [*allowed_hosts, "{}:{}".format(*node_side.getsockname()[:2])]
+        hosts = ServedHosts(host, bound_address, bound_port, allowed_hosts)
     except BaseException as error:
-        sock.close()
+        for opened in sockets:
+            opened.close()
         if isinstance(error, ValueError):
             raise SandboxStartError(str(error)) from None
         raise
@@ -244,7 +252,23 @@ def build_sandbox(
     app = api.app if rate is None else rate_limited(api.app, RateLimiter(rate))
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_keep_alive=75, backlog=2048)
-    return api, scheduler, _Server(config), sock
+    return api, scheduler, _Server(config), sockets
+
+
+def _listen_for_nodes(runtime: NodeRuntime, port: int) -> socket.socket | None:
+    """A second listening socket on the host's bridge address, at the API's port when free: exec nodes
+    live in their own network namespaces, where 127.0.0.1 is their own, and software on them (the
+    head's autoscaler) calls the API there. Only the host and its sandbox nodes reach that address."""
+    address = getattr(runtime, "host_address", None)
+    if not address:
+        return None
+    for candidate in (port, 0):
+        try:
+            return _listen(address, candidate)
+        except OSError as error:
+            problem = error
+    log.warning("nodes cannot reach the sandbox API: listening on %s failed: %s", address, problem)
+    return None
 
 
 def start_sandbox(
@@ -283,12 +307,15 @@ def start_sandbox(
 
 
 def serve_in_background(api: SandboxApi, scheduler: Scheduler, server: uvicorn.Server,
-                        sock: socket.socket) -> RunningSandbox:
-    """Serve on a daemon thread (so uvicorn installs no signal handlers); returns once serving."""
-    bound_host, bound_port = sock.getsockname()[:2]
-    thread = threading.Thread(target=_serve, args=(server, sock), name="sandbox-http", daemon=True)
+                        sockets: list[socket.socket]) -> RunningSandbox:
+    """Serve on a daemon thread (so uvicorn installs no signal handlers); returns once serving.
+    The first socket is the API's address; a second one, if any, is where nodes reach it."""
+    bound_host, bound_port = sockets[0].getsockname()[:2]
+    thread = threading.Thread(target=_serve, args=(server, sockets), name="sandbox-http", daemon=True)
     thread.start()
     running = RunningSandbox(api, scheduler, server, thread, bound_host, bound_port)
+    if len(sockets) > 1:
+        running.node_url = "http://{}:{}".format(*sockets[1].getsockname()[:2])
     while not server.started:
         if not thread.is_alive():
             running.stop()
@@ -322,5 +349,5 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
-    asyncio.run(server.serve(sockets=[sock]))
+def _serve(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
+    asyncio.run(server.serve(sockets=sockets))

@@ -10,18 +10,14 @@ from __future__ import annotations
 import pytest
 from builder_helpers import nothing_live
 from test_builder_examples import run_example
+from harness.fixtures import skip_without_exec_nodes
 
 pytestmark = [pytest.mark.exec, pytest.mark.xdist_group("exec")]
 
 
 @pytest.fixture
 def exec_sandbox(sandbox_factory, tmp_path):
-    from raydog_sandbox.nodes.exec_runtime import ExecCapabilityError, check_exec_capability
-
-    try:
-        check_exec_capability()
-    except ExecCapabilityError as exc:
-        pytest.skip(str(exc))
+    skip_without_exec_nodes()
     return sandbox_factory(mode="exec", data_dir=str(tmp_path / "nodes"))
 
 

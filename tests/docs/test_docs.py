@@ -3,7 +3,7 @@
 1. Each resource and data source page documents exactly its schema: every argument in
    "## Argument Reference" (with Required/Optional, Sensitive and "Forces replacement" as
    the schema says), every computed-only attribute in "## Attribute Reference", and the
-   `timeouts` block's members in "## Timeouts". The provider block's arguments are checked
+   members of the `timeouts` and `autoscaling` blocks in "## Timeouts" and "## Autoscaling". The provider block's arguments are checked
    against docs/index.md the same way.
 2. Every ```hcl block in docs/ passes `terraform validate`: each block is a complete
    configuration (the `required_providers` block is added when missing; a block calling
@@ -121,13 +121,15 @@ def reference_problems(schema, page: Path) -> list[str]:
         if name in attributes and attributes[name] != type_name(attribute.type):
             problems.append(f"attribute `{name}` is a {type_name(attribute.type)}, not {attributes[name]}")
 
-    timeouts = bullets(parts.get("Timeouts", []))
-    if "timeouts" in blocks:
-        members = {a.name for a in blocks["timeouts"].block.attributes}
-        if set(timeouts) != members:
-            problems.append(f"## Timeouts documents {sorted(timeouts)}; the block has {sorted(members)}")
-    elif "Timeouts" in parts:
-        problems.append("## Timeouts is documented but there is no timeouts block")
+    for block_name in ("timeouts", "autoscaling"):
+        title = block_name.capitalize()
+        documented = bullets(parts.get(title, []))
+        if block_name in blocks:
+            members = {a.name for a in blocks[block_name].block.attributes}
+            if set(documented) != members:
+                problems.append(f"## {title} documents {sorted(documented)}; the block has {sorted(members)}")
+        elif title in parts:
+            problems.append(f"## {title} is documented but there is no {block_name} block")
     return problems
 
 

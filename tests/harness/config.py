@@ -26,7 +26,7 @@ WORKER_TEMPLATE = "sandbox/ray-worker"
 OBSERVABILITY_TEMPLATE = "sandbox/ray-observability"
 NAMESPACE = "tests"
 
-NESTED_BLOCKS = frozenset({"timeouts"})
+NESTED_BLOCKS = frozenset({"timeouts", "autoscaling"})
 
 
 @dataclass(frozen=True)

@@ -70,3 +70,13 @@ def terraform_factory(tmp_path, terraform_env):
         return Terraform(tmp_path / name, env)
 
     return make
+
+
+def skip_without_exec_nodes() -> None:
+    """Skip the test where the sandbox cannot run exec-mode nodes (no namespaces), saying why."""
+    from raydog_sandbox.nodes.exec_runtime import ExecCapabilityError, check_exec_capability
+
+    try:
+        check_exec_capability()
+    except ExecCapabilityError as exc:
+        pytest.skip(str(exc))

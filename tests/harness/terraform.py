@@ -163,3 +163,16 @@ def changes(plan: dict) -> dict[str, list[str]]:
         for rc in plan.get("resource_changes", [])
         if rc["change"]["actions"] != ["no-op"]
     }
+
+
+KEPT_BY_TERRAFORM = frozenset({"timeouts", "wait_for_nodes"})
+
+
+def assert_imports_keep_values(plan: dict, kept_by_terraform: frozenset[str] = KEPT_BY_TERRAFORM) -> None:
+    """Every resource change of an import plan is a no-op or an in-place update that only records settings
+    Terraform keeps for itself (not on the platform): the import read every other value back."""
+    for rc in plan["resource_changes"]:
+        before, after = rc["change"]["before"], rc["change"]["after"]
+        differing = {k for k in after if before.get(k) != after.get(k)}
+        assert rc["change"]["actions"] in (["no-op"], ["update"]) and differing <= kept_by_terraform, (
+            rc["address"], rc["change"]["actions"], differing)

@@ -32,13 +32,13 @@ NAME_RULE = "must start with a lowercase letter, end with a letter or digit"
 
 
 def block(kind: str, type_: str, attrs: dict, label: str = LABEL) -> str:
-    """One block; ``None`` leaves an attribute out, a "timeouts" dict becomes a nested block."""
+    """One block; ``None`` leaves an attribute out, a "timeouts" or "autoscaling" dict becomes a nested block."""
     lines = [f'{kind} "{type_}" "{label}" {{']
     for key, value in attrs.items():
         if value is None:
             continue
-        if key == "timeouts":
-            lines += ["  timeouts {", *(f"    {k} = {literal(v)}" for k, v in value.items()), "  }"]
+        if key in ("timeouts", "autoscaling"):
+            lines += [f"  {key} {{", *(f"    {k} = {literal(v)}" for k, v in value.items()), "  }"]
         else:
             lines.append(f"  {key} = {literal(value)}")
     return "\n".join([*lines, "}", ""])

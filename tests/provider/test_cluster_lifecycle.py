@@ -20,7 +20,7 @@ from harness.config import (
     worker_pool,
 )
 from harness.platform_view import view
-from harness.terraform import changes
+from harness.terraform import assert_imports_keep_values, changes
 
 CLUSTER = "lc"
 HEAD_OUTPUT = output("head", Expr(
@@ -179,11 +179,7 @@ def test_every_resource_imports_by_id_and_the_next_plan_is_empty(terraform, terr
     plan = imported.plan_json()
     for rc in plan["resource_changes"]:
         assert rc["change"]["importing"]["id"] == built[rc["address"]]["id"]
-        before, after = rc["change"]["before"], rc["change"]["after"]
-        differing = {k for k in after if before.get(k) != after.get(k)}
-        # Only settings Terraform keeps for itself (not on the platform) may differ after import.
-        assert rc["change"]["actions"] in (["no-op"], ["update"]) and differing <= {"timeouts", "wait_for_nodes"}, (
-            rc["address"], rc["change"]["actions"], differing)
+    assert_imports_keep_values(plan)
     imported.apply()
     after = imported.resources()
     for address, values in built.items():

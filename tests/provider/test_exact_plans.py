@@ -113,7 +113,12 @@ def test_growing_a_pool_keeps_the_listed_task_ids_and_shrinking_drops_the_newest
     grown = terraform.resources()["raydog_worker_pool.alpha"]["task_ids"]
     assert grown[:2] == before and len(grown) == 4
 
+    # By default Ray's idle nodes go first, so which ids stay is known after apply.
     terraform.write(cluster_block() + head_block() + pool_block("alpha", 3))
+    after, unknown = planned(terraform.plan_json(), "raydog_worker_pool.alpha")
+    assert unknown.get("task_ids") is True
+    # With no drain (drain_timeout = "0s") Ray is not asked: the newest go, as the plan shows.
+    terraform.write(cluster_block() + head_block() + pool_block("alpha", 3, 'drain_timeout = "0s"'))
     after, unknown = planned(terraform.plan_json(), "raydog_worker_pool.alpha")
     assert after["task_ids"] == grown[:3] and not any(unknown.get("task_ids") or [])
     terraform.apply()

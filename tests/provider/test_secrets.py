@@ -1,4 +1,5 @@
-"""Secrets stay secret: the application key secret and userdata never reach a log or the output.
+"""Secrets stay secret: the application key secrets (the provider's and the head autoscaler's) and
+userdata never reach a log or the output.
 
 A small cluster whose provider block holds a distinctive secret and whose nodes have a
 distinctive userdata goes through plan, apply, a no-change plan, a plan with a wrong
@@ -21,6 +22,7 @@ KEY_ID = "secrets-key"
 SECRET = f"key-secret-{secrets.token_hex(8)}"
 USERDATA_MARK = f"userdata-{secrets.token_hex(8)}"
 WRONG_SECRET = f"wrong-secret-{secrets.token_hex(8)}"
+AUTOSCALER_SECRET = f"autoscaler-secret-{secrets.token_hex(8)}"
 USERDATA = f"#!/bin/bash\necho {USERDATA_MARK} > /tmp/boot-mark\n"
 
 
@@ -28,7 +30,9 @@ def config(sandbox_url: str, *, secret: str = SECRET, extra: str = "") -> str:
     """A head and a two-node pool whose provider block holds the key and whose nodes get USERDATA."""
     credentials = {"api_url": sandbox_url, "application_key_id": KEY_ID, "application_key_secret": secret}
     return (
-        cluster_config("secrets", {"w": 2}, provider_attrs=credentials, head_attrs={"userdata": USERDATA},
+        cluster_config("secrets", {"w": 2}, provider_attrs=credentials,
+                       head_attrs={"userdata": USERDATA, "autoscaler_application_key_id": "autoscaler",
+                                   "autoscaler_application_key_secret": AUTOSCALER_SECRET},
                        pool_attrs={"userdata": USERDATA})
         + extra
         + "\n"
@@ -67,7 +71,7 @@ class TracedTerraform:
 
 def assert_nothing_secret(text: str, where: str) -> None:
     for name, value in (("application_key_secret", SECRET), ("the wrong secret", WRONG_SECRET),
-                        ("userdata", USERDATA_MARK)):
+                        ("userdata", USERDATA_MARK), ("autoscaler_application_key_secret", AUTOSCALER_SECRET)):
         assert value not in text, f"{name} appears in {where}: " + context(text, value)
 
 
@@ -121,6 +125,10 @@ def test_story_ran_every_step(story):
 
 def test_plan_shows_userdata_as_sensitive(story):
     assert "userdata                        = (sensitive value)" in story.first_plan.stdout
+
+
+def test_plan_shows_the_autoscaler_secret_as_sensitive(story):
+    assert "autoscaler_application_key_secret = (sensitive value)" in story.first_plan.stdout
 
 
 def test_trace_log_holds_terraform_and_provider_lines(story):

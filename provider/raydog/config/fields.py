@@ -63,7 +63,7 @@ class Rule:
     """A check over several attributes; reported on ``path`` when all of them are known."""
 
     attributes: tuple[str, ...]
-    path: str
+    path: str  # an attribute, or "block.member"
     check: Callable[..., None]
 
 
@@ -117,8 +117,8 @@ class Table:
             try:
                 rule.check(*values)
             except ValueError as exc:
-                found.append(([rule.path], str(exc)))
-                failed.add(rule.path)  # later rules that read it wait until it is fixed
+                found.append((rule.path.split("."), str(exc)))  # "block.member" points into a block
+                failed.add(rule.path.split(".")[0])  # later rules that read it wait until it is fixed
         return found
 
     def report(self, diags, config: dict) -> None:

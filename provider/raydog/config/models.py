@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Mapping, Optional
 
+from raydog import settings
 from raydog.config.durations import parse_duration
 from raydog.config.node_fields import DEFAULT_TIMEOUTS
 
@@ -103,6 +104,44 @@ class SingleNodeConfig(NodeConfig):
 
 
 @dataclass(frozen=True)
+class Autoscaling:
+    """A worker pool's autoscaling block: Ray's autoscaler keeps it between the bounds."""
+
+    min_nodes: int
+    max_nodes: int
+    idle_timeout: timedelta
+
+    @classmethod
+    def parse(cls, block: Optional[Mapping[str, Any]]) -> Optional["Autoscaling"]:
+        from raydog.config.autoscaling import DEFAULT_IDLE_TIMEOUT
+
+        if not block:
+            return None
+        return cls(min_nodes=int(block["min_nodes"]), max_nodes=int(block["max_nodes"]),
+                   idle_timeout=parse_duration(block.get("idle_timeout") or DEFAULT_IDLE_TIMEOUT))
+
+    def clamp(self, size: int) -> int:
+        """The size nearest ``size`` inside the bounds."""
+        return min(max(size, self.min_nodes), self.max_nodes)
+
+
+@dataclass(frozen=True)
+class AutoscalerKey:
+    """The head's autoscaler: its own application key and the API URL as the head reaches it."""
+
+    key_id: str
+    key_secret: str
+    api_url: Optional[str]  # None: the provider's
+
+    @classmethod
+    def parse(cls, state: Mapping[str, Any]) -> Optional["AutoscalerKey"]:
+        key_id, secret = state.get("autoscaler_application_key_id"), state.get("autoscaler_application_key_secret")
+        if not key_id or not secret:
+            return None
+        return cls(key_id=key_id, key_secret=secret, api_url=state.get("autoscaler_api_url"))
+
+
+@dataclass(frozen=True)
 class WorkerPoolConfig(NodeConfig):
     name: str
     head_private_ip: Optional[str]  # None: learnt from the platform (the head named by head_name_suffix)
@@ -111,11 +150,34 @@ class WorkerPoolConfig(NodeConfig):
     observability_name_suffix: Optional[str]
     node_count: int
     wait_for_nodes: bool
+    ray: "RayAccess"
+    autoscaling: Optional[Autoscaling] = None
 
     @classmethod
     def parse(cls, state: Mapping[str, Any]) -> "WorkerPoolConfig":
+        autoscaling = Autoscaling.parse(state.get("autoscaling"))
+        count = state.get("node_count")
+        node_count = int(count) if isinstance(count, (int, float)) else (autoscaling.min_nodes if autoscaling else 0)
         return cls(**cls.common(state, "task_script", "worker"), name=state["name"],
                    head_private_ip=state.get("head_private_ip"), head_name_suffix=state.get("head_name_suffix"),
                    observability_host=state.get("observability_host"),
                    observability_name_suffix=state.get("observability_name_suffix"),
-                   node_count=int(state["node_count"]), wait_for_nodes=bool(state.get("wait_for_nodes")))
+                   node_count=node_count,
+                   wait_for_nodes=bool(state.get("wait_for_nodes")) or state.get("readiness") == settings.READINESS_RAY,
+                   ray=RayAccess.parse(state, state.get("head_private_ip")), autoscaling=autoscaling)
+
+
+@dataclass(frozen=True)
+class RayAccess:
+    """How the provider reaches the head's Ray GCS, and what it asks of it (lifecycle.ray_nodes)."""
+
+    readiness: str  # "executing" or "ray"
+    gcs_address: Optional[str]  # host:port; None when the head's IP is not known yet
+    drain_timeout: timedelta  # zero: no drain
+
+    @classmethod
+    def parse(cls, state: Mapping[str, Any], head_ip: Optional[str]) -> "RayAccess":
+        address = state.get("ray_gcs_address") or (settings.gcs_address(head_ip) if isinstance(head_ip, str) else None)
+        drain = state.get("drain_timeout") or settings.DEFAULT_DRAIN_TIMEOUT
+        return cls(readiness=state.get("readiness") or settings.READINESS_EXECUTING, gcs_address=address,
+                   drain_timeout=timedelta(0) if drain.strip("0") in ("", "ms", "s", "m", "h") else parse_duration(drain))

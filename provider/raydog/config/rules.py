@@ -13,14 +13,16 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from raydog import names, settings
+from raydog.autoscaler.shipping import HEAD_VARIABLES
 from raydog.config.durations import parse_duration
 
-# Task environment variables the provider sets itself from resource attributes.
-# RAYDOG_SECRET_NAMES lists the names (never the values) of the secret_environment entries,
-# so an import can tell them from the plain environment.
+# Task environment variables the provider sets itself from resource attributes (and the head's
+# autoscaler variables). RAYDOG_SECRET_NAMES lists the names (never the values) of the
+# secret_environment entries, so an import can tell them from the plain environment.
+
 SECRET_NAMES_VARIABLE = "RAYDOG_SECRET_NAMES"
 PROVIDER_SET_VARIABLES = frozenset({"RAY_HEAD_IP", "RAY_HEAD_NODE_PRIVATE_IP", "OBSERVABILITY_HOST",
-                                    SECRET_NAMES_VARIABLE})
+                                    SECRET_NAMES_VARIABLE, *HEAD_VARIABLES})
 MAX_NODES_PER_POOL = 10000
 
 
@@ -260,6 +262,11 @@ def _show(value: float) -> str:
 
 
 def node_count(given) -> None:
+    whole_nodes(given, 1, "; remove the pool to have no nodes")
+
+
+def whole_nodes(given, least: int, hint: str = "") -> None:
+    """A whole number of nodes from ``least`` to YellowDog's per-pool limit."""
     value = _number(given)
     shown = given if isinstance(given, str) else _show(value)
     if isinstance(value, float) and math.isnan(value):
@@ -267,8 +274,8 @@ def node_count(given) -> None:
     if value > MAX_NODES_PER_POOL:
         raise ValueError(f"must be at most {MAX_NODES_PER_POOL}, YellowDog's limit of nodes per worker pool "
                          f"(got {shown})")
-    if value < 1:
-        raise ValueError(f"must be at least 1 (got {shown}); remove the pool to have no nodes")
+    if value < least:
+        raise ValueError(f"must be at least {least} (got {shown}){hint}")
     if value != int(value):
         raise ValueError(f"must be a whole number of nodes, not {value}")
 
@@ -300,3 +307,35 @@ def worker_pool_name(value: str) -> None:
             f'worker pool name "{value}" is {len(value)} characters long; at most {longest} '
             f"are allowed so that its task group name (<name>-<8 hex>) fits YellowDog's {names.MAX_NAME_LENGTH}"
         )
+
+
+def readiness(value: str) -> None:
+    if value not in settings.READINESS_VALUES:
+        choices = " or ".join(f'"{v}"' for v in settings.READINESS_VALUES)
+        raise ValueError(f"{quoted(value)} is not a readiness; use {choices}")
+
+
+def readiness_needs_wait(wait_for_nodes, value) -> None:
+    if value == settings.READINESS_RAY and wait_for_nodes is False:
+        raise ValueError('"ray" waits for the nodes to join Ray, but wait_for_nodes = false says not to wait; '
+                         "remove wait_for_nodes (or set it to true), or remove readiness")
+
+
+def drain_timeout(value: str) -> None:
+    """A duration, or zero ("0s") for no drain."""
+    if not re.fullmatch(r"0+(ms|s|m|h)?", value):
+        parse_duration(value)
+
+
+def gcs_address(value: str) -> None:
+    """``host:port`` of the head's Ray GCS: a host name or IP (IPv6 in brackets) and a port."""
+    example = f'such as "203.0.113.7:{settings.RAY_GCS_PORT}" or "localhost:16379" (an SSH tunnel)'
+    if not value.strip() or any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError(f"{quoted(value)} must be host:port without spaces or control characters, {example}")
+    if "/" in value or "@" in value:
+        raise ValueError(f"{quoted(value)} must be host:port, not a URL, {example}")
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{quoted(value)} needs a host and a port from 1 to 65535, {example}")
+    if host.startswith("[") != host.endswith("]") or (":" in host and not host.startswith("[")):
+        raise ValueError(f"{quoted(value)}: write an IPv6 address in brackets, such as \"[2001:db8::7]:6379\"")

@@ -85,6 +85,9 @@ class NodePlan:
     # Addresses learnt from the platform (the head's, the observability node's), called with
     # the work requirement id and the seconds left once the pool is provisioning: see lifecycle.peers.
     peer_environment: Optional[Callable[[str, float], dict[str, str]]] = None
+    # An autoscaled pool: never shut down for idling, and its group keeps the task every node runs
+    # as its task template, for the autoscaler to add nodes from.
+    autoscaled: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,7 @@ class NodePool:
             )
             return None
         try:
-            pool, token = self._provision(config, wr, pool_name, len(plan.task_names))
+            pool, token = self._provision(config, wr, pool_name, len(plan.task_names), plan.autoscaled)
             pool_name = pool.name or pool_name
         except OwnedElsewhereError as exc:
             self.diags.add_error(
@@ -210,6 +213,9 @@ class NodePool:
                      yellowdog_name=pool.name, namespace=wr.namespace)
         tasks: list[TaskInfo] = []
         try:
+            environment = plan.environment
+            if plan.autoscaled:  # the template's nodes need the peers' addresses too: learn them first
+                environment = self._with_peers(plan, wr.id, deadline)
             group = self.client.ensure_task_group(wr.id, TaskGroupSpec(
                 name=names.task_group_name(plan.group_role),
                 worker_tag=token,
@@ -217,11 +223,12 @@ class NodePool:
                 namespace=wr.namespace,
                 task_timeout=config.lifetime,
                 finish_if_any_task_failed=plan.finish_if_any_task_failed,
+                task_template=TaskSpec(name="template", task_data=config.script, environment=environment,
+                                       timeout=config.lifetime) if plan.autoscaled else None,
             ))
             state["task_group_id"] = group.id
-            environment = plan.environment
-            if plan.peer_environment is not None:
-                environment = {**environment, **plan.peer_environment(wr.id, max(deadline - time.monotonic(), 1.0))}
+            if not plan.autoscaled:
+                environment = self._with_peers(plan, wr.id, deadline)
             tasks = list(self.client.add_tasks(group.id, [
                 TaskSpec(name=n, task_data=config.script, environment=environment, timeout=config.lifetime)
                 for n in plan.task_names
@@ -250,8 +257,15 @@ class NodePool:
             report(self.diags, f"Cannot start the {plan.group_role} node tasks", exc)
             return CreatedPool(state, tasks, [])
 
+    @staticmethod
+    def _with_peers(plan: NodePlan, wr_id: str, deadline: float) -> dict[str, str]:
+        """The plan's environment plus the peers' addresses (lifecycle.peers), if it learns any."""
+        if plan.peer_environment is None:
+            return plan.environment
+        return {**plan.environment, **plan.peer_environment(wr_id, max(deadline - time.monotonic(), 1.0))}
+
     def _provision(self, config: NodeConfig, wr: WorkRequirementInfo, base: str,
-                   node_count: int) -> tuple[PoolInfo, str]:
+                   node_count: int, autoscaled: bool = False) -> tuple[PoolInfo, str]:
         """Provision the pool under the first generation of its name (names.generations) that no
         finished pool keeps; returns it with its owner token.
 
@@ -259,7 +273,7 @@ class NodePool:
         removed first; one made elsewhere is OwnedElsewhereError."""
         for pool_name in names.generations(base):
             token = self.ownership.issue(WORKER_POOL, wr.namespace, pool_name)  # before any request
-            spec = self._pool_spec(config, wr, pool_name, node_count, token)
+            spec = self._pool_spec(config, wr, pool_name, node_count, token, autoscaled)
             try:
                 # details=False: the ids are all a create needs, no read-back.
                 pool = self.client.provision_pool(
@@ -283,7 +297,7 @@ class NodePool:
 
     @staticmethod
     def _pool_spec(config: NodeConfig, wr: WorkRequirementInfo, pool_name: str, node_count: int,
-                   token: str) -> PoolSpec:
+                   token: str, autoscaled: bool = False) -> PoolSpec:
         return PoolSpec(
             namespace=wr.namespace,
             name=pool_name,
@@ -295,7 +309,8 @@ class NodePool:
             node_count=node_count,
             worker_tag=token,
             idle_node_shutdown=IDLE_NODE_SHUTDOWN,
-            idle_pool_shutdown=IDLE_POOL_SHUTDOWN,
+            # An autoscaled pool may sit at zero nodes until Ray asks for more: never shut it down for that.
+            idle_pool_shutdown=None if autoscaled else IDLE_POOL_SHUTDOWN,
             node_boot_timeout=None,
         )
 

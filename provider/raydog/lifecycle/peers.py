@@ -57,12 +57,17 @@ def observability_environment(provider, client: "YellowDogClient", config) -> Ca
 def head_environment(provider, client: "YellowDogClient", config) -> Callable[[str, float], dict[str, str]]:
     """RAY_HEAD_IP (and the deprecated RAY_HEAD_NODE_PRIVATE_IP) of a worker pool that names its head by
     head_name_suffix, plus OBSERVABILITY_HOST when it names the observability node."""
-    pool_name = names.pool_name(config.cluster_name, names.suffixed(names.HEAD_SUFFIX, config.head_name_suffix))
     observability = (observability_environment(provider, client, config)
                      if config.observability_name_suffix is not None else None)
 
     def environment(wr_id: str, seconds: float) -> dict[str, str]:
         found = dict(observability(wr_id, seconds)) if observability else {}
-        ip = provider.peer_addresses.private_ip(client, wr_id, pool_name, seconds, provider.stopping)
+        ip = head_private_ip(provider, client, config, wr_id, seconds)
         return {**found, "RAY_HEAD_IP": ip, "RAY_HEAD_NODE_PRIVATE_IP": ip}
     return environment
+
+
+def head_private_ip(provider, client: "YellowDogClient", config, wr_id: str, seconds: float) -> str:
+    """The private IP of the head that ``config`` names by head_name_suffix ("" when its node has none)."""
+    pool_name = names.pool_name(config.cluster_name, names.suffixed(names.HEAD_SUFFIX, config.head_name_suffix))
+    return provider.peer_addresses.private_ip(client, wr_id, pool_name, seconds, provider.stopping)

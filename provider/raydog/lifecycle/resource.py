@@ -30,6 +30,9 @@ class ProviderContext(Protocol):
     @property
     def configured(self) -> bool: ...
 
+    @property
+    def api_url(self) -> str: ...
+
     stopping: threading.Event
     pool_claims: PoolClaims
     ownership: OwnershipJournal

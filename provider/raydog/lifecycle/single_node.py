@@ -32,7 +32,7 @@ class SingleNodeResource(NodePlanning, RaydogResource):
     script_attribute: ClassVar[str]
     script_template: ClassVar[str]
 
-    def environment(self, config: SingleNodeConfig) -> dict[str, str]:
+    def environment(self, config: SingleNodeConfig, planned: dict) -> dict[str, str]:
         provider_set = {"OBSERVABILITY_HOST": config.observability_host} if config.observability_host else {}
         return config.task_environment(provider_set)
 
@@ -67,7 +67,7 @@ class SingleNodeResource(NodePlanning, RaydogResource):
             suffix=names.suffixed(self.suffix, config.name_suffix),
             group_role=self.group_role,
             task_names=[self.task_name],
-            environment=self.environment(config),
+            environment=self.environment(config, planned),
             wait=True,
             name_path=["cluster_name"],
             finish_if_any_task_failed=True,

@@ -42,6 +42,8 @@ KEEP_CACHED = 4  # builds kept in the cache, newest first
 RECIPE = "pyinstaller-onedir-noarchive-strip/1"
 DISTRIBUTION = "terraform-provider-raydog"
 TEMPLATE_GLOB = "*.sh.j2"
+# Python files the provider reads as data (shipped to nodes), so the bundle holds them as files.
+SHIPPED_SOURCES = ("raydog/autoscaler/raydog_node_provider.py",)
 # Never part of the provider, even if something imports them: the sandbox is its own program.
 # Nothing the provider runs uses multiprocessing (only the stdlib's lazily imported
 # ProcessPoolExecutor refers to it); without it PyInstaller's start-up hook for it goes too
@@ -212,7 +214,8 @@ def _data_files(stage: Path) -> list[tuple[str, str]]:
     return [
         (str(path), path.parent.relative_to(stage).as_posix())
         for path in sorted(stage.rglob("*"))
-        if path.is_file() and path.suffix not in (".py", ".pyc", ".pyi")
+        if path.is_file() and (path.suffix not in (".py", ".pyc", ".pyi")
+                               or path.relative_to(stage).as_posix() in SHIPPED_SOURCES)
     ]
 
 

@@ -7,7 +7,9 @@ resizes the pool. Removing the resource leaves the head and the other pools runn
 
 from __future__ import annotations
 
+import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Optional
 
 from tf import types
@@ -22,10 +24,12 @@ from tf.iface import (
 )
 from tf.utils import Diagnostics
 
-from raydog import names
+from raydog import names, settings
+from raydog.autoscaler.shipping import bounds_block
 from raydog.config import rules
 from raydog.config.fields import BOOL, NUMBER, STRING, STRING_LIST, Field, Rule, Table
-from raydog.config.models import Timeouts, WorkerPoolConfig
+from raydog.config.autoscaling import AUTOSCALING, POOL_RULES, initial_size_in_bounds, node_count_or_zero
+from raydog.config.models import Autoscaling, Timeouts, WorkerPoolConfig
 from raydog.config.node_fields import (
     NODE_FIELDS,
     NODE_RULES,
@@ -33,11 +37,13 @@ from raydog.config.node_fields import (
     TIMEOUTS,
     observability_name_suffix_field,
 )
+from raydog.lifecycle.autoscaling import pool_tag, require_autoscaler
 from raydog.lifecycle.diagnostics import report
 from raydog.lifecycle.importing import read_imported_pool
 from raydog.lifecycle.node_pool import NodePlan, live_pool
 from raydog.lifecycle.peers import head_environment
 from raydog.lifecycle.planning import NodePlanning
+from raydog.lifecycle.pool_in_ray import PoolInRay
 from raydog.lifecycle.resource import RaydogResource
 from raydog.lifecycle.scripts import script_sha256, stored_script
 from raydog.yellowdog import (
@@ -51,6 +57,8 @@ from raydog.yellowdog import (
 
 if TYPE_CHECKING:
     from raydog.yellowdog import YellowDogClient
+
+log = logging.getLogger("raydog.resources")
 
 TABLE = Table(
     fields=(
@@ -74,10 +82,25 @@ TABLE = Table(
         Field("task_script", STRING,
               "Bash script every worker node runs; unset means the built-in `worker` template "
               "(the plan shows its `script_sha256`).", optional=True, replace=True, check=rules.script_size),
-        Field("node_count", NUMBER, "Number of worker nodes (at least 1). Updated in place.", required=True,
-              check=rules.node_count),
+        Field("node_count", NUMBER,
+              "Number of worker nodes (at least 1). Updated in place. With `autoscaling`, the initial size (default "
+              "`min_nodes`): no diff is shown while the autoscaler keeps the pool inside its bounds.",
+              optional=True, computed=True, check=node_count_or_zero),
         Field("wait_for_nodes", BOOL,
               "Whether create and update wait until every node's task is executing (default false).", optional=True),
+        Field("readiness", STRING,
+              'What the waits of `wait_for_nodes` wait for: "executing" (each node\'s task is executing; the default) '
+              'or "ray" (each node has also joined Ray, as the head\'s GCS reports; implies wait_for_nodes). '
+              "Updated in place.", optional=True, check=rules.readiness),
+        Field("ray_gcs_address", STRING,
+              "Where the provider reaches the head's Ray GCS (`host:port`) to wait for nodes to join, pick idle nodes "
+              f"and drain them; default `<head_private_ip>:{settings.RAY_GCS_PORT}`, the head's IP as the pool's tasks "
+              "were given it (head_private_ip, or learnt from the platform). Updated in place.",
+              optional=True, check=rules.gcs_address),
+        Field("drain_timeout", STRING,
+              "How long Ray may drain the nodes that a lower node_count or the pool's removal ends, such as "
+              f'"10m" (default "{settings.DEFAULT_DRAIN_TIMEOUT}"); "0s" ends them without draining. Updated in place.',
+              optional=True, check=rules.drain_timeout),
         Field("task_ids", STRING_LIST,
               "Ids of the node tasks that are live, oldest first: growing a pool appends, shrinking drops the newest.",
               computed=True),
@@ -86,12 +109,14 @@ TABLE = Table(
            Rule(("head_private_ip", "head_name_suffix"), "head_name_suffix",
                 rules.exclusive("head_private_ip", "head_name_suffix")),
            Rule(("cluster_name", "name"), "name",
-                lambda cluster, name: rules.derived_name(name, "worker pool", "name")(cluster))),
-    blocks=(TIMEOUTS,),
+                lambda cluster, name: rules.derived_name(name, "worker pool", "name")(cluster)),
+           Rule(("wait_for_nodes", "readiness"), "readiness", rules.readiness_needs_wait),
+           *POOL_RULES),
+    blocks=(TIMEOUTS, AUTOSCALING),
 )
 
 
-class WorkerPoolResource(NodePlanning, RaydogResource):
+class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
     table = TABLE
     description = "A pool of Ray worker nodes. `node_count` changes are made in place."
     script_attribute = "task_script"
@@ -117,11 +142,35 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
             state["task_script"] = stored_script(script, cls.script_template)
         return state
 
+    def validate(self, diags: Diagnostics, type_name: str, config: dict) -> None:
+        super().validate(diags, type_name, config)
+        block, count = config.get("autoscaling"), config.get("node_count")
+        if isinstance(block, dict):
+            if isinstance(count, (int, float)) and not self.table.problems({"node_count": count, "autoscaling": block}):
+                try:
+                    initial_size_in_bounds(count, block)
+                except ValueError as exc:
+                    diags.add_error("Invalid node_count", str(exc), path=["node_count"])
+            return
+        if block is not None:
+            return
+        count = config.get("node_count")
+        if count is None:
+            diags.add_error("Missing node_count", "node_count is required unless the pool has an autoscaling block.",
+                            path=["node_count"])
+        elif count is not types.Unknown and count == 0:
+            diags.add_error("Invalid node_count", "must be at least 1 (got 0); remove the pool to have no nodes, or "
+                            "give it an autoscaling block with min_nodes = 0", path=["node_count"])
+
     def plan(self, ctx: PlanContext, current: Optional[State], planned: State) -> State:
         planned = super().plan(ctx, current, planned)
-        if current is not None and current.get("id") and retasks(current, planned):
+        retask = current is not None and current.get("id") and retasks(current, planned)
+        if isinstance(planned.get("autoscaling"), dict):
+            planned = self.plan_autoscaled(ctx, current, planned)
+        if retask:
             # A new head (or observability node): every node gets a new task with its address.
             planned["task_ids"] = types.Unknown
+        if retask or isinstance(planned.get("autoscaling"), dict):
             return planned
         count = planned.get("node_count")
         if current is None or "node_count" not in ctx.changed_fields or not isinstance(count, (int, float)):
@@ -129,7 +178,49 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
         # The tasks that stay keep their ids: growing appends unknown ids, shrinking drops the newest.
         ids = list(current.get("task_ids") or [])
         planned["task_ids"] = ids[:int(count)] + [types.Unknown] * max(int(count) - len(ids), 0)
+        if int(count) < len(ids) and self.asks_ray_on_shrink(planned):
+            planned["task_ids"] = types.Unknown  # Ray's idle nodes go first: known after apply
         self.check_pool_limit(ctx.diagnostics, current, int(count))
+        return planned
+
+    def plan_create(self, ctx, proposed: dict, planned: dict) -> dict:
+        planned = super().plan_create(ctx, proposed, planned)
+        if isinstance(planned.get("autoscaling"), dict):
+            return self.plan_autoscaled(ctx, None, planned)
+        return planned
+
+    def plan_autoscaled(self, ctx: PlanContext, current: Optional[State], planned: State) -> State:
+        """node_count starts at min_nodes when unset and follows the bounds: a size outside new
+        bounds is planned to move to the nearest one. The live tasks may change with any update."""
+        block = planned["autoscaling"]
+        if any(v is types.Unknown for v in block.values()):
+            return planned
+        autoscaling = Autoscaling.parse(block)
+        count = planned.get("node_count")
+        if not isinstance(count, (int, float)):
+            count = current.get("node_count") if current else None
+            planned["node_count"] = autoscaling.min_nodes if count is None else count
+        if current is None:
+            try:
+                initial_size_in_bounds(planned["node_count"], block)
+            except ValueError as exc:
+                ctx.diagnostics.add_error("Invalid node_count", str(exc), path=["node_count"])
+                return planned
+        elif autoscaling.clamp(int(planned["node_count"])) != planned["node_count"]:
+            # The recorded size (or a configured one) outside new bounds: the update moves the pool.
+            planned["node_count"] = autoscaling.clamp(int(planned["node_count"]))
+        changed = current is None or current.get("autoscaling") != block \
+            or current.get("node_count") != planned["node_count"]
+        if current is not None and changed:
+            planned["task_ids"] = types.Unknown
+        cluster_id = planned.get("cluster_id")
+        if changed and self.provider.configured and isinstance(cluster_id, str) and \
+                (current is None or not current.get("autoscaling")):
+            try:
+                require_autoscaler(ctx.diagnostics, self.client, cluster_id, strict=False)
+            except PlatformError as exc:
+                ctx.diagnostics.add_warning("Could not check that the cluster's head runs an autoscaler",
+                                            f"{exc}. The apply checks it again.")
         return planned
 
     def check_pool_limit(self, diags: Diagnostics, current: State, count: int) -> None:
@@ -151,7 +242,14 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
                 path=["node_count"])
 
     def create(self, ctx: CreateContext, planned: State) -> Optional[State]:
-        config = WorkerPoolConfig.parse(planned)
+        config, started = WorkerPoolConfig.parse(planned), time.monotonic()
+        if config.autoscaling is not None:
+            try:
+                if not require_autoscaler(ctx.diagnostics, self.client, config.cluster_id, strict=True):
+                    return None
+            except PlatformError as exc:
+                report(ctx.diagnostics, "Cannot check that the cluster's head runs an autoscaler", exc, ["autoscaling"])
+                return None
         created = self.node_pool(ctx.diagnostics).create(planned, config, NodePlan(
             suffix=config.name,
             group_role=config.name,
@@ -160,10 +258,22 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
             wait=config.wait_for_nodes,
             name_path=["name"],
             peer_environment=self.peer_environment(config),
+            autoscaled=config.autoscaling is not None,
         ))
         if created is None:
             return None
-        return self.full({**created.state, "task_ids": [t.id for t in created.tasks]})
+        state = {**created.state, "node_count": config.node_count, "task_ids": [t.id for t in created.tasks]}
+        if config.autoscaling is not None and not ctx.diagnostics.has_errors():
+            # The bounds go on last: the autoscaler sees the pool only once its first tasks exist.
+            try:
+                self.client.set_compute_requirement_tag(state["compute_requirement_id"], pool_tag(config.autoscaling))
+            except PlatformError as exc:
+                report(ctx.diagnostics, "Cannot give the pool its autoscaling bounds", exc, ["autoscaling"])
+        if created.executing and not ctx.diagnostics.has_errors():
+            self.wait_for_ray(ctx.diagnostics, self.with_head(ctx.diagnostics, config, created.executing),
+                              created.executing, state["compute_requirement_id"], started,
+                              config.timeouts.create.total_seconds())
+        return self.full(state)
 
     def read(self, ctx: ReadContext, current: State) -> Optional[State]:
         try:
@@ -173,25 +283,42 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
         except PlatformError as exc:
             report(ctx.diagnostics, "Cannot read the worker pool; keeping it in state", exc)
             return current
-        # Nodes lost outside Terraform show as a smaller node_count, so the plan restores them.
-        return self.full({**current, "node_count": len(tasks), "task_ids": task_ids(current.get("task_ids"), tasks)})
+        # Nodes lost outside Terraform show as a smaller node_count, so the plan restores them. An
+        # autoscaled pool's size is the autoscaler's while it stays inside the bounds.
+        autoscaling = Autoscaling.parse(current.get("autoscaling"))
+        count = len(tasks)
+        if autoscaling is not None and autoscaling.clamp(count) == count and current.get("node_count") is not None:
+            count = current["node_count"]
+        return self.full({**current, "node_count": count, "task_ids": task_ids(current.get("task_ids"), tasks)})
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> Optional[State]:
-        config = WorkerPoolConfig.parse(planned)
+        config, started = WorkerPoolConfig.parse(planned), time.monotonic()
         state = self.applied(current, planned)
         try:
+            if config.autoscaling is not None or current.get("autoscaling"):
+                self.client.set_compute_requirement_tag(current["compute_requirement_id"], pool_tag(config.autoscaling))
             live = self.client.list_tasks(current["task_group_id"])
+            if config.autoscaling is not None:
+                # The autoscaler owns the size inside the bounds; only a size outside them moves.
+                config = replace(config, node_count=config.autoscaling.clamp(len(live)))
             if retasks(current, planned):
                 live = self.retask(current, config, live)
+                if config.wait_for_nodes:
+                    self.wait_for_ray(ctx.diagnostics, self.with_head(ctx.diagnostics, config, live), live,
+                                      current.get("compute_requirement_id"), started,
+                                      config.timeouts.update.total_seconds())
             elif config.node_count > len(live):
                 added = self.grow(current, config, live)
                 live = live + added
                 if config.wait_for_nodes:
-                    self.client.wait_until_executing([t.id for t in added], config.timeouts.update.total_seconds(),
-                                                     stop_event=self.provider.stopping)
+                    executing = self.client.wait_until_executing(
+                        [t.id for t in added], config.timeouts.update.total_seconds(), stop_event=self.provider.stopping)
+                    self.wait_for_ray(ctx.diagnostics, self.with_head(ctx.diagnostics, config, live), executing,
+                                      current.get("compute_requirement_id"), started,
+                                      config.timeouts.update.total_seconds())
             elif config.node_count < len(live):
-                live = self.shrink(current["id"], live, config.node_count, current.get("task_ids"),
-                                  config.timeouts.update.total_seconds())
+                live = self.shrink(current, live, self.with_head(ctx.diagnostics, config, live),
+                                   planned.get("task_ids"), ctx.diagnostics)
         except (PlatformError, StoppedError, TaskFailedError, WaitTimeoutError) as exc:
             report(ctx.diagnostics, f"Cannot change worker pool {current['id']} to {config.node_count} nodes", exc,
                    ["node_count"])
@@ -249,24 +376,33 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
                      timeout=config.lifetime)
             for i in range(1, config.node_count + 1)
         ])
-        if config.wait_for_nodes:
-            self.client.wait_until_executing([t.id for t in added], config.timeouts.update.total_seconds(),
-                                             stop_event=self.provider.stopping)
+        if config.wait_for_nodes:  # as last seen: placed on their nodes, for a wait for Ray
+            added = self.client.wait_until_executing([t.id for t in added], config.timeouts.update.total_seconds(),
+                                                     stop_event=self.provider.stopping)
         return added
 
-    def shrink(self, pool_id: str, live: list[TaskInfo], target: int, listed: Optional[list],
-               timeout: float) -> list[TaskInfo]:
-        """Abort the newest tasks (the last of task_ids, as the plan showed) and wait until they
-        have ended (their EXIT trap stops Ray), shut their nodes down and wait until those are
-        gone, then set the pool's target to what is left.
+    def shrink(self, current: State, live: list[TaskInfo], config: WorkerPoolConfig, listed: Optional[list],
+               diags: Diagnostics) -> list[TaskInfo]:
+        """Keep the tasks the plan's task_ids list (idle Ray nodes go first; without Ray, the
+        newest), ask Ray to drain the others' nodes (up to drain_timeout), abort those tasks and
+        wait until they have ended (their EXIT trap stops Ray), shut their nodes down and wait
+        until those are gone, then set the pool's target to what is left.
 
         Right whichever way the platform treats a node shutdown: at once and lowering the
         target, or later and leaving it. The resize comes when only the kept nodes are left,
         so a platform that picks which nodes a resize removes never picks a kept one."""
+        pool_id, target, timeout = current["id"], config.node_count, config.timeouts.update.total_seconds()
         by_id = {t.id: t for t in live}
+        ray_answered = False
+        if not isinstance(listed, list):  # the plan left the choice to Ray
+            listed, ray_answered = self.kept_on_shrink(diags, current, config, live,
+                                                       task_ids(current.get("task_ids"), live), target)
         ordered = [by_id[i] for i in task_ids(listed, live)]
         keep, drop = ordered[:target], ordered[target:]
         deadline = time.monotonic() + timeout
+        if ray_answered:
+            self.drain_before_removal(diags, config, drop, current.get("compute_requirement_id"), "node_count lowered",
+                                      timeout)
         for task in drop:
             self.client.cancel_task(task.id, abort=True)
         stopping = self.provider.stopping
@@ -279,6 +415,12 @@ class WorkerPoolResource(NodePlanning, RaydogResource):
         return keep
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
+        if current.get("autoscaling") and current.get("compute_requirement_id"):
+            try:  # first out of the autoscaler's hands, so it launches nothing into a pool going away
+                self.client.set_compute_requirement_tag(current["compute_requirement_id"], None)
+            except PlatformError as exc:
+                log.info("could not clear the bounds of %s before removing it: %s", current["id"], exc)
+        self.drain_pool(ctx.diagnostics, current)
         self.node_pool(ctx.diagnostics).remove(current, Timeouts.parse(current.get("timeouts")))
 
     def import_(self, ctx: ImportContext, id: str) -> Optional[State]:
@@ -302,6 +444,7 @@ def import_worker_pool(client: "YellowDogClient", diags: Diagnostics, id: str) -
         "observability_host": environment.get("OBSERVABILITY_HOST"),
         "node_count": len(found.tasks),
         "task_ids": task_ids(None, found.tasks),
+        "autoscaling": bounds_block(found.pool.tag),
     }
 
 

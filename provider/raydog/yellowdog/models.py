@@ -23,6 +23,7 @@ class TaskGroupSpec:
     finish_if_all_tasks_finished: bool = False
     tag: str | None = None
     priority: float = 0.0
+    task_template: "TaskSpec | None" = None  # what the group's tasks run, for tasks added by others
 
 
 @dataclass(frozen=True)

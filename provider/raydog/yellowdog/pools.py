@@ -151,6 +151,18 @@ class PoolOps(ClientCore):
                           lambda: self._sdk.worker_pool_client.resize_worker_pool_by_id(pool_id, node_count))
         return self._pool_info(pool, None)
 
+    def set_compute_requirement_tag(self, cr_id: str, tag: str | None) -> None:
+        """Set a compute requirement's tag: read it, change the tag, write it back (no reprovision)."""
+        cr = self._read_cr(cr_id)
+        if cr is None:
+            raise PlatformError("tag compute requirement", "the compute requirement does not exist", object_id=cr_id)
+        if cr.tag == tag:
+            return
+        cr.tag = tag
+        log.info("tagging compute requirement %s %s", cr_id, tag)
+        self._call("tag compute requirement", cr_id,
+                   lambda: self._sdk.compute_client.update_compute_requirement(cr, False))
+
     def shutdown_node(self, node_id: str) -> None:
         """Shut one node down gracefully. A node already gone or missing is success.
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from yellowdog_client.model import (
     RunSpecification,
+    TaskTemplate,
     Task,
     TaskGroup,
     TaskSearch,
@@ -463,6 +464,9 @@ def _new_group(spec: TaskGroupSpec) -> TaskGroup:
             namespaces=[spec.namespace],
             taskTimeout=spec.task_timeout,
         ),
+        taskTemplate=None if spec.task_template is None else TaskTemplate(
+            taskType=TASK_TYPE, taskData=spec.task_template.task_data,
+            environment=dict(spec.task_template.environment) or None),
     )
 
 

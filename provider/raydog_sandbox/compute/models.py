@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from yellowdog_client.model import (
+    ComputeRequirement,
     ComputeRequirementStatus,
     ComputeRequirementSummarySearch,
     ComputeRequirementTemplateUsage,
@@ -255,6 +256,26 @@ class ComputeModel:
                     f"compute requirement {cr.id} cannot transition to {status_name}: the sandbox's simulated "
                     "compute source supports only TERMINATED")
             self.terminate_requirement(cr)
+            return view(cr)
+
+    def update_compute_requirement(self, body: ComputeRequirement,
+                                   view: Callable[[ComputeRequirementRec], T] = as_is) -> T:
+        """PUT /compute/requirements: the sandbox takes a new tag; a requirement's identity and size
+        are not changed this way (a pool's size changes through its pool), so a body that changes
+        them is refused rather than silently ignored."""
+        with self.lock:
+            if not body.id:
+                raise InvalidRequest("id is required to update a compute requirement")
+            cr = self._requirement(body.id)
+            if (body.namespace, body.name) != (cr.namespace, cr.name):
+                raise InvalidRequest("the namespace and name of a compute requirement cannot be changed")
+            if body.targetInstanceCount is not None and body.targetInstanceCount != cr.target:
+                raise InvalidRequest(f"compute requirement {cr.id} serves a worker pool: resize the pool instead "
+                                     "of changing targetInstanceCount")
+            if cr.status is ComputeRequirementStatus.TERMINATED and self.core.strictness.refuse_finished:
+                raise InvalidRequest(f"compute requirement {cr.id} is TERMINATED and cannot be updated")
+            check_name("tag", body.tag, required=False)
+            cr.tag = body.tag
             return view(cr)
 
     def get_compute_requirement(self, cr_id: str, view: Callable[[ComputeRequirementRec], T] = as_is) -> T:

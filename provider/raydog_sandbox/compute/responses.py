@@ -19,7 +19,7 @@ from yellowdog_client.model import (
 )
 
 from ..records import ComputeRequirementRec, InstanceRec
-from ..wire import SDK_PROVIDER, dumped, parse_search, path_param, sliced
+from ..wire import SDK_PROVIDER, dumped, load, parse_search, path_param, sliced
 from .models import ComputeModel, image_id
 from .templates import REGION, Template
 
@@ -85,6 +85,10 @@ class ComputeResponses:
 
     def requirement_updating(self, request: Request, body: Any) -> Any:
         return self.compute.compute_requirement_updating(path_param(request, "id"))
+
+    def update_requirement(self, request: Request, body: Any) -> Any:
+        return self.compute.update_compute_requirement(load(body, ComputeRequirement, "the compute requirement"),
+                                                       dumped(render_compute_requirement))
 
     def transition_requirement(self, request: Request, body: Any) -> Any:
         return self.compute.transition_compute_requirement(

@@ -229,6 +229,12 @@ class ExecRuntime:
         """The node addresses: the bridge's subnets, or loopback ones on the host's network."""
         return self.network.plan if self.network is not None else LOOPBACK_PLAN
 
+    @property
+    def host_address(self) -> str | None:
+        """The host's address on the sandbox bridge, which nodes reach (None when nodes share the
+        host's network, where the API's own loopback address serves them)."""
+        return f"{self.network.plan.private_prefix}.1" if self.network is not None else None
+
     # -- nodes ---------------------------------------------------------------------------
 
     def start_node(self, node: NodeSpec) -> None:

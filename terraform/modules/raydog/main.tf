@@ -58,6 +58,8 @@ locals {
     environment                     = var.head.environment
     lifetime                        = var.lifetime
     observability                   = local.observability_name_suffix
+    # A new autoscaler key replaces the head too (the secret enters only through its hash).
+    autoscaler_key = var.autoscaler_key == null ? null : [var.autoscaler_key.id, sha256(var.autoscaler_key.secret), var.autoscaler_key.api_url]
   }))), 0, 6)
   worker_pool_hashes = {
     for key, pool in var.worker_pools :
@@ -151,7 +153,13 @@ resource "raydog_head" "this" {
   lifetime                        = var.lifetime
   ray_start_script                = local.head_script_argument
   observability_name_suffix       = local.observability_name_suffix
-  name_suffix                     = local.head_name_suffix == "" ? null : local.head_name_suffix
+  readiness                       = var.head.readiness
+  # nonsensitive on the id and URL only: the secret stays sensitive.
+  autoscaler_application_key_id     = var.autoscaler_key == null ? null : nonsensitive(var.autoscaler_key.id)
+  autoscaler_application_key_secret = var.autoscaler_key == null ? null : var.autoscaler_key.secret
+  autoscaler_api_url                = var.autoscaler_key == null ? null : nonsensitive(var.autoscaler_key.api_url)
+  # "" keeps the plain <cluster>-head name (a head adopted by raydog import-state).
+  name_suffix = local.head_name_suffix == "" ? null : local.head_name_suffix
 
   lifecycle {
     create_before_destroy = true
@@ -170,17 +178,29 @@ resource "raydog_worker_pool" "this" {
   namespace                       = raydog_cluster.this.namespace
   name                            = local.worker_pool_names[each.key]
   compute_requirement_template_id = var.worker_pools[each.key].compute_requirement_template_id
-  node_count                      = var.worker_pools[each.key].node_count
+  node_count                      = var.worker_pools[each.key].autoscaling == null ? coalesce(var.worker_pools[each.key].node_count, 1) : var.worker_pools[each.key].node_count
   images_id                       = var.worker_pools[each.key].images_id
   userdata                        = var.worker_pools[each.key].userdata
   instance_tags                   = var.worker_pools[each.key].instance_tags
   metrics_enabled                 = var.worker_pools[each.key].metrics_enabled
   environment                     = var.worker_pools[each.key].environment
   wait_for_nodes                  = var.worker_pools[each.key].wait_for_nodes
+  readiness                       = var.worker_pools[each.key].readiness
+  drain_timeout                   = var.worker_pools[each.key].drain_timeout
+  ray_gcs_address                 = var.worker_pools[each.key].ray_gcs_address
   lifetime                        = var.lifetime
   task_script                     = local.worker_script_arguments[each.key]
   head_name_suffix                = local.head_name_suffix
   observability_name_suffix       = local.observability_name_suffix
+
+  dynamic "autoscaling" {
+    for_each = var.worker_pools[each.key].autoscaling == null ? [] : [var.worker_pools[each.key].autoscaling]
+    content {
+      min_nodes    = autoscaling.value.min_nodes
+      max_nodes    = autoscaling.value.max_nodes
+      idle_timeout = autoscaling.value.idle_timeout
+    }
+  }
 
   timeouts {
     create = var.create_timeout

@@ -83,7 +83,8 @@ variable "head" {
     - create_timeout: how long the head may take to start (default: var.create_timeout);
     - name_suffix: suffix of the head pool's YellowDog name (default: a hash of the inputs
       that replace the head, so a new head is created before the old one is removed; "" for
-      none, as for a head adopted with `raydog import-state`).
+      none, as for a head adopted with `raydog import-state`);
+    - readiness: "executing" (default) or "ray": create also waits until the head's Ray GCS answers.
   EOT
   type = object({
     compute_requirement_template_id = string
@@ -96,6 +97,7 @@ variable "head" {
     environment                     = optional(map(string))
     create_timeout                  = optional(string)
     name_suffix                     = optional(string)
+    readiness                       = optional(string)
   })
 
   validation {
@@ -165,17 +167,39 @@ variable "observability" {
   }
 }
 
+variable "autoscaler_key" {
+  description = <<-EOT
+    Application key of Ray's autoscaler on the head ({ id, secret }), which sizes the pools that
+    have autoscaling; null (the default) runs no autoscaler. See docs/guides/autoscaling.md for the
+    least privileges it needs. api_url: the API URL as the head reaches it (default: the provider's).
+  EOT
+  type = object({
+    id      = string
+    secret  = string
+    api_url = optional(string)
+  })
+  default   = null
+  sensitive = true
+}
+
 variable "worker_pools" {
   description = <<-EOT
     Worker pools by internal name (RayDog's worker_pool_internal_name). Adding a key adds a pool,
     removing one removes it; the others keep running.
     - compute_requirement_template_id: compute requirement template (id or `namespace/name`);
-    - node_count: number of worker nodes (default 1); changed in place;
+    - node_count: number of worker nodes (default 1); changed in place; with autoscaling, the
+      initial size (default min_nodes);
+    - autoscaling: { min_nodes, max_nodes, idle_timeout } to let Ray's autoscaler on the head
+      size the pool by demand (needs autoscaler_key); changing the bounds is in place;
     - images_id, userdata, instance_tags, metrics_enabled: as on `raydog_worker_pool`;
     - script_vars: variables of the built-in `worker` script template;
     - script: your own worker script instead (exclusive with script_vars);
     - environment: extra environment variables of the pool's tasks;
     - wait_for_nodes: whether apply waits until every node's task is executing (default false);
+    - readiness: "executing" (default) or "ray": the waits also wait until the nodes have joined Ray;
+    - drain_timeout: how long Ray may drain the nodes a lower node_count or the pool's removal
+      ends (default "5m"; "0s": no drain, the newest nodes go);
+    - ray_gcs_address: where the provider reaches the head's Ray GCS (default <head private IP>:6379);
     - name: the pool's name in the cluster (default: the key and a hash of the inputs that
       replace the pool; set it to keep the name of a pool adopted with `raydog import-state`).
     A change that replaces a pool (its script, template, image, ...) creates the new pool before
@@ -183,7 +207,7 @@ variable "worker_pools" {
   EOT
   type = map(object({
     compute_requirement_template_id = string
-    node_count                      = optional(number, 1)
+    node_count                      = optional(number)
     images_id                       = optional(string)
     userdata                        = optional(string)
     instance_tags                   = optional(map(string))
@@ -192,7 +216,15 @@ variable "worker_pools" {
     script                          = optional(string)
     environment                     = optional(map(string))
     wait_for_nodes                  = optional(bool, false)
+    readiness                       = optional(string)
+    drain_timeout                   = optional(string)
+    ray_gcs_address                 = optional(string)
     name                            = optional(string)
+    autoscaling = optional(object({
+      min_nodes    = number
+      max_nodes    = number
+      idle_timeout = optional(string)
+    }))
   }))
   default = {}
 
@@ -217,13 +249,26 @@ variable "worker_pools" {
   }
 
   validation {
-    condition     = alltrue([for pool in values(var.worker_pools) : pool.node_count != null && try(pool.node_count >= 1 && floor(pool.node_count) == pool.node_count, false)])
-    error_message = "Every worker pool's node_count must be a whole number, at least 1 (remove the pool to have no nodes)."
+    condition     = alltrue([for pool in values(var.worker_pools) : pool.node_count == null || try(pool.node_count >= (pool.autoscaling == null ? 1 : 0) && floor(pool.node_count) == pool.node_count, false)])
+    error_message = "Every worker pool's node_count must be a whole number, at least 1 (remove the pool to have no nodes; 0 only with autoscaling)."
   }
 
   validation {
-    condition     = sum(concat([1, var.observability == null ? 0 : 1], [for pool in values(var.worker_pools) : coalesce(pool.node_count, 0)])) <= var.max_nodes
-    error_message = "The cluster would have more nodes (head + observability + every pool's node_count) than max_nodes allows; raise max_nodes if you mean it."
+    condition = alltrue([for pool in values(var.worker_pools) : pool.autoscaling == null || try(
+      pool.autoscaling.min_nodes >= 0 && pool.autoscaling.max_nodes >= 1 && pool.autoscaling.min_nodes <= pool.autoscaling.max_nodes
+      && floor(pool.autoscaling.min_nodes) == pool.autoscaling.min_nodes && floor(pool.autoscaling.max_nodes) == pool.autoscaling.max_nodes
+    && (pool.node_count == null || (pool.node_count >= pool.autoscaling.min_nodes && pool.node_count <= pool.autoscaling.max_nodes)), false)])
+    error_message = "A worker pool's autoscaling needs whole numbers 0 <= min_nodes <= max_nodes (max_nodes at least 1), and its node_count, when set, between them."
+  }
+
+  validation {
+    condition     = var.autoscaler_key != null || alltrue([for pool in values(var.worker_pools) : pool.autoscaling == null])
+    error_message = "A worker pool with autoscaling needs autoscaler_key: the head's autoscaler is what sizes the pool."
+  }
+
+  validation {
+    condition     = sum(concat([1, var.observability == null ? 0 : 1], [for pool in values(var.worker_pools) : pool.autoscaling != null ? pool.autoscaling.max_nodes : coalesce(pool.node_count, 1)])) <= var.max_nodes
+    error_message = "The cluster would have more nodes (head + observability + every pool's node_count, or max_nodes when it autoscales) than max_nodes allows; raise max_nodes if you mean it."
   }
 
   validation {

@@ -272,3 +272,62 @@ run "pool_environment_cannot_set_provider_variables" {
   }
   expect_failures = [var.worker_pools]
 }
+
+run "autoscaling_needs_the_autoscaler_key" {
+  command = plan
+  variables {
+    worker_pools = {
+      alpha = {
+        compute_requirement_template_id = "sandbox/ray-worker"
+        autoscaling                     = { min_nodes = 0, max_nodes = 3 }
+      }
+    }
+  }
+  expect_failures = [var.worker_pools]
+}
+
+run "autoscaling_bounds_in_order" {
+  command = plan
+  variables {
+    autoscaler_key = { id = "autoscaler", secret = "autoscaler-secret" }
+    worker_pools = {
+      alpha = {
+        compute_requirement_template_id = "sandbox/ray-worker"
+        autoscaling                     = { min_nodes = 3, max_nodes = 2 }
+      }
+    }
+  }
+  expect_failures = [var.worker_pools]
+}
+
+run "autoscaling_initial_size_inside_bounds" {
+  command = plan
+  variables {
+    autoscaler_key = { id = "autoscaler", secret = "autoscaler-secret" }
+    worker_pools = {
+      alpha = {
+        compute_requirement_template_id = "sandbox/ray-worker"
+        node_count                      = 5
+        autoscaling                     = { min_nodes = 1, max_nodes = 3 }
+      }
+    }
+  }
+  expect_failures = [var.worker_pools]
+}
+
+run "autoscaling_pool_plans_with_the_key" {
+  command = plan
+  variables {
+    autoscaler_key = { id = "autoscaler", secret = "autoscaler-secret" }
+    worker_pools = {
+      alpha = {
+        compute_requirement_template_id = "sandbox/ray-worker"
+        autoscaling                     = { min_nodes = 0, max_nodes = 3, idle_timeout = "2m" }
+      }
+    }
+  }
+  assert {
+    condition     = raydog_worker_pool.this["alpha"].autoscaling.max_nodes == 3 && raydog_head.this.autoscaler_application_key_id == "autoscaler"
+    error_message = "the pool gets its autoscaling block and the head the autoscaler's key"
+  }
+}

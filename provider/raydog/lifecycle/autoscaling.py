@@ -1,0 +1,58 @@
+"""What an autoscaled worker pool does besides a fixed one: its bounds on the platform, its size
+kept inside them, and the check that the cluster's head runs an autoscaler at all.
+
+Ray's autoscaler on the head (raydog.autoscaler.raydog_node_provider) reads a pool's bounds
+from the tag of the pool's compute requirement, which ``publish_bounds`` writes, so new bounds
+reach it without replacing the head.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Optional
+
+from tf.utils import Diagnostics
+
+from raydog import names
+from raydog.autoscaler.shipping import API_URL_VARIABLE, bounds_tag
+from raydog.config.models import Autoscaling
+
+if TYPE_CHECKING:
+    from raydog.yellowdog import YellowDogClient
+
+_HEAD_GROUP = re.compile(rf"{re.escape(names.HEAD_GROUP_ROLE)}-[0-9a-f]{{8}}")
+
+
+def pool_tag(autoscaling: Optional[Autoscaling]) -> Optional[str]:
+    """The compute requirement tag carrying the bounds, or None for a fixed-size pool."""
+    if autoscaling is None:
+        return None
+    return bounds_tag(autoscaling.min_nodes, autoscaling.max_nodes, autoscaling.idle_timeout)
+
+
+def head_runs_autoscaler(client: "YellowDogClient", cluster_id: str) -> Optional[bool]:
+    """Whether the cluster's live head was given an autoscaler key; None when it has no live head yet."""
+    wr = client.get_work_requirement(cluster_id)
+    if wr is None:
+        return None
+    heads = [g for g in wr.task_groups if _HEAD_GROUP.fullmatch(g.name or "") and not g.finished]
+    tasks = [t for g in heads for t in client.list_tasks(g.id)]
+    if not tasks:
+        return None
+    return any(t.environment.get(API_URL_VARIABLE) for t in tasks)
+
+
+def require_autoscaler(diags: Diagnostics, client: "YellowDogClient", cluster_id: str, strict: bool) -> bool:
+    """Error (False) when the pool's cluster has a head without an autoscaler key; with ``strict``
+    (an apply) also when there is no live head to run one."""
+    runs = head_runs_autoscaler(client, cluster_id)
+    if runs or (runs is None and not strict):
+        return True
+    why = "has no live head" if runs is None else "has a head without an autoscaler key"
+    diags.add_error(
+        "The cluster runs no autoscaler",
+        f"Work requirement {cluster_id} {why}, so nothing would scale this pool. Give the raydog_head "
+        "autoscaler_application_key_id and autoscaler_application_key_secret (the module's autoscaler_key), or "
+        "remove the autoscaling block and set node_count.",
+        path=["autoscaling"])
+    return False
