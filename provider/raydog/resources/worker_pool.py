@@ -37,7 +37,7 @@ from raydog.config.node_fields import (
     TIMEOUTS,
     observability_name_suffix_field,
 )
-from raydog.lifecycle.autoscaling import pool_tag, require_autoscaler
+from raydog.lifecycle.autoscaling import HEAD_WAIT_SECONDS, pool_tag, require_autoscaler
 from raydog.lifecycle.diagnostics import report
 from raydog.lifecycle.importing import read_imported_pool
 from raydog.lifecycle.node_pool import NodePlan, live_pool
@@ -245,7 +245,10 @@ class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
         config, started = WorkerPoolConfig.parse(planned), time.monotonic()
         if config.autoscaling is not None:
             try:
-                if not require_autoscaler(ctx.diagnostics, self.client, config.cluster_id, strict=True):
+                head_wait = 0.0 if config.head_private_ip else min(HEAD_WAIT_SECONDS,
+                                                                   config.timeouts.create.total_seconds())
+                if not require_autoscaler(ctx.diagnostics, self.client, config.cluster_id, strict=True,
+                                          head_wait=head_wait, stopping=self.provider.stopping):
                     return None
             except PlatformError as exc:
                 report(ctx.diagnostics, "Cannot check that the cluster's head runs an autoscaler", exc, ["autoscaling"])
