@@ -108,6 +108,13 @@ def autoscaler_monitors(cluster_id: str) -> list[psutil.Process]:
     return found
 
 
+def assert_no_diff(tf, sandbox, pool: dict, what: str) -> None:
+    """plan -detailed-exitcode is 0; otherwise say what the plan would change and what is live."""
+    result = tf.plan_exitcode()
+    assert result.returncode == 0, (f"{what}; live tasks {len(live_tasks(sandbox, pool['task_group_id']))}:\n"
+                                    f"{result.stdout[-4000:]}")
+
+
 def test_pool_grows_to_max_under_demand_and_returns_to_min_when_idle(autoscaling_sandbox, terraform_factory,
                                                                     tmp_path):
     sandbox = autoscaling_sandbox
@@ -135,7 +142,7 @@ def test_pool_grows_to_max_under_demand_and_returns_to_min_when_idle(autoscaling
     assert set(job["ips"]) <= nodes, (job, nodes)
     assert len(live_tasks(sandbox, pool["task_group_id"])) == 3
     print(f"scale-up: 1 -> 3 nodes, placement group ready after {job['ready_seconds']:.1f} s, job {grown:.1f} s")
-    assert tf.plan_exitcode().returncode == 0, "no diff while the autoscaled size is inside the bounds"
+    assert_no_diff(tf, sandbox, pool, "no diff while the autoscaled size is inside the bounds")
 
     idle_from = time.monotonic()
     wait_until(lambda: len(live_tasks(sandbox, pool["task_group_id"])), "the pool back at min_nodes",
@@ -146,7 +153,7 @@ def test_pool_grows_to_max_under_demand_and_returns_to_min_when_idle(autoscaling
           f"{IDLE_TIMEOUT})")
     wait_until(lambda: view(sandbox).pool(pool["id"]).get("targetNodeCount"), "the pool resized down",
                timeout=60, interval=1, until=lambda target: target == 1)
-    assert tf.plan_exitcode().returncode == 0
+    assert_no_diff(tf, sandbox, pool, "no diff once the pool is back inside its bounds")
 
     # New bounds are an in-place update of the pool alone; a size below the new minimum is raised.
     tf.write(cluster(sandbox, 2, 2))
@@ -161,7 +168,7 @@ def test_pool_grows_to_max_under_demand_and_returns_to_min_when_idle(autoscaling
     wait_until(lambda: json.loads(config_file.read_text())["available_node_types"]["elastic"],
                "the running autoscaler has the new bounds", timeout=60, interval=1,
                until=lambda node_type: (node_type["min_workers"], node_type["max_workers"]) == (2, 2))
-    assert tf.plan_exitcode().returncode == 0
+    assert_no_diff(tf, sandbox, pool, "no diff after the bounds changed in place")
 
     tf.destroy()
     assert view(sandbox).nothing_live(), view(sandbox).live
