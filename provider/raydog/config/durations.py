@@ -32,6 +32,13 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def parse_duration_or_zero(text: str) -> timedelta:
+    """A duration where zero ("0s", "0m", ...) is allowed and means "none" (drain_timeout)."""
+    if re.fullmatch(r"0+(ms|s|m|h)?", text):
+        return timedelta(0)
+    return parse_duration(text)
+
+
 def format_duration(value: timedelta) -> str:
     """The shortest Terraform-style spelling of a timedelta ("2h", "1h30m", "90s")."""
     total = int(value.total_seconds())

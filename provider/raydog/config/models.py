@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any, Mapping, Optional
 
 from raydog import settings
-from raydog.config.durations import parse_duration
+from raydog.config.durations import parse_duration, parse_duration_or_zero
 from raydog.config.node_fields import DEFAULT_TIMEOUTS
 
 
@@ -174,4 +174,4 @@ class RayAccess:
         address = state.get("ray_gcs_address") or (settings.gcs_address(head_ip) if isinstance(head_ip, str) else None)
         drain = state.get("drain_timeout") or settings.DEFAULT_DRAIN_TIMEOUT
         return cls(readiness=state.get("readiness") or settings.READINESS_EXECUTING, gcs_address=address,
-                   drain_timeout=timedelta(0) if drain.strip("0") in ("", "ms", "s", "m", "h") else parse_duration(drain))
+                   drain_timeout=parse_duration_or_zero(drain))

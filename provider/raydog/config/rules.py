@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 
 from raydog import names, settings
 from raydog.autoscaler.shipping import HEAD_VARIABLES
-from raydog.config.durations import parse_duration
+from raydog.config.durations import parse_duration, parse_duration_or_zero
 
 # Task environment variables the provider sets itself from resource attributes (and the head's
 # autoscaler variables). RAYDOG_SECRET_NAMES lists the names (never the values) of the
@@ -311,8 +311,7 @@ def readiness_needs_wait(wait_for_nodes, value) -> None:
 
 def drain_timeout(value: str) -> None:
     """A duration, or zero ("0s") for no drain."""
-    if not re.fullmatch(r"0+(ms|s|m|h)?", value):
-        parse_duration(value)
+    parse_duration_or_zero(value)
 
 
 def gcs_address(value: str) -> None:
