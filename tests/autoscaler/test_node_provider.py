@@ -17,7 +17,7 @@ import pytest
 from harness.platform_view import view
 from harness.waits import wait_until
 from raydog.autoscaler import raydog_node_provider as np
-from raydog.autoscaler.shipping import bounds_tag
+from raydog.autoscaler.shipping import HELD_TAG, bounds_tag
 from raydog.yellowdog import PoolSpec, TaskGroupSpec, TaskSpec, YellowDogClient
 
 KEY = ("autoscaler", "autoscaler-secret-42")
@@ -121,6 +121,50 @@ def test_new_bounds_on_the_compute_requirement_reach_the_config(node_provider, c
     client.set_compute_requirement_tag(pool.compute_requirement_id, None)
     node_provider.refresh()
     assert "elastic" not in json.loads((tmp_path / "autoscaling.yaml").read_text())["available_node_types"]
+
+
+def test_a_held_pool_is_out_of_the_autoscalers_hands(node_provider, sandbox, cluster, tmp_path):
+    """While an update holds the pool, the autoscaler neither sees its nodes nor launches into it."""
+    client, _, pool, group = cluster
+    wait_until(lambda: executing_workers(node_provider), "the first worker executing", timeout=30, interval=0.2,
+               until=lambda found: len(found) == 1)
+    client.set_compute_requirement_tag(pool.compute_requirement_id, HELD_TAG)
+    assert np.parse_bounds(HELD_TAG) is None
+    assert node_provider.non_terminated_nodes({np.TAG_KIND: "worker"}) == []
+    assert "elastic" not in json.loads((tmp_path / "autoscaling.yaml").read_text())["available_node_types"]
+    assert [t["name"] for t in view(sandbox).live_tasks(group.id)] == ["node-1"], "its node runs on untouched"
+
+
+def test_a_launch_decided_before_a_hold_launches_nothing(node_provider, sandbox, cluster):
+    """Ray decides a launch on the last refresh; the bounds are read again just before it."""
+    client, _, pool, group = cluster
+    node_provider.refresh()
+    for tag in (HELD_TAG, bounds_tag(1, 2, timedelta(seconds=20))):
+        client.set_compute_requirement_tag(pool.compute_requirement_id, tag)
+        assert node_provider.create_node({}, {np.TAG_TYPE: "elastic", np.TAG_KIND: "worker"}, 1) is None, tag
+    assert [t["name"] for t in view(sandbox).live_tasks(group.id)] == ["node-1"]
+    assert view(sandbox).pool(pool.id)["targetNodeCount"] == 1
+    node_provider.refresh()
+    assert len(node_provider.create_node({}, {np.TAG_TYPE: "elastic", np.TAG_KIND: "worker"}, 1)) == 1, \
+        "launches again once it has refreshed the new bounds"
+
+
+def test_a_shrink_begun_before_a_hold_is_finished_and_the_provider_sees_it_settle(node_provider, sandbox, cluster):
+    """The update that holds the pool waits until its target is its live tasks: the autoscaler
+    finishes the shrink it had begun (resizing the held pool) once the node is gone."""
+    client, _, pool, group = cluster
+    node_provider.refresh()
+    node_provider.create_node({}, {np.TAG_TYPE: "elastic", np.TAG_KIND: "worker"}, 1)
+    workers = wait_until(lambda: executing_workers(node_provider), "two workers executing", timeout=30,
+                         interval=0.2, until=lambda found: len(found) == 2)
+    node_provider.terminate_nodes([workers[-1]])
+    client.set_compute_requirement_tag(pool.compute_requirement_id, HELD_TAG)
+    finishing = wait_until(lambda: (node_provider.refresh(), view(sandbox).pool(pool.id)["targetNodeCount"])[1],
+                           "the held pool resized to its live tasks", timeout=60, interval=0.5,
+                           until=lambda target: target == 1)
+    assert finishing == 1
+    client.wait_until_pool_matches_tasks(pool.id, group.id, timeout_seconds=5)
+    assert [t["name"] for t in view(sandbox).live_tasks(group.id)] == ["node-1"]
 
 
 def test_bounds_tag_round_trips_through_the_node_providers_reading():

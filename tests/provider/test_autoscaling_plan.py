@@ -98,3 +98,30 @@ def test_an_autoscaled_pool_and_its_head_import_with_their_bounds_and_key(terraf
     assert imported.plan_exitcode().returncode == 0
     imported.destroy()
     assert view(sandbox).nothing_live(), view(sandbox).live
+
+
+def test_bounds_left_held_or_changed_outside_terraform_are_written_again(terraform, sandbox):
+    """An update holds the pool (tag ``raydog-autoscaling-held``) while it sizes it; killed in
+    between, the pool would stay out of the autoscaler's hands. A refresh compares the tag with
+    the state's bounds, so the next plan shows the difference and the apply writes them again;
+    so does a tag changed outside Terraform."""
+    from raydog.autoscaler.shipping import HELD_TAG
+    from raydog.yellowdog import YellowDogClient
+
+    terraform.write(config(head_key=True, bounds=(1, 3)))
+    terraform.init()
+    terraform.apply()
+    pool = terraform.resources()["raydog_worker_pool.elastic"]
+    client = YellowDogClient.connect(sandbox.url, "sandbox", "sandbox-secret")
+    for outside in (HELD_TAG, "raydog-autoscaling-0-9-30"):
+        client.set_compute_requirement_tag(pool["compute_requirement_id"], outside)
+        plan = terraform.plan_json()
+        change = next(c for c in plan["resource_changes"] if c["address"] == "raydog_worker_pool.elastic")
+        assert change["change"]["actions"] == ["update"], outside
+        assert change["change"]["after"]["autoscaling"] == {"min_nodes": 1, "max_nodes": 3, "idle_timeout": "30s"}
+        terraform.apply()
+        assert compute_requirement_tag(sandbox, pool["compute_requirement_id"]) == "raydog-autoscaling-1-3-30"
+        assert len(view(sandbox).live_tasks(pool["task_group_id"])) == 1
+        assert terraform.plan_exitcode().returncode == 0, outside
+    terraform.destroy()
+    assert view(sandbox).nothing_live(), view(sandbox).live

@@ -53,6 +53,7 @@ log = logging.getLogger("raydog.autoscaler")
 HEAD_NODE_TYPE = "ray.head.default"
 HEAD_NODE_ID = "raydog-head"
 AUTOSCALING_TAG = re.compile(r"raydog-autoscaling-(\d+)-(\d+)-(\d+)")
+HELD_TAG = "raydog-autoscaling-held"
 UNFINISHED = ("PENDING", "READY", "ALLOCATED", "DOWNLOADING", "EXECUTING", "UPLOADING")
 GONE_NODE_STATUSES = ("LOST", "DEREGISTERED", "TERMINATED")
 LIVE_POOL_STATUSES = ("PENDING", "CONFIGURING", "EMPTY", "IDLE", "RUNNING")
@@ -150,6 +151,15 @@ class PoolType:
         self.tasks: list[dict] = []
 
 
+class Shrink:
+    """Nodes shut down in one pool, whose size is set to its live tasks once they are gone."""
+
+    def __init__(self, type_name: str, group_id: str) -> None:
+        self.type_name = type_name
+        self.group_id = group_id
+        self.node_ids: set[str] = set()
+
+
 def node_type_name(group: dict) -> str:
     """The Ray node type of a pool: its name in the cluster, the group's name without its suffix."""
     return re.sub(r"-[0-9a-f]{8}$", "", group.get("name") or "") or group["id"]
@@ -170,7 +180,7 @@ class YellowDogNodeProvider(NodeProvider):
         self.tasks: dict[str, dict] = {}  # task id -> task, with "_type" and "_ip"
         self.ips: dict[str, str] = {}  # YellowDog node id -> private IP
         self.extra_tags: dict[str, dict] = {}
-        self.shutting_down: dict[str, set[str]] = {}  # pool type -> node ids asked to shut down
+        self.shutting_down: dict[str, Shrink] = {}  # pool id -> the shrink waiting for its nodes to go
         self.pool_ids: dict[str, dict] = {}
 
     # -- the platform's view ---------------------------------------------------------------
@@ -208,24 +218,43 @@ class YellowDogNodeProvider(NodeProvider):
         return self.ips.get(node_id)
 
     def _finish_shrinks(self) -> None:
-        """Once the nodes shut down for a pool are gone, set the pool's size to its live tasks:
-        a resize before then could make the platform take a node that is kept."""
-        for type_name, node_ids in list(self.shutting_down.items()):
-            pool_type = self.types.get(type_name)
-            if pool_type is None:
-                del self.shutting_down[type_name]
-                continue
-            for node_id in list(node_ids):
+        """Once the nodes shut down in a pool are gone, set the pool's size to its live tasks: a
+        resize before then could make the platform take a node that is kept. A held pool's
+        shrink is finished too (the provider waits for it); a pool gone or going drops it."""
+        for pool_id, shrink in list(self.shutting_down.items()):
+            for node_id in list(shrink.node_ids):
                 node = self.api.get(f"workerPools/nodes/{node_id}")
                 if node is None or node.get("status") in GONE_NODE_STATUSES:
-                    node_ids.discard(node_id)
-            if not node_ids:
-                del self.shutting_down[type_name]
-                self._resize(pool_type, len(pool_type.tasks))
+                    shrink.node_ids.discard(node_id)
+            if shrink.node_ids:
+                continue
+            del self.shutting_down[pool_id]
+            visible = self.types.get(shrink.type_name)
+            if visible is not None and visible.pool["id"] == pool_id:
+                live = len(visible.tasks)
+            else:
+                live = len(self.api.pages("work/tasks", {"taskGroupId": shrink.group_id,
+                                                         "statuses": list(UNFINISHED)}))
+            try:
+                self._resize(pool_id, live)
+            except YellowDogApiError as error:
+                if error.status is None or error.status >= 500:
+                    raise
+                log.info("not resizing worker pool %s after its shrink: %s", pool_id, error)
 
-    def _resize(self, pool_type: PoolType, size: int) -> None:
-        log.info("resizing worker pool %s to %d node(s)", pool_type.pool["id"], size)
-        self.api.call("PUT", f"workerPools/provisioned/{pool_type.pool['id']}", {"size": size})
+    def _resize(self, pool_id: str, size: int) -> None:
+        log.info("resizing worker pool %s to %d node(s)", pool_id, size)
+        self.api.call("PUT", f"workerPools/provisioned/{pool_id}", {"size": size})
+
+    def _bounds_unchanged(self, pool_type: PoolType) -> bool:
+        """Whether the pool still has the bounds of the last refresh (read now, just before a
+        launch): a held pool, or one with new bounds, gets nothing until the next refresh."""
+        requirement = self.api.get(f"compute/requirements/{pool_type.pool['computeRequirementId']}") or {}
+        if parse_bounds(requirement.get("tag")) == (pool_type.min_nodes, pool_type.max_nodes, pool_type.idle_seconds):
+            return True
+        log.info("pool %s: bounds now %r; launching nothing until the next refresh", pool_type.name,
+                 requirement.get("tag"))
+        return False
 
     # -- Ray's NodeProvider interface ------------------------------------------------------
 
@@ -270,12 +299,12 @@ class YellowDogNodeProvider(NodeProvider):
             if pool_type is None:
                 raise RuntimeError(f"no autoscaled worker pool for node type {tags.get(TAG_TYPE)!r}")
             count = min(count, pool_type.max_nodes - len(pool_type.tasks))
-            if count <= 0:
+            if count <= 0 or not self._bounds_unchanged(pool_type):
                 return None
             template = task_template(self.api, pool_type.group)
             every = self.api.pages("work/tasks", {"taskGroupId": pool_type.group["id"]})
             highest = max((int(m[1]) for t in every if (m := TASK_NAME.fullmatch(t.get("name") or ""))), default=0)
-            self._resize(pool_type, len(pool_type.tasks) + count)
+            self._resize(pool_type.pool["id"], len(pool_type.tasks) + count)
             body = [{**template, "name": f"node-{highest + i}"} for i in range(1, count + 1)]
             added = self.api.call("POST", f"work/taskGroups/{pool_type.group['id']}/tasks", body=body) or []
             for task in added:
@@ -301,14 +330,18 @@ class YellowDogNodeProvider(NodeProvider):
             pool_type = self.types.get(task["_type"])
             if pool_type is not None:
                 pool_type.tasks = [t for t in pool_type.tasks if t["id"] != node_id]
-            waiting = self.shutting_down.setdefault(task["_type"], set())
             if task.get("nodeId"):
                 try:
                     self.api.call("DELETE", f"workerPools/nodes/{task['nodeId']}")
-                    waiting.add(task["nodeId"])
                 except YellowDogApiError as error:
                     if error.status != 404:
                         raise
+                else:
+                    if pool_type is None:
+                        return None
+                    shrink = self.shutting_down.setdefault(
+                        pool_type.pool["id"], Shrink(pool_type.name, pool_type.group["id"]))
+                    shrink.node_ids.add(task["nodeId"])
             return None
 
     def terminate_nodes(self, node_ids: list[str]) -> Optional[dict]:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 # The tag's shape; raydog_node_provider.parse_bounds reads it back (a test checks both agree).
 TAG_PREFIX = "raydog-autoscaling"
+# A pool an update is sizing: out of the autoscaler's hands until the new bounds are written.
+HELD_TAG = f"{TAG_PREFIX}-held"
 MODULE_FILE = "raydog_node_provider.py"
 MODULE_VARIABLE = "RAYDOG_AUTOSCALER_MODULE"
 API_URL_VARIABLE = "RAYDOG_AUTOSCALER_API_URL"

@@ -2,23 +2,36 @@
 kept inside them, and the check that the cluster's head runs an autoscaler at all.
 
 Ray's autoscaler on the head (raydog.autoscaler.raydog_node_provider) reads a pool's bounds
-from the tag of the pool's compute requirement, which ``publish_bounds`` writes, so new bounds
-reach it without replacing the head.
+from the tag of the pool's compute requirement, which the pool's create and update write, so
+new bounds reach it without replacing the head.
+
+One actor moves a pool's size at a time. An update of an autoscaled pool first takes the pool
+out of the autoscaler's hands (``hold``: the tag says held; the autoscaler launches nothing
+into it and only finishes a shrink it had begun, which the update waits for), then sizes the
+pool, then writes the new bounds (or none), which hands it back.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from typing import TYPE_CHECKING, Optional
 
 from tf.utils import Diagnostics
 
 from raydog import names
-from raydog.autoscaler.shipping import API_URL_VARIABLE, bounds_tag
+from raydog.autoscaler.shipping import API_URL_VARIABLE, HELD_TAG, bounds_tag
 from raydog.config.models import Autoscaling
+from raydog.yellowdog import WaitTimeoutError
 
 if TYPE_CHECKING:
     from raydog.yellowdog import YellowDogClient
+
+log = logging.getLogger(__name__)
+
+# How long an update waits for the autoscaler to finish a shrink it had begun (a node shutdown).
+SETTLE_SECONDS = 120.0
 
 _HEAD_GROUP = re.compile(rf"{re.escape(names.HEAD_GROUP_ROLE)}-[0-9a-f]{{8}}")
 
@@ -56,3 +69,16 @@ def require_autoscaler(diags: Diagnostics, client: "YellowDogClient", cluster_id
         "remove the autoscaling block and set node_count.",
         path=["autoscaling"])
     return False
+
+
+def hold(client: "YellowDogClient", pool: dict, timeout_seconds: float,
+         stopping: Optional[threading.Event] = None) -> None:
+    """Take an autoscaled pool (its state: id, compute_requirement_id, task_group_id) out of the
+    autoscaler's hands, and wait until a shrink the autoscaler had begun is finished (the pool's
+    target is its live tasks). The caller hands it back by writing the bounds (``pool_tag``)."""
+    client.set_compute_requirement_tag(pool["compute_requirement_id"], HELD_TAG)
+    try:
+        client.wait_until_pool_matches_tasks(pool["id"], pool["task_group_id"],
+                                             min(timeout_seconds, SETTLE_SECONDS), stopping)
+    except WaitTimeoutError as exc:  # e.g. a node lost with its task: the update sizes the pool anyway
+        log.warning("worker pool %s: its size and its tasks still differ (%s); sizing it now", pool["id"], exc)

@@ -117,9 +117,10 @@ def check_task_group_budget(diags: Diagnostics, wr: WorkRequirementInfo, path: l
     return True
 
 
-def live_pool(client: "YellowDogClient", pool_id: str) -> Optional[PoolInfo]:
-    """The pool while it is live, None once it is gone; PlatformError when we cannot tell."""
-    pool = client.get_pool(pool_id, details=False)  # the pool alone answers `live`
+def live_pool(client: "YellowDogClient", pool_id: str, details: bool = False) -> Optional[PoolInfo]:
+    """The pool while it is live, None once it is gone; PlatformError when we cannot tell.
+    ``details`` reads its compute requirement too (its tag, for an autoscaled pool)."""
+    pool = client.get_pool(pool_id, details=details)  # the pool alone answers `live`
     if pool is None or not pool.live:
         log.info("worker pool %s is gone (%s)", pool_id, None if pool is None else pool.status)
         return None

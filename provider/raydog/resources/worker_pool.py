@@ -31,7 +31,7 @@ from raydog.config.fields import BOOL, NUMBER, STRING, STRING_LIST, Field, Rule,
 from raydog.config.autoscaling import AUTOSCALING, POOL_RULES, initial_size_in_bounds, node_count_or_zero
 from raydog.config.models import Autoscaling, Timeouts, WorkerPoolConfig
 from raydog.config.node_fields import NODE_FIELDS, NODE_RULES, TIMEOUTS
-from raydog.lifecycle.autoscaling import pool_tag, require_autoscaler
+from raydog.lifecycle.autoscaling import hold, pool_tag, require_autoscaler
 from raydog.lifecycle.diagnostics import report
 from raydog.lifecycle.importing import read_imported_pool
 from raydog.lifecycle.node_pool import NodePlan, live_pool
@@ -250,16 +250,22 @@ class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
         return self.full(state)
 
     def read(self, ctx: ReadContext, current: State) -> Optional[State]:
+        autoscaling = Autoscaling.parse(current.get("autoscaling"))
         try:
-            if live_pool(self.client, current["id"]) is None:
+            pool = live_pool(self.client, current["id"], details=autoscaling is not None)
+            if pool is None:
                 return None
             tasks = self.client.list_tasks(current["task_group_id"]) if current.get("task_group_id") else []
         except PlatformError as exc:
             report(ctx.diagnostics, "Cannot read the worker pool; keeping it in state", exc)
             return current
+        if autoscaling is not None and pool.tag != pool_tag(autoscaling):
+            # Bounds changed outside Terraform, or an update killed while it held the pool: the plan
+            # writes the configured bounds again.
+            current = {**current, "autoscaling": bounds_block(pool.tag)}
+            autoscaling = Autoscaling.parse(current["autoscaling"])
         # Nodes lost outside Terraform show as a smaller node_count, so the plan restores them. An
         # autoscaled pool's size is the autoscaler's while it stays inside the bounds.
-        autoscaling = Autoscaling.parse(current.get("autoscaling"))
         count = len(tasks)
         if autoscaling is not None and autoscaling.clamp(count) == count and current.get("node_count") is not None:
             count = current["node_count"]
@@ -268,10 +274,11 @@ class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
     def update(self, ctx: UpdateContext, current: State, planned: State) -> Optional[State]:
         config, started = WorkerPoolConfig.parse(planned), time.monotonic()
         state = self.applied(current, planned)
+        autoscaled_before = bool(current.get("autoscaling"))
         try:
-            if config.autoscaling is None and current.get("autoscaling"):
-                # Out of the autoscaler's hands before node_count sizes the pool again.
-                self.client.set_compute_requirement_tag(current["compute_requirement_id"], None)
+            if autoscaled_before:
+                # Out of the autoscaler's hands while this update sizes the pool: one actor at a time.
+                hold(self.client, current, config.timeouts.update.total_seconds(), self.provider.stopping)
             live = self.client.list_tasks(current["task_group_id"])
             if config.autoscaling is not None:
                 # The autoscaler owns the size inside the bounds; only a size outside them moves.
@@ -286,16 +293,27 @@ class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
                                       started, config.timeouts.update.total_seconds())
             elif config.node_count < len(live):
                 live = self.shrink(current, live, config, planned.get("task_ids"), ctx.diagnostics)
-            if config.autoscaling is not None:
-                # The new bounds go on once the size is inside them: were they written first, the running
-                # autoscaler would move the pool into them too, racing this update's own resize.
+            if autoscaled_before or config.autoscaling is not None:
+                # The new bounds (none: a fixed size from now on) hand the pool back to the autoscaler.
                 self.client.set_compute_requirement_tag(current["compute_requirement_id"], pool_tag(config.autoscaling))
         except (PlatformError, StoppedError, TaskFailedError, WaitTimeoutError) as exc:
             report(ctx.diagnostics, f"Cannot change worker pool {current['id']} to {config.node_count} nodes", exc,
                    ["node_count"])
+            if autoscaled_before:
+                self.hand_back(current)
             return self.read(ReadContext(ctx.diagnostics, ctx.type_name), current) or current
         state["task_ids"] = task_ids(current.get("task_ids"), live)
         return self.full(state)
+
+    def hand_back(self, current: State) -> None:
+        """After a failed update, the pool goes back to the autoscaler with its old bounds (a refresh
+        shows bounds that differ from the state's, so the next plan writes them, if this fails too)."""
+        try:
+            self.client.set_compute_requirement_tag(current["compute_requirement_id"],
+                                                    pool_tag(Autoscaling.parse(current.get("autoscaling"))))
+        except PlatformError as exc:
+            log.warning("worker pool %s stays out of the autoscaler's hands until the next apply: %s",
+                        current["id"], exc)
 
     def grow(self, current: State, config: WorkerPoolConfig, live: list[TaskInfo]) -> list[TaskInfo]:
         """Resize the pool up and add one task per new node, named after the highest index so far.

@@ -194,6 +194,21 @@ class PoolOps(ClientCore):
             poll_until(f"waiting for {len(ids)} node(s) to go", ids[0], check, timeout_seconds, stop_event,
                        operation="wait for node shutdown")
 
+    def wait_until_pool_matches_tasks(self, pool_id: str, task_group_id: str, timeout_seconds: float,
+                                      stop_event: threading.Event | None = None) -> None:
+        """Wait until the pool's target node count equals its task group's unfinished tasks: an
+        autoscaler that shut nodes down resizes the pool only once they are gone."""
+
+        def check() -> tuple[bool, str | None]:
+            pool = self.get_pool(pool_id, details=False)
+            if pool is None or not pool.live:
+                return True, "gone"
+            live = len(self.list_tasks(task_group_id))  # type: ignore[attr-defined]  # WorkOps, in the client
+            return pool.target_node_count == live, f"target {pool.target_node_count}, {live} task(s)"
+
+        poll_until(f"waiting for worker pool {pool_id} to settle", pool_id, check, timeout_seconds, stop_event,
+                   operation="wait for the pool's size to settle")
+
     def remove_pool(self, pool_id: str, compute_requirement_id: str | None = None,
                     timeout_seconds: float = 300.0, stop_event: threading.Event | None = None) -> None:
         """Terminate the pool's compute requirement, shut the pool down, and wait until both are done.
