@@ -56,6 +56,19 @@ def node_provider(sandbox, cluster, tmp_path):
     return np.YellowDogNodeProvider(config, "npc")
 
 
+def ray_update(node_provider) -> None:
+    """What one update of Ray's autoscaler does first: read the config file (here: nothing to
+    read), then ask for the nodes, which refreshes the node provider's view and rewrites the file."""
+    node_provider.non_terminated_nodes({})
+
+
+def ray_holds_the_pools(node_provider) -> None:
+    """Two updates: the first writes a new pool's bounds into the config, which Ray reads at the
+    start of the second; from then on the pool's nodes are shown to Ray."""
+    ray_update(node_provider)
+    ray_update(node_provider)
+
+
 def executing_workers(node_provider) -> list[str]:
     node_provider.refresh()
     return [n for n in node_provider.non_terminated_nodes({np.TAG_KIND: "worker"}) if node_provider.is_running(n)]
@@ -80,7 +93,7 @@ def test_lists_the_head_and_the_pools_tasks_with_their_node_ips(node_provider, s
 
 def test_create_node_resizes_the_pool_and_adds_worker_tasks_up_to_max_nodes(node_provider, sandbox, cluster):
     _, _, pool, group = cluster
-    node_provider.refresh()
+    ray_holds_the_pools(node_provider)
     created = node_provider.create_node({"pool": "elastic"}, {np.TAG_TYPE: "elastic", np.TAG_KIND: "worker"}, 5)
     assert len(created) == 2, "capped at max_nodes (3) with one node live"
     tasks = view(sandbox).live_tasks(group.id)
@@ -95,7 +108,7 @@ def test_create_node_resizes_the_pool_and_adds_worker_tasks_up_to_max_nodes(node
 
 def test_terminate_node_ends_the_task_shuts_the_node_down_then_shrinks_the_pool(node_provider, sandbox, cluster):
     _, _, pool, group = cluster
-    node_provider.refresh()
+    ray_holds_the_pools(node_provider)
     node_provider.create_node({}, {np.TAG_TYPE: "elastic", np.TAG_KIND: "worker"}, 1)
     workers = wait_until(lambda: executing_workers(node_provider), "two workers executing", timeout=30,
                          interval=0.2, until=lambda found: len(found) == 2)
@@ -135,25 +148,45 @@ def test_a_held_pool_is_out_of_the_autoscalers_hands(node_provider, sandbox, clu
     assert [t["name"] for t in view(sandbox).live_tasks(group.id)] == ["node-1"], "its node runs on untouched"
 
 
+def test_a_pool_is_shown_to_ray_only_once_ray_has_read_its_bounds(node_provider, sandbox, cluster, tmp_path):
+    """Ray reads the config at the start of an update, then asks for the nodes: a pool new to
+    the config (or back from a hold, or with new bounds) shown at once would be judged by a
+    config without it (its nodes removed as an unknown type) or by its old bounds."""
+    client, _, pool, _ = cluster
+    wait_until(lambda: view(sandbox).live_tasks(cluster[3].id)[0]["status"], "the first task executing",
+               timeout=30, interval=0.2, until=lambda status: status == "EXECUTING")
+    workers = {np.TAG_KIND: "worker"}
+    assert node_provider.non_terminated_nodes(workers) == [], "new to Ray: not shown on its first update"
+    assert len(node_provider.non_terminated_nodes(workers)) == 1, "shown from the next one"
+    client.set_compute_requirement_tag(pool.compute_requirement_id, bounds_tag(2, 2, timedelta(seconds=20)))
+    assert node_provider.non_terminated_nodes(workers) == [], "new bounds: not shown while Ray holds the old"
+    config = json.loads((tmp_path / "autoscaling.yaml").read_text())["available_node_types"]["elastic"]
+    assert (config["min_workers"], config["max_workers"]) == (2, 2)
+    assert len(node_provider.non_terminated_nodes(workers)) == 1
+
+
 def test_a_launch_decided_before_a_hold_launches_nothing(node_provider, sandbox, cluster):
     """Ray decides a launch on the last refresh; the bounds are read again just before it."""
     client, _, pool, group = cluster
-    node_provider.refresh()
+    ray_holds_the_pools(node_provider)
     for tag in (HELD_TAG, bounds_tag(1, 2, timedelta(seconds=20))):
         client.set_compute_requirement_tag(pool.compute_requirement_id, tag)
         assert node_provider.create_node({}, {np.TAG_TYPE: "elastic", np.TAG_KIND: "worker"}, 1) is None, tag
     assert [t["name"] for t in view(sandbox).live_tasks(group.id)] == ["node-1"]
     assert view(sandbox).pool(pool.id)["targetNodeCount"] == 1
-    node_provider.refresh()
+    ray_update(node_provider)
+    assert node_provider.create_node({}, {np.TAG_TYPE: "elastic", np.TAG_KIND: "worker"}, 1) is None, \
+        "not before Ray holds the new bounds: it read the config of the previous update"
+    assert node_provider.non_terminated_nodes({np.TAG_KIND: "worker"}) != [], "from the next update, it does"
     assert len(node_provider.create_node({}, {np.TAG_TYPE: "elastic", np.TAG_KIND: "worker"}, 1)) == 1, \
-        "launches again once it has refreshed the new bounds"
+        "and launches again"
 
 
 def test_a_shrink_begun_before_a_hold_is_finished_and_the_provider_sees_it_settle(node_provider, sandbox, cluster):
     """The update that holds the pool waits until its target is its live tasks: the autoscaler
     finishes the shrink it had begun (resizing the held pool) once the node is gone."""
     client, _, pool, group = cluster
-    node_provider.refresh()
+    ray_holds_the_pools(node_provider)
     node_provider.create_node({}, {np.TAG_TYPE: "elastic", np.TAG_KIND: "worker"}, 1)
     workers = wait_until(lambda: executing_workers(node_provider), "two workers executing", timeout=30,
                          interval=0.2, until=lambda found: len(found) == 2)

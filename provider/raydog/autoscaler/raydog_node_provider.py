@@ -149,6 +149,7 @@ class PoolType:
         self.pool = pool
         self.min_nodes, self.max_nodes, self.idle_seconds = bounds
         self.tasks: list[dict] = []
+        self.loaded = True  # whether the config Ray holds has these bounds (see refresh)
 
 
 class Shrink:
@@ -186,17 +187,31 @@ class YellowDogNodeProvider(NodeProvider):
     # -- the platform's view ---------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Read the cluster's autoscaled pools and their live tasks; rewrite the config file."""
+        """Read the cluster's autoscaled pools and their live tasks; rewrite the config file.
+
+        Ray reads the config file at the start of each of its updates, before it asks for the
+        nodes (this refresh), so it decides on the config of the previous refresh. A pool's
+        nodes are shown to Ray only once the config Ray holds has the pool with its current
+        bounds: shown earlier, a pool new to Ray (or back from a hold) would be a node type Ray
+        does not know, whose nodes it removes, and a pool with new bounds would be judged by
+        its old ones (an idle node above the old minimum removed)."""
         with self.lock:
+            known = loaded_bounds(self.config_path)
             types = discover(self.api, self.work_requirement_id, self.pool_ids)
             tasks: dict[str, dict] = {}
             for pool_type in types.values():
+                pool_type.loaded = known is None or known.get(pool_type.name) == (pool_type.min_nodes,
+                                                                                  pool_type.max_nodes)
                 for task in self.api.pages("work/tasks", {"taskGroupId": pool_type.group["id"],
                                                           "statuses": list(UNFINISHED)}):
                     task["_type"] = pool_type.name
                     task["_ip"] = self._ip_of(task)
-                    tasks[task["id"]] = task
                     pool_type.tasks.append(task)
+                    if pool_type.loaded:
+                        tasks[task["id"]] = task
+                if not pool_type.loaded:
+                    log.info("pool %s (%d..%d): shown to Ray from its next update, which reads these bounds",
+                             pool_type.name, pool_type.min_nodes, pool_type.max_nodes)
             self.types, self.tasks = types, tasks
             self._finish_shrinks()
             if self.config_path:
@@ -299,7 +314,7 @@ class YellowDogNodeProvider(NodeProvider):
             if pool_type is None:
                 raise RuntimeError(f"no autoscaled worker pool for node type {tags.get(TAG_TYPE)!r}")
             count = min(count, pool_type.max_nodes - len(pool_type.tasks))
-            if count <= 0 or not self._bounds_unchanged(pool_type):
+            if count <= 0 or not pool_type.loaded or not self._bounds_unchanged(pool_type):
                 return None
             template = task_template(self.api, pool_type.group)
             every = self.api.pages("work/tasks", {"taskGroupId": pool_type.group["id"]})
@@ -446,6 +461,20 @@ def autoscaling_config(provider_config: dict, cluster_name: str, types: dict[str
         "head_setup_commands": [], "worker_setup_commands": [], "head_start_ray_commands": [],
         "worker_start_ray_commands": [], "head_node": {}, "worker_nodes": {},
     }
+
+
+def loaded_bounds(path: Optional[str]) -> Optional[dict[str, tuple[int, int]]]:
+    """(min, max) of each pool node type in the config file as Ray last read it; None without a
+    file to compare with (a node provider used without a config path)."""
+    if not path:
+        return None
+    try:
+        with open(path) as config:
+            node_types = json.load(config).get("available_node_types") or {}
+    except (OSError, ValueError):
+        return {}
+    return {name: (node_type.get("min_workers"), node_type.get("max_workers"))
+            for name, node_type in node_types.items() if name != HEAD_NODE_TYPE}
 
 
 def write_config(path: str, provider_config: dict, cluster_name: str, types: dict[str, PoolType]) -> None:
