@@ -200,6 +200,17 @@ def test_a_shrink_begun_before_a_hold_is_finished_and_the_provider_sees_it_settl
     assert [t["name"] for t in view(sandbox).live_tasks(group.id)] == ["node-1"]
 
 
+def test_resources_the_pools_script_states_are_in_the_config_for_scaling_from_zero(node_provider, tmp_path):
+    assert np.declared_resources("ray start --address=x --num-cpus=2 --num-gpus='1' \\\n"
+                                 "  --resources='{\"pool_a\": 1, \"bad\": \"x\"}' --block") == \
+        {"CPU": 2, "GPU": 1, "pool_a": 1}
+    assert np.declared_resources("ray start --address=x --block  # --num-cpus for each worker") == {}
+    assert np.declared_resources("ray start --num-cpus=$CPUS") == {}, "left to Ray: learnt from a node"
+    node_provider.refresh()
+    config = json.loads((tmp_path / "autoscaling.yaml").read_text())
+    assert config["available_node_types"]["elastic"]["resources"] == {}, "the fixture's script states none"
+
+
 def test_bounds_tag_round_trips_through_the_node_providers_reading():
     assert np.parse_bounds(bounds_tag(0, 12, timedelta(minutes=5))) == (0, 12, 300)
     assert np.parse_bounds("npc-elastic") is None

@@ -177,3 +177,38 @@ def test_pool_grows_to_max_under_demand_and_returns_to_min_when_idle(autoscaling
 
     tf.destroy()
     assert view(sandbox).nothing_live(), view(sandbox).live
+
+
+def test_a_pool_scales_from_zero_nodes_on_demand_and_back_to_zero(autoscaling_sandbox, terraform_factory, tmp_path):
+    """min_nodes = 0: no node runs until a job asks; Ray knows what a node would bring from the
+    pool's script (the worker template's num_cpus, `ray start --num-cpus=1`)."""
+    sandbox = autoscaling_sandbox
+    tf = terraform_factory("fromzero", sandbox=sandbox)
+    tf.write(cluster(sandbox, 0, 2))
+    tf.init()
+    tf.apply()
+    pool = tf.resources()["raydog_worker_pool.elastic"]
+    assert pool["node_count"] == 0 and live_tasks(sandbox, pool["task_group_id"]) == []
+    config_file = wait_until(
+        lambda: next(tmp_path.glob("nodes/nodes/*/data/workers/*/raydog-autoscaler/autoscaling.yaml"), None),
+        "the autoscaler's config", timeout=60, interval=1, until=lambda found: found is not None)
+    wait_until(lambda: json.loads(config_file.read_text())["available_node_types"].get("elastic", {}),
+               "the pool's node type with the resources its script states", timeout=60, interval=1,
+               until=lambda node_type: node_type.get("resources") == {"CPU": 1})
+
+    started = time.monotonic()
+    job = run_job(tf.outputs()["client_address"], 2)
+    assert job["squares"] == [0, 1] and len(job["ips"]) == 2, job
+    assert set(job["ips"]) <= {n["privateIp"] for n in view(sandbox).live_nodes(pool["id"])}
+    print(f"scale-up: 0 -> 2 nodes, placement group ready after {job['ready_seconds']:.1f} s, job "
+          f"{time.monotonic() - started:.1f} s")
+    assert_no_diff(tf, sandbox, pool, "no diff at 2 nodes, inside 0..2")
+
+    idle_from = time.monotonic()
+    wait_until(lambda: len(view(sandbox).live_nodes(pool["id"])), "the pool back at zero nodes",
+               timeout=240, interval=2, until=lambda count: count == 0)
+    print(f"scale-down: 2 -> 0 nodes {time.monotonic() - idle_from:.1f} s after the job")
+    assert live_tasks(sandbox, pool["task_group_id"]) == []
+    assert_no_diff(tf, sandbox, pool, "no diff at zero nodes")
+    tf.destroy()
+    assert view(sandbox).nothing_live(), view(sandbox).live

@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import sys
 import threading
 import time
@@ -58,6 +59,8 @@ UNFINISHED = ("PENDING", "READY", "ALLOCATED", "DOWNLOADING", "EXECUTING", "UPLO
 GONE_NODE_STATUSES = ("LOST", "DEREGISTERED", "TERMINATED")
 LIVE_POOL_STATUSES = ("PENDING", "CONFIGURING", "EMPTY", "IDLE", "RUNNING")
 TASK_NAME = re.compile(r"node-(\d+)")
+# Resources a worker script gives `ray start` (`--num-cpus=2`, `--resources='{"a": 1}'`).
+RAY_START_RESOURCE = re.compile(r"--(num-cpus|num-gpus|resources)=('[^']*'|\"[^\"]*\"|[^\s\\]+)")
 REQUEST_TIMEOUT = 30.0
 RETRIES = 4
 
@@ -439,13 +442,33 @@ def task_template(api: YellowDogApi, group: dict) -> dict:
     return {**task, **({"timeout": timeout} if timeout else {})}
 
 
+def declared_resources(script: Optional[str]) -> dict[str, float]:
+    """The Ray resources a pool's script states for its nodes (CPU, GPU and custom ones from
+    `ray start`'s flags), so Ray can launch into a pool with no node running to learn them
+    from; what the script leaves to Ray's detection is learnt from the first node."""
+    found: dict[str, float] = {}
+    for flag, raw in RAY_START_RESOURCE.findall(script or ""):
+        try:
+            value = shlex.split(raw)[0]
+            if flag == "resources":
+                custom = json.loads(value)
+                if isinstance(custom, dict):
+                    found.update({k: v for k, v in custom.items() if isinstance(v, (int, float)) and v >= 0})
+            else:
+                found["CPU" if flag == "num-cpus" else "GPU"] = float(value)
+        except (ValueError, IndexError):
+            continue
+    return {name: int(amount) if float(amount).is_integer() else amount for name, amount in found.items()}
+
+
 def autoscaling_config(provider_config: dict, cluster_name: str, types: dict[str, PoolType]) -> dict:
     """A complete Ray autoscaling config (the monitor reads it raw, with no defaults filled in)."""
     idle = min((t.idle_seconds for t in types.values()), default=300)
     node_types: dict[str, dict] = {HEAD_NODE_TYPE: {"resources": {}, "node_config": {}, "min_workers": 0,
                                                     "max_workers": 0}}
     for pool_type in types.values():
-        node_types[pool_type.name] = {"resources": {}, "node_config": {"pool": pool_type.name},
+        script = (pool_type.group.get("taskTemplate") or {}).get("taskData")
+        node_types[pool_type.name] = {"resources": declared_resources(script), "node_config": {"pool": pool_type.name},
                                       "min_workers": pool_type.min_nodes, "max_workers": pool_type.max_nodes}
     return {
         "cluster_name": cluster_name,
