@@ -59,9 +59,14 @@ def pool_ips(sandbox, pool_id: str) -> set[str]:
 
 
 def ray_processes() -> list[psutil.Process]:
+    """Ray's processes under this test process (the sandbox runs in it, and every exec node is
+    a process tree under it): another engineer's or test's Ray on the machine does not count."""
     found = []
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        text = " ".join([proc.info["name"] or "", *(proc.info["cmdline"] or [])])
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            text = " ".join([proc.name(), *proc.cmdline()])
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
         if any(name in text for name in RAY_PROCESS_NAMES) and "pytest" not in text:
             found.append(proc)
     return found
@@ -99,6 +104,7 @@ def test_terraform_builds_a_ray_cluster_that_scales_and_is_gone_after_destroy(ex
     job = ray_job(client, 2)
     assert set(job["alive_node_ips"]) == {head_ip} | pool_ips(sandbox, alpha), "beta's node left Ray"
     assert set(job["task_node_ips"]) == pool_ips(sandbox, alpha), "the head and alpha keep running jobs"
+    assert any("raylet" in " ".join(p.cmdline()) for p in ray_processes()), "the check below sees this cluster's Ray"
 
     tf.destroy()
     assert view(sandbox).nothing_live(), view(sandbox).live
