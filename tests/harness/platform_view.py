@@ -42,7 +42,7 @@ class PlatformView:
 
     def group(self, group_id: str) -> dict:
         for wr in self.state["workRequirements"]:
-            for group in wr["taskGroups"]:
+            for group in [*wr["taskGroups"], *wr.get("removedTaskGroups", [])]:
                 if group["id"] == group_id:
                     return group
         raise KeyError(group_id)

@@ -27,10 +27,15 @@ locals {
 
   observability_host = local.observability_enabled ? raydog_observability.this[0].private_ip : null
 
-  # Worker pools are replaced create-before-destroy, and Terraform then replaces what they
-  # depend on (the head, the observability node) the same way. YellowDog pool names must
-  # differ while old and new exist, so each pool's name carries a short hash of every input
-  # that forces its replacement. The hash only names the pool; it reveals nothing of userdata.
+  # The observability node, the head and every worker pool depend on the cluster only, so
+  # they all start provisioning at once (docs/guides/cluster-startup.md). A node learns the
+  # head's and the observability node's addresses from the platform, naming them by their
+  # name_suffix, which is known at plan time: a new head shows in the plan as a new
+  # head_name_suffix on every pool, whose nodes are re-tasked in place.
+  #
+  # Nodes are replaced create-before-destroy. YellowDog pool names must differ while old and
+  # new exist, so each pool's name carries a short hash of every input that forces its
+  # replacement. The hash only names the pool; it reveals nothing of userdata.
   observability_hash = !local.observability_enabled ? null : substr(nonsensitive(sha256(jsonencode({
     cluster_id                      = raydog_cluster.this.id
     script                          = local.observability_script
@@ -52,7 +57,7 @@ locals {
     metrics_enabled                 = var.head.metrics_enabled
     environment                     = var.head.environment
     lifetime                        = var.lifetime
-    observability_host              = local.observability_host
+    observability                   = local.observability_name_suffix
     # A new autoscaler key replaces the head too (the secret enters only through its hash).
     autoscaler_key = var.autoscaler_key == null ? null : [var.autoscaler_key.id, sha256(var.autoscaler_key.secret), var.autoscaler_key.api_url]
   }))), 0, 6)
@@ -68,10 +73,13 @@ locals {
       metrics_enabled                 = pool.metrics_enabled
       environment                     = pool.environment
       lifetime                        = var.lifetime
-      head_private_ip                 = raydog_head.this.private_ip
-      observability_host              = local.observability_host
     }))), 0, 6)
   }
+  # "" keeps the plain <cluster>-obs / <cluster>-head name (nodes adopted by raydog import-state).
+  observability_name_suffix = !local.observability_enabled ? null : (
+    var.observability.name_suffix == null ? local.observability_hash : var.observability.name_suffix
+  )
+  head_name_suffix = var.head.name_suffix == null ? local.head_hash : var.head.name_suffix
   # A pool adopted from RayDog (raydog import-state) keeps its own name.
   worker_pool_names = {
     for key, hash in local.worker_pool_hashes :
@@ -121,8 +129,7 @@ resource "raydog_observability" "this" {
   environment                     = var.observability.environment
   lifetime                        = var.lifetime
   start_script                    = local.observability_script_argument
-  # "" keeps the plain <cluster>-obs name (an observability node adopted by raydog import-state).
-  name_suffix = var.observability.name_suffix == null ? local.observability_hash : (var.observability.name_suffix == "" ? null : var.observability.name_suffix)
+  name_suffix                     = local.observability_name_suffix == "" ? null : local.observability_name_suffix
 
   lifecycle {
     create_before_destroy = true
@@ -145,14 +152,14 @@ resource "raydog_head" "this" {
   environment                     = var.head.environment
   lifetime                        = var.lifetime
   ray_start_script                = local.head_script_argument
-  observability_host              = local.observability_host
+  observability_name_suffix       = local.observability_name_suffix
   readiness                       = var.head.readiness
   # nonsensitive on the id and URL only: the secret stays sensitive.
   autoscaler_application_key_id     = var.autoscaler_key == null ? null : nonsensitive(var.autoscaler_key.id)
   autoscaler_application_key_secret = var.autoscaler_key == null ? null : var.autoscaler_key.secret
   autoscaler_api_url                = var.autoscaler_key == null ? null : nonsensitive(var.autoscaler_key.api_url)
   # "" keeps the plain <cluster>-head name (a head adopted by raydog import-state).
-  name_suffix = var.head.name_suffix == null ? local.head_hash : (var.head.name_suffix == "" ? null : var.head.name_suffix)
+  name_suffix = local.head_name_suffix == "" ? null : local.head_name_suffix
 
   lifecycle {
     create_before_destroy = true
@@ -183,8 +190,8 @@ resource "raydog_worker_pool" "this" {
   ray_gcs_address                 = var.worker_pools[each.key].ray_gcs_address
   lifetime                        = var.lifetime
   task_script                     = local.worker_script_arguments[each.key]
-  head_private_ip                 = raydog_head.this.private_ip
-  observability_host              = local.observability_host
+  head_name_suffix                = local.head_name_suffix
+  observability_name_suffix       = local.observability_name_suffix
 
   dynamic "autoscaling" {
     for_each = var.worker_pools[each.key].autoscaling == null ? [] : [var.worker_pools[each.key].autoscaling]
