@@ -58,6 +58,7 @@ locals {
     environment                     = var.head.environment
     lifetime                        = var.lifetime
     observability                   = local.observability_name_suffix
+    observability_host              = var.head.observability_host
     # A new autoscaler key replaces the head too (the secret enters only through its hash).
     autoscaler_key = var.autoscaler_key == null ? null : [var.autoscaler_key.id, sha256(var.autoscaler_key.secret), var.autoscaler_key.api_url]
   }))), 0, 6)
@@ -73,6 +74,8 @@ locals {
       metrics_enabled                 = pool.metrics_enabled
       environment                     = pool.environment
       lifetime                        = var.lifetime
+      head_private_ip                 = pool.head_private_ip
+      observability_host              = pool.observability_host
     }))), 0, 6)
   }
   # "" keeps the plain <cluster>-obs / <cluster>-head name (nodes adopted by raydog import-state).
@@ -80,6 +83,12 @@ locals {
     var.observability.name_suffix == null ? local.observability_hash : var.observability.name_suffix
   )
   head_name_suffix = var.head.name_suffix == null ? local.head_hash : var.head.name_suffix
+  # A pool adopted from RayDog keeps the addresses its nodes were started with (raydog
+  # import-state writes them as literals); the others learn them from the platform. Never a
+  # reference: one to the head would make every pool wait for it in Terraform's graph.
+  pools_learning_addresses = {
+    for key, pool in var.worker_pools : key => pool.head_private_ip == null && pool.observability_host == null
+  }
   # A pool adopted from RayDog (raydog import-state) keeps its own name.
   worker_pool_names = {
     for key, hash in local.worker_pool_hashes :
@@ -152,8 +161,10 @@ resource "raydog_head" "this" {
   environment                     = var.head.environment
   lifetime                        = var.lifetime
   ray_start_script                = local.head_script_argument
-  observability_name_suffix       = local.observability_name_suffix
-  readiness                       = var.head.readiness
+  # An adopted head keeps the address it was started with (raydog import-state); others learn it.
+  observability_host        = var.head.observability_host
+  observability_name_suffix = var.head.observability_host == null ? local.observability_name_suffix : null
+  readiness                 = var.head.readiness
   # nonsensitive on the id and URL only: the secret stays sensitive.
   autoscaler_application_key_id     = var.autoscaler_key == null ? null : nonsensitive(var.autoscaler_key.id)
   autoscaler_application_key_secret = var.autoscaler_key == null ? null : var.autoscaler_key.secret
@@ -190,8 +201,11 @@ resource "raydog_worker_pool" "this" {
   ray_gcs_address                 = var.worker_pools[each.key].ray_gcs_address
   lifetime                        = var.lifetime
   task_script                     = local.worker_script_arguments[each.key]
-  head_name_suffix                = local.head_name_suffix
-  observability_name_suffix       = local.observability_name_suffix
+  # Literal addresses (a pool adopted by raydog import-state) or learnt from the platform.
+  head_private_ip           = var.worker_pools[each.key].head_private_ip
+  head_name_suffix          = var.worker_pools[each.key].head_private_ip == null ? local.head_name_suffix : null
+  observability_host        = var.worker_pools[each.key].observability_host
+  observability_name_suffix = local.pools_learning_addresses[each.key] ? local.observability_name_suffix : null
 
   dynamic "autoscaling" {
     for_each = var.worker_pools[each.key].autoscaling == null ? [] : [var.worker_pools[each.key].autoscaling]
