@@ -56,12 +56,9 @@ def test_every_pool_provisions_before_the_head_is_up_and_learns_its_address(terr
     assert platform.tasks(head_state["task_group_id"])[0]["environment"]["OBSERVABILITY_HOST"] == \
         obs_state["private_ip"]
     for name in POOLS:
-        tasks = platform.tasks(resources[f"raydog_worker_pool.{name}"]["task_group_id"])
-        assert [t["status"] for t in tasks] == ["EXECUTING", "EXECUTING"]
-        for task in tasks:
-            assert task["environment"]["RAY_HEAD_IP"] == head_node["privateIp"]
-            assert task["environment"]["RAY_HEAD_NODE_PRIVATE_IP"] == head_node["privateIp"]
-            assert task["environment"]["OBSERVABILITY_HOST"] == obs_state["private_ip"]
+        group_id = resources[f"raydog_worker_pool.{name}"]["task_group_id"]
+        assert platform.pool_tasks_know_their_peers(group_id, 2, head_node["privateIp"], obs_state["private_ip"]), \
+            platform.tasks(group_id)
     assert terraform.outputs()["head_ip"] == head_node["privateIp"]
     assert terraform.plan_exitcode().returncode == 0
 

@@ -27,6 +27,10 @@ ProgressCallback = Callable[[list[TaskInfo]], None]
 POLL_MIN = 0.1  # seconds between polls, at least
 POLL_MAX = 2.0  # and at most
 POLL_FRACTION = 0.05  # of the time waited so far
+# A peer (head, observability node) whose task ended before its node was known: how long a wait
+# for its address goes on for another group to take its place (a replacement's group appears
+# within seconds: it is added right after its pool is asked for) before it fails.
+PEER_GONE_GRACE_SECONDS = 30.0
 
 
 def poll_interval(waited: float) -> float:
@@ -130,7 +134,8 @@ class WaitOps(WorkOps):
 
     def wait_for_group_node(self, wr_id: str, group_tag: str, timeout_seconds: float,
                             stop_event: threading.Event | None = None,
-                            tag_matches: Callable[[str], bool] | None = None) -> NodeAddress:
+                            tag_matches: Callable[[str], bool] | None = None,
+                            gone_grace: float = PEER_GONE_GRACE_SECONDS) -> NodeAddress:
         """The address of the node running a task of the work requirement's live task group
         tagged ``group_tag`` (each node pool's group is tagged with its pool's name), or, with
         ``tag_matches``, the newest live group whose tag it accepts (a strict platform may
@@ -140,11 +145,19 @@ class WaitOps(WorkOps):
         without Terraform ordering one create after the other: the group and its task may
         not exist yet when the wait starts. Each round costs one read of the requirement
         until the group appears, then one task search of that group; one node read at the end.
-        Only the private IP is read (``public_ip`` is None).
+        Only the private IP is read (``public_ip`` is None). When the group's tasks all end
+        before one had a node (the peer's create failed), the wait goes on for ``gone_grace``
+        seconds for another group to take its place, then fails (PlatformError) instead of
+        waiting out the timeout for a node that will not come.
         """
         found: dict[str, object] = {}
 
         def check() -> tuple[bool, str | None]:
+            ended = found.get("ended")
+            if "group" not in found and isinstance(ended, tuple) and time.monotonic() - ended[0] > gone_grace:
+                raise PlatformError("wait for node", f"the task of {group_tag} ended ({ended[2]}) before its node "
+                                    f"was known, and no other took its place within {gone_grace:.0f} s",
+                                    object_id=str(ended[1]))
             if "group" not in found:
                 wr = self._require_wr(wr_id)
                 if wr.status is not None and wr.status.finished:
@@ -153,15 +166,17 @@ class WaitOps(WorkOps):
                 wanted = tag_matches or (lambda tag: tag == group_tag)
                 group = next((g for g in reversed(wr.taskGroups or []) if g.tag and wanted(g.tag) and g.id
                               and not (g.status is not None and g.status.terminated)), None)
-                if group is None:
-                    return False, "no task group yet"
+                if group is None or (isinstance(ended, tuple) and group.id == ended[1]):
+                    return False, "no task group yet" if ended is None else "its task ended"
                 found["group"] = group.id
+                found.pop("ended", None)  # another group took its place
             group_id = str(found["group"])
             tasks = [_task_info(t) for t in self._search_tasks(TaskSearch(taskGroupId=group_id), group_id)]
             placed = next((t for t in tasks if not t.finished and (t.worker_id or t.node_id)), None)
             if placed is None:
                 if tasks and all(t.finished for t in tasks):
-                    found.pop("group")  # that group ended; a replacement may follow
+                    # That group ended; a replacement may follow, for gone_grace seconds.
+                    found["ended"] = (time.monotonic(), found.pop("group"), tasks[-1].status)
                 return False, tasks[0].status if tasks else "no task yet"
             node = self._node_of(placed.worker_id or placed.node_id)  # type: ignore[attr-defined]
             private_ip = node.details.privateIpAddress if node.details else None
