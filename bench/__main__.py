@@ -19,7 +19,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import REPO, exec_mode, head_ready, report, scale, startup
+from bench import REPO, exec_mode, head_ready, report, scale, startup, versus
 from bench.env import BenchEnv, checkout, terraform_command
 
 SCHEMA_VERSION = 1
@@ -52,6 +52,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--head-repeats", type=int, default=3, help="applies per head-ready median (default 3)"
     )
     parser.add_argument("--no-floor", action="store_true", help="skip the terraform_data floor")
+    parser.add_argument("--versus-delays", type=lambda t: [float(x) for x in t.split(",")], default=[0.0, 2.0, 5.0],
+                        help="provisioning delays of the RayDog side-by-side (default 0,2,5)")
+    parser.add_argument("--versus-pools", type=_sizes, default=[10, 50], help="pools of the side-by-side (default 10,50)")
+    parser.add_argument("--versus-repeats", type=int, default=3, help="interleaved runs per side-by-side case (default 3)")
+    parser.add_argument("--growth-pools", type=_sizes, default=[25, 50, 100, 200, 400],
+                        help="sizes of the growth table (default 25,50,100,200,400)")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated parts to run: scale,nodes,head,start,exec,versus,growth (default all)")
     parser.add_argument("--no-exec", action="store_true", help="skip the exec-mode measurement")
     parser.add_argument(
         "--provider-ref",
@@ -66,6 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.pools, args.nodes, args.more_nodes = [1], 2, 3
         args.startup_samples, args.head_delay, args.head_repeats = 3, 0.5, 1
         args.no_exec = True
+        args.only = args.only or "scale,nodes,head,start,exec"  # the side-by-side needs RayDog from the index
     return args
 
 
@@ -170,12 +179,27 @@ def run(args: argparse.Namespace, root: Path) -> tuple[dict, list[str]]:
             else exec_mode.run(env, tree)
         )
 
-    _part(results, errors, "scale", scale_runs)
-    if args.more_nodes > args.nodes and results["scale"]:
+    def side_by_side() -> None:
+        results["versus"] = versus.run(env, args.versus_delays, args.versus_pools, args.versus_repeats)
+
+    def growth() -> None:
+        results["growth"] = versus.growth(env, args.growth_pools, args.parallelism)
+
+    wanted = set((args.only or "scale,nodes,head,start,exec,versus,growth").split(","))
+    if "scale" in wanted:
+        _part(results, errors, "scale", scale_runs)
+    if "nodes" in wanted and args.more_nodes > args.nodes and results["scale"]:
         _part(results, errors, "node scaling", node_scaling)
-    _part(results, errors, "head ready", head)
-    _part(results, errors, "provider start", start)
-    _part(results, errors, "exec mode", exec_quickstart)
+    if "head" in wanted:
+        _part(results, errors, "head ready", head)
+    if "start" in wanted:
+        _part(results, errors, "provider start", start)
+    if "exec" in wanted:
+        _part(results, errors, "exec mode", exec_quickstart)
+    if "versus" in wanted:
+        _part(results, errors, "RayDog side by side", side_by_side)
+    if "growth" in wanted:
+        _part(results, errors, "growth", growth)
     results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["targets"] = report.evaluate(results)

@@ -50,8 +50,9 @@ TARGETS = (
     Target("apply_100_seconds", "apply, 100 pools x 10 nodes", 15.0, "s", _seconds("apply")),
     Target("plan_100_seconds", "no-change plan (refresh), 100 pools", 5.0, "s", _seconds("plan")),
     Target("destroy_100_seconds", "destroy, 100 pools", 15.0, "s", _seconds("destroy")),
-    Target("create_requests_per_pool", "API requests per pool create", 6.0, "req", _per_pool("apply")),
+    Target("create_requests_per_pool", "API requests per pool create", 5.0, "req", _per_pool("apply")),
     Target("refresh_requests_per_pool", "API requests per pool refresh", 2.0, "req", _per_pool("plan")),
+    Target("destroy_requests_per_pool", "API requests per pool destroy", 4.0, "req", _per_pool("destroy")),
     Target(
         "create_refresh_routes_growing_with_nodes",
         "create/refresh routes growing with nodes",
@@ -62,17 +63,44 @@ TARGETS = (
     Target(
         "head_ready_overhead_seconds",
         "head-ready overhead (apply - D)",
-        1.0,
+        0.7,
         "s",
         lambda r: (r.get("head_ready") or {}).get("overhead_seconds"),
     ),
     Target(
         "provider_start_median_ms",
         "provider start, median to handshake",
-        250.0,
+        100.0,
         "ms",
         lambda r: ((r.get("provider_start") or {}).get("handshake_ms") or {}).get("median"),
     ),
+)
+
+
+def _versus(delay_min: float, pools: int, key: str, margin: float) -> Callable[[dict], float | None]:
+    """How far past D the provider's figure is, at the largest D >= delay_min (the limit is ``margin``)."""
+    def read(results: dict) -> float | None:
+        cases = [c for c in (results.get("versus") or {}).get("cases", [])
+                 if c["pools"] == pools and c["delay_seconds"] >= delay_min and c["provider"][key] is not None]
+        if not cases:
+            return None
+        return round(max(c["provider"][key] - c["delay_seconds"] for c in cases), 3)
+    return read
+
+
+def _growth_ratio(pools: int) -> Callable[[dict], float | None]:
+    def read(results: dict) -> float | None:
+        row = next((r for r in (results.get("growth") or {}).get("rows", []) if r["pools"] == pools), None)
+        return None if row is None else row["floor_ratio"]
+    return read
+
+
+TARGETS = TARGETS + (
+    Target("versus_apply_past_delay", "apply returns - D (D >= 2 s, 10 pools)", 1.0, "s",
+           _versus(2.0, 10, "returns_seconds", 1.0)),
+    Target("versus_executing_past_delay", "all nodes executing - D (D >= 2 s, 10 pools)", 1.5, "s",
+           _versus(2.0, 10, "all_executing_seconds", 1.5)),
+    Target("growth_200_floor_ratio", "apply at 200 pools / terraform_data floor", 3.0, "x", _growth_ratio(200)),
 )
 
 
@@ -169,12 +197,21 @@ def table(results: dict) -> str:
             )
         else:
             lines.append(f"Exec mode: {exec_mode.get('status')}: {exec_mode.get('reason', '')}")
+    if results.get("versus"):
+        from bench.versus import table as versus_table
+
+        lines += ["", "RayDog's builder (yellowdog-ray 2.0.0) and the provider, head + observability + N pools "
+                  "of 2 nodes (medians of interleaved runs):", versus_table(results["versus"])]
+    if results.get("growth"):
+        from bench.versus import growth_table
+
+        lines += ["", "Growth with the number of pools (versus topology, apply):", growth_table(results["growth"])]
     lines.append("")
     lines.append(f"{'target':<44} {'limit':>9} {'value':>9}  met")
     for row in results.get("targets") or evaluate(results):
         met = {True: "yes", False: "NO", None: "-"}[row["met"]]
         lines.append(
-            f"{row['label']:<44} {_fmt(row['limit'], 0) + ' ' + row['unit']:>9} "
+            f"{row['label']:<44} {_fmt(row['limit'], 0 if float(row['limit']).is_integer() else 1) + ' ' + row['unit']:>9} "
             f"{_fmt(row['value']):>9}  {met}"
         )
     machine = results.get("machine") or {}

@@ -21,7 +21,6 @@ contain ``--`` themselves, so ``base_name`` always recovers the configured name.
 from __future__ import annotations
 
 import re
-import secrets
 
 # YellowDog's naming rule (namespaces, tags, work requirements, task groups, tasks, pools),
 # always matched in full: with ``match`` a "$" also matches before a trailing newline.
@@ -120,6 +119,8 @@ def task_group_name(role: str) -> str:
     (including a re-create that adopts a live pool of the same name) appends a new group.
     The name is fixed once per create call, so retries inside that call stay idempotent.
     """
+    import secrets  # only creates need it; it costs a launch ~10 ms before the handshake
+
     return f"{role}-{secrets.token_hex(4)}"
 
 

@@ -16,12 +16,13 @@ from raydog import redaction
 from raydog import settings as settings_module
 from raydog.config import rules
 from raydog.config.fields import STRING, Field, Table
-from raydog.lifecycle.node_pool import PoolClaims
-from raydog.lifecycle.ownership import OwnershipJournal
-from raydog.lifecycle.planning import PlanLookups
 from raydog.settings import DEFAULT_API_URL, ENV_FALLBACKS, PROVIDER_ADDRESS, Settings
 
 if TYPE_CHECKING:
+    from raydog.lifecycle.node_pool import PoolClaims
+    from raydog.lifecycle.ownership import OwnershipJournal
+    from raydog.lifecycle.peers import PeerAddresses
+    from raydog.lifecycle.planning import PlanLookups
     from raydog.yellowdog import YellowDogClient
 
 TABLE = Table(fields=(
@@ -43,10 +44,43 @@ class RaydogProvider(Provider):
         self._lock = threading.Lock()
         # Set when Terraform asks the provider to stop (Ctrl-C); long waits poll it.
         self.stopping = threading.Event()
-        self.pool_claims = PoolClaims()
-        # What this working directory's creates made (the proof that lets it adopt its own objects).
-        self.ownership = OwnershipJournal.for_working_directory()
-        self.lookups = PlanLookups()
+        # What the resources share, made on first use: importing the lifecycle code here would
+        # delay the go-plugin handshake of every launch, most of which never need it.
+        self._shared: dict[str, object] = {}
+        self._shared_lock = threading.Lock()
+
+    def _shared_state(self, name: str, make):
+        with self._shared_lock:
+            if name not in self._shared:
+                self._shared[name] = make()
+            return self._shared[name]
+
+    @property
+    def pool_claims(self) -> "PoolClaims":
+        """(namespace, pool name) of every pool this process creates."""
+        from raydog.lifecycle.node_pool import PoolClaims
+
+        return self._shared_state("pool_claims", PoolClaims)
+
+    @property
+    def ownership(self) -> "OwnershipJournal":
+        """What this working directory's creates made (the proof that lets it adopt its own objects)."""
+        from raydog.lifecycle.ownership import OwnershipJournal
+
+        return self._shared_state("ownership", OwnershipJournal.for_working_directory)
+
+    @property
+    def lookups(self) -> "PlanLookups":
+        from raydog.lifecycle.planning import PlanLookups
+
+        return self._shared_state("lookups", PlanLookups)
+
+    @property
+    def peer_addresses(self) -> "PeerAddresses":
+        """The head's and observability node's IPs, learnt once per process."""
+        from raydog.lifecycle.peers import PeerAddresses
+
+        return self._shared_state("peer_addresses", PeerAddresses)
 
     def get_model_prefix(self) -> str:
         return "raydog_"

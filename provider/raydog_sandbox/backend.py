@@ -14,6 +14,7 @@ the lock: the models do.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from yellowdog_client.model import ComputeRequirementStatus
@@ -22,7 +23,7 @@ from .compute.models import ComputeModel
 from .compute.templates import TemplateCatalogue
 from .nodes.network import AddressPlan
 from .pools.models import PoolsModel
-from .records import ComputeRequirementRec, InstanceRec, NodeRec, PoolRec, TaskRec, WorkRequirementRec
+from .records import ComputeRequirementRec, GroupRec, InstanceRec, NodeRec, PoolRec, TaskRec, WorkRequirementRec
 from .service import ModelCore, Scheduling
 from .strictness import Strictness
 from .work.allocation import TaskAllocation
@@ -86,7 +87,7 @@ class SandboxBackend:
         """Every object with its status, for GET /sandbox/v1/state."""
         with self.core.lock:
             return {
-                "workRequirements": [_wr_state(wr) for wr in self.work.work_requirements.values()],
+                "workRequirements": [_wr_state(wr, self.work.groups.values()) for wr in self.work.work_requirements.values()],
                 "workerPools": [_pool_state(p) for p in self.pools.pools.values()],
                 "computeRequirements": [_cr_state(c) for c in self.compute.compute_requirements.values()],
                 "instances": [_instance_state(i) for i in self.compute.instances.values()],
@@ -125,19 +126,25 @@ def _task_state(task: TaskRec) -> dict:
     }
 
 
-def _wr_state(wr: WorkRequirementRec) -> dict:
+def _wr_state(wr: WorkRequirementRec, every_group: Iterable[GroupRec]) -> dict:
+    """The requirement with its groups; groups an update left out are under removedTaskGroups."""
     return {
         "id": wr.id, "namespace": wr.namespace, "name": wr.name, "status": wr.status.name,
-        "taskGroups": [{"id": g.id, "name": g.name, "status": g.status.name,
-                        "tasks": [_task_state(t) for t in g.tasks]} for g in wr.groups],
+        "taskGroups": [_group_state(g) for g in wr.groups], **_created(wr),
+        "removedTaskGroups": [_group_state(g) for g in every_group if g.wr_id == wr.id and g.removed],
     }
+
+
+def _group_state(group: GroupRec) -> dict:
+    return {"id": group.id, "name": group.name, "status": group.status.name,
+            "tasks": [_task_state(t) for t in group.tasks]}
 
 
 def _pool_state(pool: PoolRec) -> dict:
     return {
         "id": pool.id, "namespace": pool.namespace, "name": pool.name, "status": pool.status.name,
         "computeRequirementId": pool.cr_id, "targetNodeCount": pool.target, "workerTag": pool.worker_tag,
-        "nodeIds": [n.id for n in pool.nodes if n.status is not None],
+        "nodeIds": [n.id for n in pool.nodes if n.status is not None], **_created(pool),
     }
 
 
@@ -145,6 +152,7 @@ def _cr_state(cr: ComputeRequirementRec) -> dict:
     return {
         "id": cr.id, "namespace": cr.namespace, "name": cr.name, "status": cr.status.name,
         "targetInstanceCount": cr.target, "workerPoolId": cr.pool_id, "templateId": cr.template.id, "tag": cr.tag,
+        **_created(cr),
     }
 
 
@@ -152,7 +160,7 @@ def _instance_state(instance: InstanceRec) -> dict:
     return {
         "id": instance.id, "computeRequirementId": instance.cr_id, "status": instance.status.name,
         "privateIp": instance.private_ip, "publicIp": instance.public_ip, "hostname": instance.hostname,
-        "nodeId": instance.node.id if instance.node else None,
+        "nodeId": instance.node.id if instance.node else None, **_created(instance),
     }
 
 
@@ -163,5 +171,11 @@ def _node_state(node: NodeRec) -> dict:
         "instanceId": node.instance.id, "privateIp": node.instance.private_ip,
         "publicIp": node.instance.public_ip, "hostname": node.instance.hostname,
         "workerId": worker.id if worker else None,
-        "taskId": worker.task.id if worker and worker.task else None,
+        "taskId": worker.task.id if worker and worker.task else None, **_created(node),
+        "registered": node.registered.isoformat() if node.registered else None,
     }
+
+
+def _created(record) -> dict:
+    """When a record was made, and its place in the order of creation (tests read how things overlapped)."""
+    return {"seq": record.seq, "created": record.created.isoformat()}

@@ -106,6 +106,21 @@ def test_create_node_resizes_the_pool_and_adds_worker_tasks_up_to_max_nodes(node
     assert node_provider.create_node({}, {np.TAG_TYPE: "elastic"}, 1) is None, "nothing past max_nodes"
 
 
+def test_a_launch_copies_the_newest_task_so_a_pool_retasked_for_a_new_head_stays_with_it(node_provider, sandbox,
+                                                                                        cluster):
+    """A new head re-tasks the pool (new tasks, new RAY_HEAD_IP) but leaves the group's task
+    template as it was: the autoscaler's nodes must join the new head, not the old one."""
+    client, _, _, group = cluster
+    old = view(sandbox).live_tasks(group.id)[0]
+    client.cancel_task(old["id"], abort=True)
+    client.add_tasks(group.id, [TaskSpec(name="node-2", task_data=SCRIPT, environment={"RAY_HEAD_IP": "198.18.0.9"})])
+    ray_holds_the_pools(node_provider)
+    created = node_provider.create_node({}, {np.TAG_TYPE: "elastic", np.TAG_KIND: "worker"}, 1)
+    assert len(created) == 1
+    launched = next(t for t in view(sandbox).live_tasks(group.id) if t["id"] in created)
+    assert launched["name"] == "node-3" and launched["environment"]["RAY_HEAD_IP"] == "198.18.0.9"
+
+
 def test_terminate_node_ends_the_task_shuts_the_node_down_then_shrinks_the_pool(node_provider, sandbox, cluster):
     _, _, pool, group = cluster
     ray_holds_the_pools(node_provider)

@@ -75,7 +75,9 @@ def cluster(sandbox, min_nodes: int, max_nodes: int) -> str:
                         "autoscaler_application_key_id": AUTOSCALER_KEY[0],
                         "autoscaler_application_key_secret": AUTOSCALER_KEY[1],
                         "autoscaler_api_url": sandbox.node_url},
-            pool_attrs={"task_script": Expr("data.raydog_node_script.worker.content"),
+            # No head_private_ip: the pool is created with the head, learns the head's address from the
+            # platform before its task template is written, and its create waits for the head's task.
+            pool_attrs={"task_script": Expr("data.raydog_node_script.worker.content"), "head_private_ip": None,
                         "autoscaling": {"min_nodes": min_nodes, "max_nodes": max_nodes,
                                         "idle_timeout": IDLE_TIMEOUT}}),
         output("client_address", Expr("raydog_head.h.client_address")),

@@ -85,16 +85,16 @@ def finished(driver: subprocess.Popen) -> tuple[int, str, str]:
     return driver.returncode, out, err
 
 
-def shrink_under_load(tf, sandbox, drain_timeout: str, grow_from: int = 3) -> dict:
+def shrink_under_load(tf, sandbox, drain_timeout: str, grow_from: int = 3, **pool: object) -> dict:
     """A pool of three 1-CPU workers (created with ``grow_from``, then grown) runs two long
     tasks; node_count goes to 1 meanwhile. What happened: the driver's exit code and output,
     the busy and idle workers, the plan, the apply, how long the shrink's apply took."""
-    tf.write(cluster(grow_from, drain_timeout=drain_timeout))
+    tf.write(cluster(grow_from, drain_timeout=drain_timeout, **pool))
     tf.init()
     first_plan = tf.run("plan", "-no-color").output
     tf.apply()
     if grow_from < 3:
-        tf.write(cluster(3, drain_timeout=drain_timeout))
+        tf.write(cluster(3, drain_timeout=drain_timeout, **pool))
         tf.apply()
     res = tf.resources()
     pool_id, head_ip = res["raydog_worker_pool.alpha"]["id"], res["raydog_head.h"]["private_ip"]
@@ -104,7 +104,7 @@ def shrink_under_load(tf, sandbox, drain_timeout: str, grow_from: int = 3) -> di
     joined = set(ray_nodes(gcs))
     driver = start_driver(tf.outputs()["client_address"], 2)
     busy = busy_workers(gcs, workers, 2)
-    tf.write(cluster(1, drain_timeout=drain_timeout))
+    tf.write(cluster(1, drain_timeout=drain_timeout, **pool))
     plan = tf.plan_json()
     started = time.monotonic()
     result = tf.apply(check=False)
@@ -176,5 +176,20 @@ def test_the_drain_deadline_is_kept_and_then_the_nodes_go_anyway(exec_terraform,
     assert "drain_timeout" in run["apply"]
     assert run["returncode"] != 0, f"the job should have lost a task: {run['out']}"
     assert len(run["kept"]) == 1
+    tf.destroy()
+    assert view(sandbox).nothing_live(), view(sandbox).live
+
+
+def test_a_pool_that_learns_its_head_from_the_platform_drains_through_it(exec_terraform, exec_sandbox):  # noqa: F811 (fixture)
+    """No head_private_ip (the pool depends on the cluster only; the head's address comes from
+    the platform): readiness and drain reach the head's GCS at the address the pool's tasks were given."""
+    tf, sandbox = exec_terraform, exec_sandbox
+    run = shrink_under_load(tf, sandbox, "3m", head_private_ip=None)
+    after = next(c for c in run["plan"]["resource_changes"] if c["address"] == "raydog_worker_pool.alpha")
+    assert after["change"]["after"].get("head_private_ip") is None
+    assert len(run["workers"]) == 3 and run["workers"] <= run["joined"], run["joined"]
+    assert run["returncode"] == 0, run["err"][-3000:]
+    assert len(run["kept"]) == 1 and run["kept"] <= run["busy"], f"the idle node {run['idle']} went first"
+    assert "not drained" not in run["apply"] and "address is unknown" not in run["apply"], run["apply"][-3000:]
     tf.destroy()
     assert view(sandbox).nothing_live(), view(sandbox).live

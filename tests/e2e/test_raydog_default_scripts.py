@@ -162,7 +162,8 @@ def test_raydog_default_scripts_form_a_cluster_on_private_ips_run_a_job_and_leav
     while processes_of_tasks(task_ids) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert processes_of_tasks(task_ids) == [], "no Ray process of the cluster is left after destroy"
-    ended = {t["id"]: t for wr in sandbox.state()["workRequirements"] for g in wr["taskGroups"] for t in g["tasks"]}
+    ended = {t["id"]: t for wr in sandbox.state()["workRequirements"]  # a pool's delete drops its group
+             for g in [*wr["taskGroups"], *wr["removedTaskGroups"]] for t in g["tasks"]}
     for task_id in task_ids:
         assert ended[task_id]["status"] == "ABORTED", ended[task_id]
         assert "Ray stopped" in (sandbox.runtime.task_output(task_id) or ""), f"{task_id}: its EXIT trap ran"

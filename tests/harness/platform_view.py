@@ -42,7 +42,7 @@ class PlatformView:
 
     def group(self, group_id: str) -> dict:
         for wr in self.state["workRequirements"]:
-            for group in wr["taskGroups"]:
+            for group in [*wr["taskGroups"], *wr.get("removedTaskGroups", [])]:
                 if group["id"] == group_id:
                     return group
         raise KeyError(group_id)
@@ -53,6 +53,14 @@ class PlatformView:
 
     def live_tasks(self, group_id: str) -> list[dict]:
         return [t for t in self.group(group_id)["tasks"] if t["status"] not in FINISHED_TASK]
+
+    def pool_tasks_know_their_peers(self, group_id: str, count: int, head_ip: str, observability_ip: str) -> bool:
+        """Whether the group's ``count`` tasks are all EXECUTING with the head's and the observability
+        node's private IPs in their environment (RAY_HEAD_IP, its deprecated twin, OBSERVABILITY_HOST)."""
+        wanted = {"RAY_HEAD_IP": head_ip, "RAY_HEAD_NODE_PRIVATE_IP": head_ip, "OBSERVABILITY_HOST": observability_ip}
+        tasks = self.tasks(group_id)
+        return [t["status"] for t in tasks] == ["EXECUTING"] * count and all(
+            t["environment"].get(name) == value for t in tasks for name, value in wanted.items())
 
     def node(self, node_id: str) -> dict:
         return next(n for n in self.state["nodes"] if n["id"] == node_id)

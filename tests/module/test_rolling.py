@@ -23,7 +23,7 @@ module "ray" {
 """
 
 
-def test_a_new_head_is_created_before_the_old_one_and_its_pools_are_removed(hcl_tree, in_tree, sandbox):
+def test_a_new_head_is_created_before_the_old_one_and_its_pools_are_retasked(hcl_tree, in_tree, sandbox):
     tf = in_tree(".")
     tf.write(CLUSTER % {"port": "10002"})
     tf.init()
@@ -35,7 +35,7 @@ def test_a_new_head_is_created_before_the_old_one_and_its_pools_are_removed(hcl_
     planned = changes(tf.plan_json())
     assert planned == {
         "module.ray.raydog_head.this": ["create", "delete"],
-        'module.ray.raydog_worker_pool.this["cpu"]': ["create", "delete"],
+        'module.ray.raydog_worker_pool.this["cpu"]': ["update"],  # re-tasked in place: a new head_name_suffix
     }
     tf.apply()
 
@@ -46,6 +46,10 @@ def test_a_new_head_is_created_before_the_old_one_and_its_pools_are_removed(hcl_
     assert set(platform.live_pools()) == {new_head["yellowdog_name"],
                                           after['module.ray.raydog_worker_pool.this["cpu"]']["yellowdog_name"]}
     assert platform.live_tasks(new_head["task_group_id"])[0]["status"] == "EXECUTING"
+    old_pool, new_pool = (state['module.ray.raydog_worker_pool.this["cpu"]'] for state in (before, after))
+    assert new_pool["id"] == old_pool["id"] and new_pool["head_name_suffix"] == new_head["name_suffix"]
+    new_ip = platform.node(new_head["node_id"])["privateIp"]
+    assert {t["environment"]["RAY_HEAD_IP"] for t in platform.live_tasks(new_pool["task_group_id"])} == {new_ip}
     assert tf.plan_exitcode().returncode == 0
     tf.destroy()
     assert view(sandbox).nothing_live(), view(sandbox).live

@@ -73,12 +73,9 @@ def test_cluster_with_observability_head_and_two_pools_builds_and_destroys(terra
     assert [t["status"] for t in platform.tasks(obs["task_group_id"])] == ["EXECUTING"]
     assert platform.tasks(head["task_group_id"])[0]["environment"]["OBSERVABILITY_HOST"] == obs["private_ip"]
     for name in ("alpha", "beta"):
-        tasks = platform.tasks(resources[f"raydog_worker_pool.{name}"]["task_group_id"])
-        assert [t["status"] for t in tasks] == ["EXECUTING", "EXECUTING"]
-        for task in tasks:
-            assert task["environment"]["RAY_HEAD_IP"] == head_node["privateIp"]
-            assert task["environment"]["RAY_HEAD_NODE_PRIVATE_IP"] == head_node["privateIp"]
-            assert task["environment"]["OBSERVABILITY_HOST"] == obs["private_ip"]
+        group_id = resources[f"raydog_worker_pool.{name}"]["task_group_id"]
+        assert platform.pool_tasks_know_their_peers(group_id, 2, head_node["privateIp"], obs["private_ip"]), \
+            platform.tasks(group_id)
 
     assert_no_changes(terraform)
     assert_no_changes(terraform, "-refresh=false")

@@ -140,9 +140,10 @@ def orphans(tf, sandbox) -> dict[str, list[str]]:
         "work_requirements": sorted(
             f"{w['name']} ({w['id']})" for w in platform.live_work_requirements()
             if w["id"] not in known["work_requirements"]),
+        # TERMINATING is final (a pool's removal returns once its requirement is): not an orphan.
         "compute_requirements": sorted(
             c["id"] for c in platform.state["computeRequirements"]
-            if c["status"] != "TERMINATED" and c["workerPoolId"] not in known["pools"]),
+            if c["status"] not in ("TERMINATED", "TERMINATING") and c["workerPoolId"] not in known["pools"]),
         "tasks": sorted(
             f"{g['name']}/{t['name']} ({t['status']})" for w in platform.state["workRequirements"]
             for g in w["taskGroups"] if g["id"] not in known["task_groups"]

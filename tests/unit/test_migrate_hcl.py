@@ -52,10 +52,12 @@ def inventory() -> Inventory:
                           {"id": WR, "name": "rd", "namespace": "team", "tag": "team-a"})
     found.nodes = [
         node(HEAD, "p1", "rd-head", private_ip="10.0.0.2", ray_start_script="#!/usr/bin/env bash\nray start\n",
-             instance_tags={"owner": "ml", "cost-centre": "research"}, environment={"A": "${not_hcl}"}),
+             instance_tags={"owner": "ml", "cost-centre": "research"}, environment={"A": "${not_hcl}"},
+             observability_host="10.0.0.3"),
         node(OBSERVABILITY, "p2", "rd-obs", private_ip="10.0.0.3", start_script="#!/bin/bash\n"),
         node(WORKER_POOL, "p3", "rd-01-wrkrs", "worker-nodes-01", name="worker-nodes-01", node_count=2,
-             task_script="#!/bin/bash\n", metrics_enabled=True),
+             task_script="#!/bin/bash\n", metrics_enabled=True, head_private_ip="10.0.0.2",
+             observability_host="10.0.0.3"),
         node(WORKER_POOL, "p4", "rd-gpu", "gpu", name="gpu", node_count=1, task_script="#!/bin/bash\n"),
     ]
     found.skipped = [("ydid:wrkrpool:000000:gone", "worker pool rd-03-wrkrs is TERMINATED")]
@@ -92,6 +94,12 @@ def test_module_call_holds_the_adopted_settings():
     pools = ray.attribute("worker_pools").value
     assert set(pools) == {'"worker-nodes-01"', '"gpu"'}
     assert pools['"worker-nodes-01"']["node_count"] == 2
+    # The addresses the adopted nodes were started with stay literals (learnt from the platform,
+    # they would replace the nodes); a pool started without one gets none.
+    assert head["observability_host"] == '"10.0.0.3"'
+    assert pools['"worker-nodes-01"']["head_private_ip"] == '"10.0.0.2"'
+    assert pools['"worker-nodes-01"']["observability_host"] == '"10.0.0.3"'
+    assert "head_private_ip" not in pools['"gpu"']
     assert scripts["head.sh"] == "#!/usr/bin/env bash\nray start\n"
     assert set(scripts) == {"head.sh", "observability.sh", "worker-nodes-01.sh", "gpu.sh"}
 

@@ -64,7 +64,21 @@ def test_another_tf_release_fails_fast_naming_both_versions(monkeypatch):
     import importlib.metadata
 
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.3.0")
-    with pytest.raises(RuntimeError, match=r"written for the tf framework 1\.2\.0, but tf 1\.3\.0 is installed"):
+    monkeypatch.setattr(tfcompat, "WRITTEN_FOR_TF", "1.1.0")  # no tf-1.1.0.dist-info: the full lookup runs
+    with pytest.raises(RuntimeError, match=r"written for the tf framework 1\.1\.0, but tf 1\.3\.0 is installed"):
+        tfcompat._check_framework_version()
+
+
+def test_the_pinned_tf_release_is_recognised_without_importlib_metadata(monkeypatch):
+    import importlib.metadata
+
+    def version(name):
+        raise AssertionError("the installed release's own metadata directory answers")
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    tfcompat._check_framework_version()
+    monkeypatch.setattr(tfcompat, "WRITTEN_FOR_TF", "1.1.0")
+    with pytest.raises(AssertionError, match="metadata directory answers"):
         tfcompat._check_framework_version()
 
 

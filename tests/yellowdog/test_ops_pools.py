@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from harness.waits import wait_until
 from raydog.yellowdog import YellowDogClient, PlatformError, PoolSpec, TaskGroupSpec, TaskSpec, check_credentials
 
 NS = "raydog-ops"
@@ -51,6 +52,15 @@ def pool_leftovers(sandbox, pool_id: str) -> dict:
 
 
 NOTHING_LEFT = {"pool": False, "compute_requirement": False, "instances": 0, "nodes": 0}
+
+
+def assert_removed(sandbox, pool_id: str) -> None:
+    """remove_pool returns once the pool is not live and its compute requirement TERMINATING
+    (final); a strict platform keeps instances TERMINATING a moment longer, then nothing is left."""
+    left = pool_leftovers(sandbox, pool_id)
+    assert not left["pool"] and left["nodes"] == 0, left
+    wait_until(lambda: pool_leftovers(sandbox, pool_id), "the pool's instances terminated",
+               until=lambda found: found == NOTHING_LEFT, timeout=10)
 
 
 def running_task(platform: YellowDogClient, pool, name: str):
@@ -233,7 +243,7 @@ def test_remove_pool_leaves_nothing_live(platform, sandbox):
 
     platform.remove_pool(pool.id, pool.compute_requirement_id)
 
-    assert pool_leftovers(sandbox, pool.id) == NOTHING_LEFT
+    assert_removed(sandbox, pool.id)
     live = sandbox.state()["live"]
     assert {key: live[key] for key in ("workerPools", "computeRequirements", "instances", "nodes")} == {
         "workerPools": 0, "computeRequirements": 0, "instances": 0, "nodes": 0}
@@ -246,7 +256,7 @@ def test_remove_pool_twice_is_success(platform, sandbox):
     platform.remove_pool(pool.id, pool.compute_requirement_id)
     platform.remove_pool(pool.id, pool.compute_requirement_id)
 
-    assert pool_leftovers(sandbox, pool.id) == NOTHING_LEFT
+    assert_removed(sandbox, pool.id)
 
 
 def test_remove_pool_terminated_out_of_band_is_success(platform, sandbox):
@@ -255,7 +265,7 @@ def test_remove_pool_terminated_out_of_band_is_success(platform, sandbox):
 
     platform.remove_pool(pool.id)
 
-    assert pool_leftovers(sandbox, pool.id) == NOTHING_LEFT
+    assert_removed(sandbox, pool.id)
 
 
 def test_remove_pool_of_an_unknown_id_is_success(platform):

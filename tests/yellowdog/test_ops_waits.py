@@ -6,11 +6,13 @@ The sandbox's simulate-mode knob ``SANDBOX_EXIT_CODE`` makes a task end with tha
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
 from raydog.yellowdog import (
     YellowDogClient,
+    PlatformError,
     PoolSpec,
     StoppedError,
     TaskFailedError,
@@ -140,3 +142,36 @@ def test_transient_errors_do_not_end_a_wait(platform, sandbox):
 
 def test_an_empty_wait_returns_at_once(platform):
     assert platform.wait_until_executing([], timeout_seconds=0) == []
+
+
+def peer_group(platform: YellowDogClient, node_count: int):
+    """A work requirement with one group tagged like a node pool (its tag is the pool's name)."""
+    tag = unique("p")
+    if node_count:
+        platform.provision_pool(PoolSpec(NS, tag, "sandbox/ray-head", None, None, {}, False, node_count, tag))
+    wr = platform.create_work_requirement(NS, unique("c"))
+    group = platform.ensure_task_group(wr.id, TaskGroupSpec("head", tag, NS, None, tag=tag))
+    return wr, group, tag
+
+
+@pytest.mark.sandbox(provision_delay=0.3)
+def test_a_peers_address_is_its_nodes_private_ip(platform, sandbox):
+    wr, group, tag = peer_group(platform, node_count=1)
+    platform.add_tasks(group.id, tasks(1))
+
+    address = platform.wait_for_group_node(wr.id, tag, 30)
+
+    node = next(n for n in sandbox.state()["nodes"] if n["id"] == address.node_id)
+    assert address.private_ip == node["privateIp"] and address.public_ip is None
+
+
+def test_a_peer_whose_task_ended_fails_the_wait_after_the_grace_not_the_timeout(platform):
+    wr, group, tag = peer_group(platform, node_count=0)
+    [task] = platform.add_tasks(group.id, tasks(1))
+    platform.cancel_task(task.id)  # the peer's create failed: its task ended before it had a node
+
+    started = time.monotonic()
+    with pytest.raises(PlatformError, match=r"ended \(CANCELLED\) before its node was known.*within 1 s") as raised:
+        platform.wait_for_group_node(wr.id, tag, timeout_seconds=60, gone_grace=1.0)
+    assert not isinstance(raised.value, WaitTimeoutError)
+    assert time.monotonic() - started < 30, "failed after the grace, not at the 60 s timeout"

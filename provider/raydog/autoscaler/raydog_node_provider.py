@@ -15,7 +15,8 @@ Ray's view and YellowDog's objects:
   private IP of the YellowDog node that runs it;
 - node tags are not stored apart: kind, type and status follow from the group and the
   task's status (tags Ray sets besides are kept in memory for the monitor's life);
-- launching = resizing the pool up and adding worker tasks that run the pool's script;
+- launching = resizing the pool up and adding worker tasks that run the pool's script with
+  the environment of its newest task (or its task template);
   terminating (after Ray's autoscaler drained the node through the GCS) = aborting the
   task (its EXIT trap stops Ray), shutting its node down and, once the node is gone,
   resizing the pool down to its live tasks.
@@ -319,8 +320,8 @@ class YellowDogNodeProvider(NodeProvider):
             count = min(count, pool_type.max_nodes - len(pool_type.tasks))
             if count <= 0 or not pool_type.loaded or not self._bounds_unchanged(pool_type):
                 return None
-            template = task_template(self.api, pool_type.group)
             every = self.api.pages("work/tasks", {"taskGroupId": pool_type.group["id"]})
+            template = task_template(pool_type.group, every)
             highest = max((int(m[1]) for t in every if (m := TASK_NAME.fullmatch(t.get("name") or ""))), default=0)
             self._resize(pool_type.pool["id"], len(pool_type.tasks) + count)
             body = [{**template, "name": f"node-{highest + i}"} for i in range(1, count + 1)]
@@ -425,17 +426,15 @@ def discover(api: YellowDogApi, wr_id: str, pool_cache: dict) -> dict[str, PoolT
     return found
 
 
-def task_template(api: YellowDogApi, group: dict) -> dict:
-    """What a new worker task runs: the group's task template (set by the provider), else a copy of
-    the newest task the group ever had."""
-    template = group.get("taskTemplate") or {}
-    if template.get("taskData"):
-        source = template
-    else:
-        every = api.pages("work/tasks", {"taskGroupId": group["id"]})
-        if not every:
-            raise RuntimeError(f"task group {group['id']} has no task template and no task to copy")
-        source = every[-1]
+def task_template(group: dict, every: list[dict]) -> dict:
+    """What a new worker task runs: a copy of the group's newest task (highest node index), else
+    the group's task template. The newest task has the environment the Terraform provider last
+    gave the pool's nodes: a pool re-tasked for a new head has new tasks, not a new template."""
+    newest = max(((int(m[1]), t) for t in every if (m := TASK_NAME.fullmatch(t.get("name") or ""))
+                  and t.get("taskData")), key=lambda pair: pair[0], default=(0, None))[1]
+    source = newest or group.get("taskTemplate") or {}
+    if not source.get("taskData"):
+        raise RuntimeError(f"task group {group['id']} has no task template and no task to copy")
     task = {"taskType": source.get("taskType") or "bash", "taskData": source["taskData"],
             "arguments": ["taskdata.txt"], "environment": dict(source.get("environment") or {})}
     timeout = (group.get("runSpecification") or {}).get("taskTimeout")

@@ -94,11 +94,13 @@ class SingleNodeConfig(NodeConfig):
 
     name_suffix: Optional[str]
     observability_host: Optional[str]
+    observability_name_suffix: Optional[str]  # None: OBSERVABILITY_HOST not learnt from the platform
 
     @classmethod
     def parse(cls, state: Mapping[str, Any], script_attribute: str, template: str) -> "SingleNodeConfig":
         return cls(**cls.common(state, script_attribute, template), name_suffix=state.get("name_suffix"),
-                   observability_host=state.get("observability_host"))
+                   observability_host=state.get("observability_host"),
+                   observability_name_suffix=state.get("observability_name_suffix"))
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,10 @@ class AutoscalerKey:
 @dataclass(frozen=True)
 class WorkerPoolConfig(NodeConfig):
     name: str
-    head_private_ip: str
+    head_private_ip: Optional[str]  # None: learnt from the platform (the head named by head_name_suffix)
+    head_name_suffix: Optional[str]
     observability_host: Optional[str]
+    observability_name_suffix: Optional[str]
     node_count: int
     wait_for_nodes: bool
     ray: "RayAccess"
@@ -155,10 +159,12 @@ class WorkerPoolConfig(NodeConfig):
         count = state.get("node_count")
         node_count = int(count) if isinstance(count, (int, float)) else (autoscaling.min_nodes if autoscaling else 0)
         return cls(**cls.common(state, "task_script", "worker"), name=state["name"],
-                   head_private_ip=state["head_private_ip"], observability_host=state.get("observability_host"),
+                   head_private_ip=state.get("head_private_ip"), head_name_suffix=state.get("head_name_suffix"),
+                   observability_host=state.get("observability_host"),
+                   observability_name_suffix=state.get("observability_name_suffix"),
                    node_count=node_count,
                    wait_for_nodes=bool(state.get("wait_for_nodes")) or state.get("readiness") == settings.READINESS_RAY,
-                   ray=RayAccess.parse(state, state["head_private_ip"]), autoscaling=autoscaling)
+                   ray=RayAccess.parse(state, state.get("head_private_ip")), autoscaling=autoscaling)
 
 
 @dataclass(frozen=True)

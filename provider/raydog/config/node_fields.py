@@ -90,3 +90,20 @@ def single_node_rules(suffix: str, what: str) -> tuple[Rule, ...]:
              lambda cluster, name_suffix: rules.derived_name(names.suffixed(suffix, name_suffix), what,
                                                              "name_suffix")(cluster)),
     )
+
+
+def observability_name_suffix_field(replace: bool) -> Field:
+    """Where a node learns the observability node's address from the platform instead of from
+    `observability_host`, so it need not wait for the observability node in Terraform's graph."""
+    change = "Forces replacement." if replace else "A change re-tasks the nodes in place."
+    return Field(
+        "observability_name_suffix", STRING,
+        "The `name_suffix` of the cluster's `raydog_observability` (\"\" when it has none): its private IP, "
+        "read from the platform as soon as its node is up, sets `OBSERVABILITY_HOST`, so this node provisions "
+        f"at the same time as the observability node. Exclusive with `observability_host`. {change}",
+        optional=True, replace=replace, check=rules.peer_name_suffix,
+    )
+
+
+OBSERVABILITY_RULE = Rule(("observability_host", "observability_name_suffix"), "observability_name_suffix",
+                          rules.exclusive("observability_host", "observability_name_suffix"))

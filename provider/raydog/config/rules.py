@@ -231,6 +231,18 @@ def name_suffix(value: str) -> None:
                          "and must end with a letter or digit")
 
 
+def peer_name_suffix(value: str) -> None:
+    """The name_suffix of the node (head, observability) another node learns its address from; "" for none."""
+    if value:
+        name_suffix(value)
+
+
+def exclusive(first: str, second: str):
+    def check(_a, _b) -> None:
+        raise ValueError(f"set {first} or {second}, not both")
+    return check
+
+
 def _number(value) -> float:
     """A number as Terraform sent it: beyond a float64 (1e400) it arrives as decimal text."""
     if isinstance(value, str):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from typing import TYPE_CHECKING, Optional
 
 from tf.utils import Diagnostics
@@ -55,10 +56,21 @@ def head_runs_autoscaler(client: "YellowDogClient", cluster_id: str) -> Optional
     return any(t.environment.get(API_URL_VARIABLE) for t in tasks)
 
 
-def require_autoscaler(diags: Diagnostics, client: "YellowDogClient", cluster_id: str, strict: bool) -> bool:
+# How long an apply waits for a head created at the same time (a pool that learns its head from
+# the platform does not wait for it in Terraform's graph): until the head's group and task exist.
+HEAD_WAIT_SECONDS = 300.0
+
+
+def require_autoscaler(diags: Diagnostics, client: "YellowDogClient", cluster_id: str, strict: bool,
+                       head_wait: float = 0.0, stopping: Optional[threading.Event] = None) -> bool:
     """Error (False) when the pool's cluster has a head without an autoscaler key; with ``strict``
-    (an apply) also when there is no live head to run one."""
+    (an apply) also when there is no live head to run one, after waiting up to ``head_wait``
+    seconds for one to appear."""
     runs = head_runs_autoscaler(client, cluster_id)
+    deadline, stopping = time.monotonic() + head_wait, stopping or threading.Event()
+    while runs is None and strict and time.monotonic() < deadline and not stopping.is_set():
+        stopping.wait(min(1.0, max(deadline - time.monotonic(), 0.0)))
+        runs = head_runs_autoscaler(client, cluster_id)
     if runs or (runs is None and not strict):
         return True
     why = "has no live head" if runs is None else "has a head without an autoscaler key"

@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from tf.utils import Diagnostics
 
@@ -82,6 +82,9 @@ class NodePlan:
     name_path: list  # the attribute that names the pool, for a duplicate-name error
     finish_if_any_task_failed: bool = False
     extra_state: dict[str, Any] = field(default_factory=dict)
+    # Addresses learnt from the platform (the head's, the observability node's), called with
+    # the work requirement id and the seconds left once the pool is provisioning: see lifecycle.peers.
+    peer_environment: Optional[Callable[[str, float], dict[str, str]]] = None
     # An autoscaled pool: never shut down for idling, and its group keeps the task every node runs
     # as its task template, for the autoscaler to add nodes from.
     autoscaled: bool = False
@@ -141,7 +144,7 @@ class NodePool:
     def cluster(self, config: NodeConfig) -> Optional[WorkRequirementInfo]:
         """The cluster's work requirement, or None (with an error) when it can't take new nodes."""
         try:
-            wr = self.client.get_work_requirement(config.cluster_id)
+            wr = self.client.recent_work_requirement(config.cluster_id)  # one read for the pools made together
         except PlatformError as exc:
             report(self.diags, "Cannot read the cluster's work requirement", exc, ["cluster_id"])
             return None
@@ -211,6 +214,9 @@ class NodePool:
                      yellowdog_name=pool.name, namespace=wr.namespace)
         tasks: list[TaskInfo] = []
         try:
+            environment = plan.environment
+            if plan.autoscaled:  # the template's nodes need the peers' addresses too: learn them first
+                environment = self._with_peers(plan, wr.id, deadline)
             group = self.client.ensure_task_group(wr.id, TaskGroupSpec(
                 name=names.task_group_name(plan.group_role),
                 worker_tag=token,
@@ -218,12 +224,14 @@ class NodePool:
                 namespace=wr.namespace,
                 task_timeout=config.lifetime,
                 finish_if_any_task_failed=plan.finish_if_any_task_failed,
-                task_template=TaskSpec(name="template", task_data=config.script, environment=plan.environment,
+                task_template=TaskSpec(name="template", task_data=config.script, environment=environment,
                                        timeout=config.lifetime) if plan.autoscaled else None,
             ))
             state["task_group_id"] = group.id
+            if not plan.autoscaled:
+                environment = self._with_peers(plan, wr.id, deadline)
             tasks = list(self.client.add_tasks(group.id, [
-                TaskSpec(name=n, task_data=config.script, environment=plan.environment, timeout=config.lifetime)
+                TaskSpec(name=n, task_data=config.script, environment=environment, timeout=config.lifetime)
                 for n in plan.task_names
             ]))
             state.update(plan.extra_state)
@@ -249,6 +257,13 @@ class NodePool:
         except PlatformError as exc:
             report(self.diags, f"Cannot start the {plan.group_role} node tasks", exc)
             return CreatedPool(state, tasks, [])
+
+    @staticmethod
+    def _with_peers(plan: NodePlan, wr_id: str, deadline: float) -> dict[str, str]:
+        """The plan's environment plus the peers' addresses (lifecycle.peers), if it learns any."""
+        if plan.peer_environment is None:
+            return plan.environment
+        return {**plan.environment, **plan.peer_environment(wr_id, max(deadline - time.monotonic(), 1.0))}
 
     def _provision(self, config: NodeConfig, wr: WorkRequirementInfo, base: str,
                    node_count: int, autoscaled: bool = False) -> tuple[PoolInfo, str]:
@@ -301,10 +316,10 @@ class NodePool:
         )
 
     def remove(self, state: dict, timeouts: Timeouts, quiet: bool = False) -> bool:
-        """Abort the pool's running tasks and give them time to end (their EXIT trap runs), then
-        shut the pool down and terminate its compute requirement."""
+        """End the pool's tasks and give them time to end (their EXIT trap runs), then
+        terminate its compute requirement and shut it down: ``abort_and_remove``."""
         try:
-            abort_and_remove(self.client, state.get("task_group_id"), state.get("id"),
+            abort_and_remove(self.client, state.get("cluster_id"), state.get("task_group_id"), state.get("id"),
                              state.get("compute_requirement_id"), timeouts, self.stopping)
             return True
         except PlatformError as exc:
@@ -320,23 +335,36 @@ def release_pool(client: "YellowDogClient", wr_id: str, pool: PoolInfo, timeouts
     """Remove a pool that no resource in state holds, the way a delete removes one: its group
     in the cluster (found by the pool's worker tag) gives the tasks to abort."""
     found = client.find_pool_group(pool.namespace or "", pool.worker_tag or "", wr_id) if pool.worker_tag else None
-    abort_and_remove(client, found[1].id if found else None, pool.id, pool.compute_requirement_id, timeouts, stopping)
+    abort_and_remove(client, wr_id, found[1].id if found else None, pool.id, pool.compute_requirement_id, timeouts,
+                     stopping)
 
 
-def abort_and_remove(client: "YellowDogClient", task_group_id: Optional[str], pool_id: Optional[str],
-                     compute_requirement_id: Optional[str], timeouts: Timeouts, stopping: threading.Event) -> None:
-    """Abort the group's running tasks and give them time to end (their EXIT trap runs), then
-    shut the pool down and terminate its compute requirement."""
+def abort_and_remove(client: "YellowDogClient", wr_id: Optional[str], task_group_id: Optional[str],
+                     pool_id: Optional[str], compute_requirement_id: Optional[str], timeouts: Timeouts,
+                     stopping: threading.Event) -> None:
+    """A pool's removal, request by request (a step that must come first, such as asking Ray
+    to drain the nodes, goes in front of this call). Its cost does not grow with the pool's
+    node count:
+
+    1. end the task group: one update of the cluster's work requirement leaves the group out
+       (shared, with its read, by the pools removed together); the platform cancels its
+       waiting tasks and aborts its running ones, whose EXIT trap stops Ray. A platform that
+       keeps the group gets one abort per live task instead;
+    2. wait, up to ``TASK_END_GRACE_SECONDS``, until none of its tasks is left unfinished:
+       one task search per poll, the first after 0.1 s;
+    3. terminate the compute requirement and shut the pool down: two requests, and a read
+       only for what their answers did not confirm.
+    """
     if task_group_id:
-        aborted = [task.id for task in client.list_tasks(task_group_id)]
-        for task_id in aborted:
-            client.cancel_task(task_id, abort=True)
         grace = min(TASK_END_GRACE_SECONDS, timeouts.delete.total_seconds())
+        if not (wr_id and client.end_task_group(wr_id, task_group_id)):
+            for task in client.list_tasks(task_group_id):
+                client.cancel_task(task.id, abort=True)
         try:
-            client.wait_until_ended(aborted, grace, stopping)
+            client.wait_until_group_ended(task_group_id, grace, stopping)
         except WaitTimeoutError:
-            log.warning("%d aborted task(s) did not end within %.0f s; removing their pool anyway", len(aborted),
-                        grace)
+            log.warning("task group %s: its aborted tasks did not end within %.0f s; removing the pool anyway",
+                        task_group_id, grace)
     if pool_id:
         client.remove_pool(pool_id, compute_requirement_id, timeout_seconds=timeouts.delete.total_seconds(),
                            stop_event=stopping)

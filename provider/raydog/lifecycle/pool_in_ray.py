@@ -11,6 +11,7 @@ Ray's health.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from tf.types import Unknown
@@ -18,8 +19,9 @@ from tf.utils import Diagnostics
 
 from raydog import settings
 from raydog.config.models import RayAccess, WorkerPoolConfig
+from raydog.lifecycle.peers import head_private_ip
 from raydog.lifecycle.ray_nodes import RayNotReadyError, drain, kept_idle_first, task_ips, wait_until_joined
-from raydog.yellowdog import PlatformError, TaskInfo
+from raydog.yellowdog import PlatformError, StoppedError, TaskInfo, WaitTimeoutError
 
 if TYPE_CHECKING:
     from raydog.yellowdog import YellowDogClient
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
 
 # The share of timeouts.update (a shrink) or timeouts.delete (a removal) a drain may use.
 DRAIN_SHARE = 0.5
+# How long a shrink or a removal looks for the head on the platform when neither the config nor the
+# pool's tasks give its address (head_name_suffix): a missing head must not hold the operation up.
+HEAD_LOOKUP_SECONDS = 10.0
 
 
 class PoolInRay:
@@ -43,6 +48,27 @@ class PoolInRay:
             return True
         head_ip = planned.get("head_private_ip")
         return RayAccess.parse(planned, head_ip if isinstance(head_ip, str) else None).drain_timeout.total_seconds() > 0
+
+    def with_head(self, diags: Diagnostics, config: WorkerPoolConfig, tasks: Sequence[TaskInfo],
+                  lookup_seconds: float = HEAD_LOOKUP_SECONDS) -> WorkerPoolConfig:
+        """``config`` with the head's GCS address, found where it is used rather than at parse time:
+        ray_gcs_address or head_private_ip when set; else the head's IP the pool's tasks were given
+        (learnt from the platform, lifecycle.peers); else the head looked up on the platform, for at
+        most ``lookup_seconds``. Not found: ``config`` unchanged (no address; Ray is not asked) and a warning."""
+        ray = config.ray
+        if ray.gcs_address or (ray.drain_timeout.total_seconds() <= 0 and ray.readiness != settings.READINESS_RAY):
+            return config
+        ip = next((t.environment["RAY_HEAD_IP"] for t in tasks if t.environment.get("RAY_HEAD_IP")), None)
+        if not ip and config.head_private_ip is None and config.cluster_id:
+            try:
+                ip = head_private_ip(self.provider, self.client, config, config.cluster_id, lookup_seconds)
+            except (PlatformError, StoppedError, WaitTimeoutError) as exc:
+                diags.add_warning("The head's Ray GCS address is unknown",
+                                  f"Could not find the head (head_name_suffix) on the platform: {exc}. Ray is not "
+                                  "asked (no readiness wait, no drain); set ray_gcs_address to the head's GCS.",
+                                  path=["ray_gcs_address"])
+                return config
+        return replace(config, ray=replace(ray, gcs_address=settings.gcs_address(ip))) if ip else config
 
     def wait_for_ray(self, diags: Diagnostics, config: WorkerPoolConfig, executing: Sequence[TaskInfo],
                      cr_id: Optional[str], started: float, timeout: float) -> None:
@@ -97,7 +123,7 @@ class PoolInRay:
 
     def drain_pool(self, diags: Diagnostics, current: dict) -> None:
         """Drain every node of the pool before it is removed."""
-        if not current.get("task_group_id") or not current.get("head_private_ip"):
+        if not current.get("task_group_id"):
             return
         config = WorkerPoolConfig.parse(current)
         if config.ray.drain_timeout.total_seconds() <= 0:
@@ -108,5 +134,6 @@ class PoolInRay:
             diags.add_warning("The nodes were not drained", f"{exc}. The pool is removed without draining.",
                               path=["drain_timeout"])
             return
+        config = self.with_head(diags, config, live)
         self.drain_before_removal(diags, config, live, current.get("compute_requirement_id"), "worker pool removed",
                                   config.timeouts.delete.total_seconds())

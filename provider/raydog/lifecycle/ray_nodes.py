@@ -132,10 +132,10 @@ def kept_idle_first(client: "YellowDogClient", address: str, live: Sequence[Task
                     target: int, cr_id: Optional[str]) -> tuple[list[str], Optional[str]]:
     """The ``target`` task ids a shrink keeps, in their order, having removed idle nodes first;
     with a reason when Ray could not be asked (then the newest go, as before)."""
-    try:
-        ips = task_ips(client, [t for t in live if t.id in set(ordered)], cr_id)
+    try:  # Ray first: an unreachable head costs no platform reads
         with RayGcs(address, call_timeout=PLAN_CALL_TIMEOUT) as gcs:
             nodes = gcs.nodes()
+        ips = task_ips(client, [t for t in live if t.id in set(ordered)], cr_id)
     except (PlatformError, RayGcsError) as exc:
         return list(ordered[:target]), str(exc)
     dropped = set(idle_first(ordered, ips, nodes)[:len(ordered) - target])
@@ -153,9 +153,10 @@ def drain(client: "YellowDogClient", address: str, tasks: Sequence[TaskInfo], cr
         return None
     deadline = time.monotonic() + drain_timeout
     try:
-        ips = set(task_ips(client, tasks, cr_id).values())
         with RayGcs(address) as gcs:
-            targets = [n for n in gcs.nodes() if n.alive and n.ip in ips]
+            alive = [n for n in gcs.nodes() if n.alive]  # Ray first: an unreachable head costs no platform reads
+            ips = set(task_ips(client, tasks, cr_id).values()) if alive else set()
+            targets = [n for n in alive if n.ip in ips]
             for node in targets:
                 gcs.drain(node.node_id, drain_timeout, reason)
             log.info("draining %d Ray node(s) at %s: %s", len(targets), address, [n.ip for n in targets])

@@ -13,6 +13,7 @@ from raydog.config.models import SingleNodeConfig, Timeouts
 from raydog.lifecycle.diagnostics import report
 from raydog.lifecycle.importing import import_node_pool
 from raydog.lifecycle.node_pool import NodePlan, live_pool
+from raydog.lifecycle.peers import observability_environment
 from raydog.lifecycle.planning import NodePlanning
 from raydog.lifecycle.resource import RaydogResource
 from raydog.lifecycle.scripts import script_sha256, stored_script
@@ -37,6 +38,12 @@ class SingleNodeResource(NodePlanning, RaydogResource):
 
     def outputs(self, private_ip: str) -> dict[str, str]:
         return {}
+
+    def peer_environment(self, config: SingleNodeConfig):
+        """OBSERVABILITY_HOST learnt from the platform, when observability_name_suffix says so."""
+        if getattr(config, "observability_name_suffix", None) is None:
+            return None
+        return observability_environment(self.provider, self.client, config)
 
     def pool_suffix(self, values: dict):
         name_suffix = values.get("name_suffix")
@@ -64,6 +71,7 @@ class SingleNodeResource(NodePlanning, RaydogResource):
             wait=True,
             name_path=["cluster_name"],
             finish_if_any_task_failed=True,
+            peer_environment=self.peer_environment(config),
         ))
         if created is None:
             return None

@@ -273,8 +273,15 @@ def render_module_call(inventory: Inventory, module: str, source: str) -> tuple[
         # The module names new heads <cluster>-head-<hash>; an adopted node keeps its name ("" = none).
         return {"name_suffix": found.attributes.get("name_suffix") or ""}
 
+    def addresses_of(found: Found, names: tuple[str, ...]) -> dict:
+        # The addresses its tasks were started with, as literals: the module would otherwise have the
+        # node learn them from the platform, a change that replaces it (and RayDog's own pool names are
+        # not the ones that lookup knows).
+        return {name: found.attributes[name] for name in names if found.attributes.get(name)}
+
     if head is not None:
-        lines += ["", "  head = {", *node_object(head, "head.sh", "  ", suffix_of(head)), "  }"]
+        lines += ["", "  head = {", *node_object(head, "head.sh", "  ", {
+            **suffix_of(head), **addresses_of(head, ("observability_host",))}), "  }"]
     if observability is not None:
         lines += ["", "  observability = {",
                   *node_object(observability, "observability.sh", "  ", suffix_of(observability)), "  }"]
@@ -282,7 +289,8 @@ def render_module_call(inventory: Inventory, module: str, source: str) -> tuple[
     for pool in inventory.worker_pools:
         extra = {"node_count": int(pool.attributes["node_count"]),
                  # Keeps the adopted pool's name (the module otherwise names pools <key>-<hash>).
-                 "name": pool.attributes.get("name")}
+                 "name": pool.attributes.get("name"),
+                 **addresses_of(pool, ("head_private_ip", "observability_host"))}
         lines += [f"    {_hcl_string(pool.key)} = {{", *node_object(pool, f"{pool.key}.sh", "    ", extra), "    }"]
     lines += ["  }", "}", ""]
     header = (f"# Written by `raydog import-state`: the RayDog cluster {cluster['name']} as a raydog module call.\n"

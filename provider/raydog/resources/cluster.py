@@ -15,7 +15,7 @@ from raydog.config.node_fields import TIMEOUTS
 from raydog.lifecycle.diagnostics import report
 from raydog.lifecycle.node_pool import WORK_REQUIREMENT, release_pool
 from raydog.lifecycle.resource import RaydogResource
-from raydog.yellowdog import OwnedElsewhereError, PlatformError, WorkRequirementInfo
+from raydog.yellowdog import OwnedElsewhereError, PlatformError, WaitTimeoutError, WorkRequirementInfo
 
 log = logging.getLogger("raydog.resources")
 
@@ -94,6 +94,13 @@ class ClusterResource(RaydogResource):
                 left.append(f"{pool.id} ({exc})")
         return left
 
+    def _wait_terminated(self, wr: WorkRequirementInfo, timeouts: Timeouts) -> None:
+        try:
+            self.client.wait_until_terminated(wr.namespace, names.pool_name(names.base_name(wr.name), ""),
+                                              timeouts.delete.total_seconds(), self.provider.stopping)
+        except WaitTimeoutError as exc:
+            log.warning("cluster %s: its pools' compute requirements are still terminating (%s)", wr.id, exc)
+
     def read(self, ctx: ReadContext, current: State) -> Optional[State]:
         try:
             wr = self.client.get_work_requirement(current["id"])
@@ -124,9 +131,12 @@ class ClusterResource(RaydogResource):
             wr = self.client.cancel_work_requirement(wr_id)
             if wr is None:
                 return
-            left = self._release_pools(wr, Timeouts.parse(current.get("timeouts")))
+            timeouts = Timeouts.parse(current.get("timeouts"))
+            left = self._release_pools(wr, timeouts)
             if not left:  # verify: a pool the platform still counts as live is not removed
                 left = [p.id for p in self.client.live_pools_serving(wr_id)]
+            if not left:  # the pools' compute requirements, all TERMINATING by now, to TERMINATED
+                self._wait_terminated(wr, timeouts)
         except PlatformError as exc:
             report(ctx.diagnostics, f"Cannot cancel work requirement {wr_id}", exc)
             return

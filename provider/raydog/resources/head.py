@@ -11,7 +11,15 @@ from raydog.autoscaler.shipping import API_URL_VARIABLE, KEY_ID_VARIABLE, KEY_SE
 from raydog.config import autoscaling, rules
 from raydog.config.fields import STRING, Field, Table
 from raydog.config.models import AutoscalerKey, SingleNodeConfig, Timeouts
-from raydog.config.node_fields import HOST_FIELDS, NODE_FIELDS, TIMEOUTS, name_suffix_field, single_node_rules
+from raydog.config.node_fields import (
+    HOST_FIELDS,
+    NODE_FIELDS,
+    OBSERVABILITY_RULE,
+    TIMEOUTS,
+    name_suffix_field,
+    observability_name_suffix_field,
+    single_node_rules,
+)
 from raydog.lifecycle.ray_nodes import head_ray_ready
 from raydog.lifecycle.single_node import SingleNodeResource
 from raydog.yellowdog import PlatformError
@@ -26,6 +34,7 @@ TABLE = Table(
         Field("observability_host", STRING,
               "Private IP of the observability node; sets `OBSERVABILITY_HOST` for the head.",
               optional=True, replace=True, check=rules.ip_address),
+        observability_name_suffix_field(replace=True),
         Field("readiness", STRING,
               'What create waits for: "executing" (the head\'s task is executing; the default) or "ray" (also its '
               f"Ray GCS answers at `private_ip:{settings.RAY_GCS_PORT}`, or at `public_ip` when the provider cannot "
@@ -36,7 +45,7 @@ TABLE = Table(
         Field("client_address", STRING, f"Ray client address, `ray://IP:{settings.RAY_CLIENT_PORT}`.", computed=True),
         Field("dashboard_url", STRING, f"Ray dashboard, `http://IP:{settings.RAY_DASHBOARD_PORT}`.", computed=True),
     ),
-    rules=single_node_rules(names.HEAD_SUFFIX, "head pool"),
+    rules=(*single_node_rules(names.HEAD_SUFFIX, "head pool"), OBSERVABILITY_RULE),
     blocks=(TIMEOUTS,),
 )
 

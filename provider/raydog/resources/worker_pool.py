@@ -30,11 +30,18 @@ from raydog.config import rules
 from raydog.config.fields import BOOL, NUMBER, STRING, STRING_LIST, Field, Rule, Table
 from raydog.config.autoscaling import AUTOSCALING, POOL_RULES, initial_size_in_bounds, node_count_or_zero
 from raydog.config.models import Autoscaling, Timeouts, WorkerPoolConfig
-from raydog.config.node_fields import NODE_FIELDS, NODE_RULES, TIMEOUTS
-from raydog.lifecycle.autoscaling import hold, pool_tag, require_autoscaler
+from raydog.config.node_fields import (
+    NODE_FIELDS,
+    NODE_RULES,
+    OBSERVABILITY_RULE,
+    TIMEOUTS,
+    observability_name_suffix_field,
+)
+from raydog.lifecycle.autoscaling import HEAD_WAIT_SECONDS, hold, pool_tag, require_autoscaler
 from raydog.lifecycle.diagnostics import report
 from raydog.lifecycle.importing import read_imported_pool
 from raydog.lifecycle.node_pool import NodePlan, live_pool
+from raydog.lifecycle.peers import head_environment
 from raydog.lifecycle.planning import NodePlanning
 from raydog.lifecycle.pool_in_ray import PoolInRay
 from raydog.lifecycle.resource import RaydogResource
@@ -60,10 +67,18 @@ TABLE = Table(
               required=True, replace=True, check=rules.worker_pool_name),
         Field("head_private_ip", STRING,
               "Private IP of the head (`raydog_head.<name>.private_ip`); sets `RAY_HEAD_IP` "
-              "and the deprecated `RAY_HEAD_NODE_PRIVATE_IP`.",
-              required=True, replace=True, check=rules.head_private_ip),
+              "and the deprecated `RAY_HEAD_NODE_PRIVATE_IP`. Makes the pool wait for the head in Terraform's "
+              "graph; leave it unset to have the head's address read from the platform (see `head_name_suffix`). "
+              "Forces replacement.",
+              optional=True, replace=True, check=rules.head_private_ip),
+        Field("head_name_suffix", STRING,
+              "The `name_suffix` of the cluster's `raydog_head` (unset or \"\" when it has none), used when "
+              "`head_private_ip` is unset: the pool provisions its nodes at once and its tasks get the head's "
+              "private IP as soon as the head's node is up. A change (a new head) re-tasks the nodes in place.",
+              optional=True, check=rules.peer_name_suffix),
         Field("observability_host", STRING, "Private IP of the observability node; sets `OBSERVABILITY_HOST`.",
               optional=True, replace=True, check=rules.ip_address),
+        observability_name_suffix_field(replace=False),
         Field("task_script", STRING,
               "Bash script every worker node runs; unset means the built-in `worker` template "
               "(the plan shows its `script_sha256`).", optional=True, replace=True, check=rules.script_size),
@@ -79,7 +94,8 @@ TABLE = Table(
               "Updated in place.", optional=True, check=rules.readiness),
         Field("ray_gcs_address", STRING,
               "Where the provider reaches the head's Ray GCS (`host:port`) to wait for nodes to join, pick idle nodes "
-              f"and drain them; default `<head_private_ip>:{settings.RAY_GCS_PORT}`. Updated in place.",
+              f"and drain them; default `<head_private_ip>:{settings.RAY_GCS_PORT}`, the head's IP as the pool's tasks "
+              "were given it (head_private_ip, or learnt from the platform). Updated in place.",
               optional=True, check=rules.gcs_address),
         Field("drain_timeout", STRING,
               "How long Ray may drain the nodes that a lower node_count or the pool's removal ends, such as "
@@ -89,7 +105,9 @@ TABLE = Table(
               "Ids of the node tasks that are live, oldest first: growing a pool appends, shrinking drops the newest.",
               computed=True),
     ),
-    rules=(*NODE_RULES,
+    rules=(*NODE_RULES, OBSERVABILITY_RULE,
+           Rule(("head_private_ip", "head_name_suffix"), "head_name_suffix",
+                rules.exclusive("head_private_ip", "head_name_suffix")),
            Rule(("cluster_name", "name"), "name",
                 lambda cluster, name: rules.derived_name(name, "worker pool", "name")(cluster)),
            Rule(("wait_for_nodes", "readiness"), "readiness", rules.readiness_needs_wait),
@@ -146,8 +164,14 @@ class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
 
     def plan(self, ctx: PlanContext, current: Optional[State], planned: State) -> State:
         planned = super().plan(ctx, current, planned)
+        retask = current is not None and current.get("id") and retasks(current, planned)
         if isinstance(planned.get("autoscaling"), dict):
-            return self.plan_autoscaled(ctx, current, planned)
+            planned = self.plan_autoscaled(ctx, current, planned)
+        if retask:
+            # A new head (or observability node): every node gets a new task with its address.
+            planned["task_ids"] = types.Unknown
+        if retask or isinstance(planned.get("autoscaling"), dict):
+            return planned
         count = planned.get("node_count")
         if current is None or "node_count" not in ctx.changed_fields or not isinstance(count, (int, float)):
             return planned
@@ -221,7 +245,10 @@ class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
         config, started = WorkerPoolConfig.parse(planned), time.monotonic()
         if config.autoscaling is not None:
             try:
-                if not require_autoscaler(ctx.diagnostics, self.client, config.cluster_id, strict=True):
+                head_wait = 0.0 if config.head_private_ip else min(HEAD_WAIT_SECONDS,
+                                                                   config.timeouts.create.total_seconds())
+                if not require_autoscaler(ctx.diagnostics, self.client, config.cluster_id, strict=True,
+                                          head_wait=head_wait, stopping=self.provider.stopping):
                     return None
             except PlatformError as exc:
                 report(ctx.diagnostics, "Cannot check that the cluster's head runs an autoscaler", exc, ["autoscaling"])
@@ -233,6 +260,7 @@ class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
             environment=worker_environment(config),
             wait=config.wait_for_nodes,
             name_path=["name"],
+            peer_environment=self.peer_environment(config),
             autoscaled=config.autoscaling is not None,
         ))
         if created is None:
@@ -245,8 +273,9 @@ class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
             except PlatformError as exc:
                 report(ctx.diagnostics, "Cannot give the pool its autoscaling bounds", exc, ["autoscaling"])
         if created.executing and not ctx.diagnostics.has_errors():
-            self.wait_for_ray(ctx.diagnostics, config, created.executing, state["compute_requirement_id"],
-                              started, config.timeouts.create.total_seconds())
+            self.wait_for_ray(ctx.diagnostics, self.with_head(ctx.diagnostics, config, created.executing),
+                              created.executing, state["compute_requirement_id"], started,
+                              config.timeouts.create.total_seconds())
         return self.full(state)
 
     def read(self, ctx: ReadContext, current: State) -> Optional[State]:
@@ -283,16 +312,24 @@ class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
             if config.autoscaling is not None:
                 # The autoscaler owns the size inside the bounds; only a size outside them moves.
                 config = replace(config, node_count=config.autoscaling.clamp(len(live)))
-            if config.node_count > len(live):
+            if retasks(current, planned):
+                live = self.retask(current, config, live)
+                if config.wait_for_nodes:
+                    self.wait_for_ray(ctx.diagnostics, self.with_head(ctx.diagnostics, config, live), live,
+                                      current.get("compute_requirement_id"), started,
+                                      config.timeouts.update.total_seconds())
+            elif config.node_count > len(live):
                 added = self.grow(current, config, live)
                 live = live + added
                 if config.wait_for_nodes:
                     executing = self.client.wait_until_executing(
                         [t.id for t in added], config.timeouts.update.total_seconds(), stop_event=self.provider.stopping)
-                    self.wait_for_ray(ctx.diagnostics, config, executing, current.get("compute_requirement_id"),
-                                      started, config.timeouts.update.total_seconds())
+                    self.wait_for_ray(ctx.diagnostics, self.with_head(ctx.diagnostics, config, live), executing,
+                                      current.get("compute_requirement_id"), started,
+                                      config.timeouts.update.total_seconds())
             elif config.node_count < len(live):
-                live = self.shrink(current, live, config, planned.get("task_ids"), ctx.diagnostics)
+                live = self.shrink(current, live, self.with_head(ctx.diagnostics, config, live),
+                                   planned.get("task_ids"), ctx.diagnostics)
             if autoscaled_before or config.autoscaling is not None:
                 # The new bounds (none: a fixed size from now on) hand the pool back to the autoscaler.
                 self.client.set_compute_requirement_tag(current["compute_requirement_id"], pool_tag(config.autoscaling))
@@ -328,12 +365,47 @@ class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
         self.client.resize_pool(current["id"], config.node_count)
         every = self.client.list_tasks(current["task_group_id"], include_finished=True)
         highest = max((names.worker_task_index(t.name) or 0 for t in [*every, *live]), default=0)
+        # A live task's environment holds the addresses its pool learnt from the platform.
+        environment = next((t.environment for t in live if t.environment), None) or worker_environment(created_with)
+        find = self.peer_environment(created_with)
+        if find is not None and "RAY_HEAD_IP" not in environment:
+            environment = {**environment, **find(config.cluster_id, config.timeouts.update.total_seconds())}
         new = [
             TaskSpec(name=names.worker_task_name(highest + i), task_data=script,
-                     environment=worker_environment(created_with), timeout=config.lifetime)
+                     environment=environment, timeout=config.lifetime)
             for i in range(1, config.node_count - len(live) + 1)
         ]
         return self.client.add_tasks(current["task_group_id"], new)
+
+    def peer_environment(self, config: WorkerPoolConfig):
+        """The head's address (and the observability node's) from the platform, unless head_private_ip is set."""
+        if config.head_private_ip is not None:
+            return None
+        return head_environment(self.provider, self.client, config)
+
+    def retask(self, current: State, config: WorkerPoolConfig, live: list[TaskInfo]) -> list[TaskInfo]:
+        """Give every node a new task that knows the new head's (or observability node's) address:
+        abort the old tasks (their EXIT traps stop Ray), resize if node_count changed too, add the new ones."""
+        environment = worker_environment(config)
+        find = self.peer_environment(config)
+        if find is not None:
+            environment.update(find(config.cluster_id, config.timeouts.update.total_seconds()))
+        for task in live:
+            self.client.cancel_task(task.id, abort=True)
+        if config.node_count != len(live):
+            self.client.resize_pool(current["id"], config.node_count)
+        every = self.client.list_tasks(current["task_group_id"], include_finished=True)
+        highest = max((names.worker_task_index(t.name) or 0 for t in every), default=0)
+        script = next((t.task_data for t in live if t.task_data), config.script)
+        added = self.client.add_tasks(current["task_group_id"], [
+            TaskSpec(name=names.worker_task_name(highest + i), task_data=script, environment=environment,
+                     timeout=config.lifetime)
+            for i in range(1, config.node_count + 1)
+        ])
+        if config.wait_for_nodes:  # as last seen: placed on their nodes, for a wait for Ray
+            added = self.client.wait_until_executing([t.id for t in added], config.timeouts.update.total_seconds(),
+                                                     stop_event=self.provider.stopping)
+        return added
 
     def shrink(self, current: State, live: list[TaskInfo], config: WorkerPoolConfig, listed: Optional[list],
                diags: Diagnostics) -> list[TaskInfo]:
@@ -402,8 +474,16 @@ def import_worker_pool(client: "YellowDogClient", diags: Diagnostics, id: str) -
     }
 
 
+def retasks(current: State, planned: State) -> bool:
+    """Whether the nodes need new tasks: the head (or observability node) they learn their address from changed."""
+    return any(current.get(a) != planned.get(a) for a in ("head_name_suffix", "observability_name_suffix"))
+
+
 def worker_environment(config: WorkerPoolConfig) -> dict[str, str]:
-    provider_set = {"RAY_HEAD_IP": config.head_private_ip, "RAY_HEAD_NODE_PRIVATE_IP": config.head_private_ip}
+    """The node tasks' environment; the addresses learnt from the platform are added at create."""
+    provider_set = {}
+    if config.head_private_ip is not None:
+        provider_set = {"RAY_HEAD_IP": config.head_private_ip, "RAY_HEAD_NODE_PRIVATE_IP": config.head_private_ip}
     if config.observability_host:
         provider_set["OBSERVABILITY_HOST"] = config.observability_host
     return config.task_environment(provider_set)

@@ -13,12 +13,13 @@ from yellowdog_client.model import ApiKey, ServicesSchema
 
 from . import policy, probe, retry
 from .core import ClientCore, log, record_response_status
+from .group_end import GroupEndOps
 from .pools import PoolOps
 from .templates import TemplateOps
 from .waits import WaitOps
 
 
-class YellowDogClient(WaitOps, PoolOps, TemplateOps, ClientCore):
+class YellowDogClient(WaitOps, GroupEndOps, PoolOps, TemplateOps, ClientCore):
     """Idempotent, retried, verified YellowDog operations for the Terraform resources."""
 
     @classmethod

@@ -71,6 +71,12 @@ class ClientCore:
         # work requirement id -> task groups waiting to be appended (see WorkOps.ensure_task_group)
         self._pending_guard = threading.Lock()
         self._pending_groups: dict[str, list] = {}
+        # work requirement id -> task groups waiting to be dropped (see GroupEndOps.end_task_group)
+        self._pending_drops: dict[str, list] = {}
+        # work requirement id -> (monotonic time read, the requirement) for reads shared by
+        # the pools created together (see WorkOps.recent_work_requirement).
+        self._recent_wrs: dict[str, tuple[float, object]] = {}
+        self._recent_guard = KeyedLocks()
 
     def _call(self, operation: str, object_id: str | None, call: Callable[[], T]) -> T:
         """Run one SDK call; anything it raises comes out as a PlatformError."""

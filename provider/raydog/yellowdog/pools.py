@@ -12,6 +12,7 @@ from collections.abc import Collection
 from datetime import timedelta
 
 from yellowdog_client.model import (
+    ComputeRequirementSearch,
     AutoShutdown,
     ComputeRequirement,
     ComputeRequirementStatus,
@@ -223,14 +224,39 @@ class PoolOps(ClientCore):
         # down are asked for at once, and a refusal is checked against what is there.
         pool = None if compute_requirement_id else self._read_pool(pool_id)
         cr_id = compute_requirement_id or (getattr(pool, "computeRequirementId", None) if pool else None)
+        cr_terminated = False
         if cr_id:
-            self._terminate_compute_requirement(cr_id)
+            cr_terminated = self._terminate_compute_requirement(cr_id)
         pool_finished = pool is not None and pool.status is not None and pool.status.finished
+        pool_shut = pool_finished
         if compute_requirement_id or (pool is not None and not pool_finished):
-            self._shutdown_pool(pool_id)
-        if timeout_seconds > 0:
-            poll_until(f"worker pool {pool_id} removed", pool_id, lambda: self._removal_state(pool_id, cr_id),
+            pool_shut = self._shutdown_pool(pool_id, cr_terminated)
+        if timeout_seconds > 0 and not (pool_shut and (cr_terminated or not cr_id)):
+            # Only what the answers did not confirm is polled.
+            poll_until(f"worker pool {pool_id} removed", pool_id,
+                       lambda: self._removal_state(pool_id if not pool_shut else None,
+                                                   cr_id if not cr_terminated else None),
                        timeout_seconds, stop_event, operation="remove worker pool")
+
+    def wait_until_terminated(self, namespace: str, name_part: str, timeout_seconds: float,
+                              stop_event: threading.Event | None = None) -> None:
+        """Wait until no compute requirement of the namespace whose name contains ``name_part``
+        is still TERMINATING: one search per poll, however many there are.
+
+        A pool's removal returns once its requirement is TERMINATING (final: nothing brings it
+        back, and its instances are no longer alive); a cluster's destroy, which comes after
+        its pools', waits here once for all of them to have TERMINATED.
+        """
+        search = ComputeRequirementSearch(namespace=namespace, name=name_part,
+                                          statuses=[ComputeRequirementStatus.TERMINATING])
+
+        def check() -> tuple[bool, str | None]:
+            left = next(iter(self._all_pages("search compute requirements", namespace, lambda ref: (
+                self._sdk.compute_client.get_compute_requirements(search).slice(ref)))), None)
+            return left is None, (None if left is None else f"{left.name} {left.status}")
+
+        poll_until(f"compute requirements {namespace}/*{name_part}* terminated", name_part, check, timeout_seconds,
+                   stop_event, operation="wait for compute requirements to terminate")
 
     def node_address(self, node_or_worker_id: str, compute_requirement_id: str | None = None) -> NodeAddress:
         """The private IP (from the node) and public IP (from its instance) of a node.
@@ -261,27 +287,44 @@ class PoolOps(ClientCore):
             log.warning("worker pool %s: could not read it back (%s)", pool.id, err)
             return self._pool_info(pool, None)
 
-    def _terminate_compute_requirement(self, cr_id: str) -> None:
+    def _terminate_compute_requirement(self, cr_id: str) -> bool:
+        """Terminate the requirement; True when the answer shows it TERMINATING or TERMINATED
+        (either is final: a requirement never comes back from TERMINATING)."""
         log.info("terminating compute requirement %s", cr_id)
         try:
-            self._call("terminate compute requirement", cr_id,
-                       lambda: self._sdk.compute_client.terminate_compute_requirement_by_id(cr_id))
+            answer = self._call("terminate compute requirement", cr_id,
+                                lambda: self._sdk.compute_client.terminate_compute_requirement_by_id(cr_id))
+            return getattr(answer, "status", None) in GONE_CR_STATUSES
         except PlatformError:
             current = lookup_patiently(lambda: self._read_cr(cr_id))
             if current is not None and not _cr_gone(current):
                 raise
+            return current is None or current.status == ComputeRequirementStatus.TERMINATED
 
-    def _shutdown_pool(self, pool_id: str) -> None:
+    def _shutdown_pool(self, pool_id: str, cr_terminating: bool = False) -> bool:
+        """Shut the pool down; True once the platform accepted it (or the pool had already finished).
+
+        With its compute requirement known to be terminating, the pool ends with it (reference
+        §3), so a refusal (a strict platform refuses to shut down a pool that has already
+        ended) is taken as that, without a read."""
         log.info("shutting down worker pool %s", pool_id)
         try:
             self._call("shut down worker pool", pool_id,
                        lambda: self._sdk.worker_pool_client.shutdown_worker_pool_by_id(pool_id))
-        except PlatformError:
+        except PlatformError as err:
+            if cr_terminating and not (err.transient or err.outcome_unknown):
+                log.info("worker pool %s: shutdown refused (%s); it ends with its compute requirement", pool_id, err)
+                return True
             current = lookup_patiently(lambda: self._read_pool(pool_id))
             if current is not None and not (current.status is not None and current.status.finished):
                 raise
+        return True
 
-    def _removal_state(self, pool_id: str, cr_id: str | None) -> tuple[bool, str]:
+    def _removal_state(self, pool_id: str | None, cr_id: str | None) -> tuple[bool, str]:
+        if pool_id is None:  # shut down already confirmed
+            cr = self._read_cr(cr_id) if cr_id else None
+            done = cr is None or cr.status == ComputeRequirementStatus.TERMINATED
+            return done, f"compute requirement {cr.status if cr else 'gone'}"
         pool = self._read_pool(pool_id)
         cr = self._read_cr(cr_id) if cr_id else None
         pool_done = pool is None or (pool.status is not None and pool.status.finished)

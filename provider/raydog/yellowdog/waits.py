@@ -1,10 +1,10 @@
 """Waiting for the platform: brisk polling, bounded by a timeout, stoppable.
 
-Polls come often while a wait is young and less often as it ages: the pause is a tenth
-of the time waited so far, at least 0.2 s and at most 2 s. So a change is noticed within
-about 10% of the time it took (a head whose node boots in 3 s is seen executing within
-~0.3 s of it, not a whole back-off step later), and a wait of minutes costs one request
-per 2 s. A transient error during a wait (no answer, 429, 5xx) is logged and the wait
+Polls come often while a wait is young and less often as it ages: the pause is a
+twentieth of the time waited so far, at least 0.1 s and at most 2 s. So a change in the
+first 2 s is noticed within 0.1 s, later ones within about 5% of the time they took (a
+head whose node boots in 3 s is seen executing within ~0.15 s of it), and a wait of minutes
+still costs one request per 2 s: a 5-minute wait makes about 200 polls. A transient error during a wait (no answer, 429, 5xx) is logged and the wait
 goes on until its deadline; anything else ends it.
 ``stop_event`` (set when Terraform asks the provider to stop) ends a wait at once.
 """
@@ -19,14 +19,18 @@ from yellowdog_client.model import TaskSearch, TaskStatus
 
 from .core import log
 from .errors import PlatformError, StoppedError, TaskFailedError, WaitTimeoutError
-from .models import TaskInfo
+from .models import NodeAddress, TaskInfo
 from .work import WorkOps, _task_info
 
 ProgressCallback = Callable[[list[TaskInfo]], None]
 
-POLL_MIN = 0.2  # seconds between polls, at least
+POLL_MIN = 0.1  # seconds between polls, at least
 POLL_MAX = 2.0  # and at most
-POLL_FRACTION = 0.1  # of the time waited so far
+POLL_FRACTION = 0.05  # of the time waited so far
+# A peer (head, observability node) whose task ended before its node was known: how long a wait
+# for its address goes on for another group to take its place (a replacement's group appears
+# within seconds: it is added right after its pool is asked for) before it fails.
+PEER_GONE_GRACE_SECONDS = 30.0
 
 
 def poll_interval(waited: float) -> float:
@@ -127,6 +131,63 @@ class WaitOps(WorkOps):
             object_id = ids[0] if len(ids) == 1 else f"{ids[0]} (+{len(ids) - 1} more)"
             poll_until(f"waiting for {len(ids)} task(s) to end", object_id, check, timeout_seconds, stop_event,
                        operation="wait for task to end")
+
+    def wait_for_group_node(self, wr_id: str, group_tag: str, timeout_seconds: float,
+                            stop_event: threading.Event | None = None,
+                            tag_matches: Callable[[str], bool] | None = None,
+                            gone_grace: float = PEER_GONE_GRACE_SECONDS) -> NodeAddress:
+        """The address of the node running a task of the work requirement's live task group
+        tagged ``group_tag`` (each node pool's group is tagged with its pool's name), or, with
+        ``tag_matches``, the newest live group whose tag it accepts (a strict platform may
+        give a pool the next generation of its name).
+
+        How a worker pool learns its head's address (and a node its observability node's)
+        without Terraform ordering one create after the other: the group and its task may
+        not exist yet when the wait starts. Each round costs one read of the requirement
+        until the group appears, then one task search of that group; one node read at the end.
+        Only the private IP is read (``public_ip`` is None). When the group's tasks all end
+        before one had a node (the peer's create failed), the wait goes on for ``gone_grace``
+        seconds for another group to take its place, then fails (PlatformError) instead of
+        waiting out the timeout for a node that will not come.
+        """
+        found: dict[str, object] = {}
+
+        def check() -> tuple[bool, str | None]:
+            ended = found.get("ended")
+            if "group" not in found and isinstance(ended, tuple) and time.monotonic() - ended[0] > gone_grace:
+                raise PlatformError("wait for node", f"the task of {group_tag} ended ({ended[2]}) before its node "
+                                    f"was known, and no other took its place within {gone_grace:.0f} s",
+                                    object_id=str(ended[1]))
+            if "group" not in found:
+                wr = self._require_wr(wr_id)
+                if wr.status is not None and wr.status.finished:
+                    raise PlatformError("wait for node", f"the work requirement is {wr.status.name}",
+                                        object_id=wr_id)
+                wanted = tag_matches or (lambda tag: tag == group_tag)
+                group = next((g for g in reversed(wr.taskGroups or []) if g.tag and wanted(g.tag) and g.id
+                              and not (g.status is not None and g.status.terminated)), None)
+                if group is None or (isinstance(ended, tuple) and group.id == ended[1]):
+                    return False, "no task group yet" if ended is None else "its task ended"
+                found["group"] = group.id
+                found.pop("ended", None)  # another group took its place
+            group_id = str(found["group"])
+            tasks = [_task_info(t) for t in self._search_tasks(TaskSearch(taskGroupId=group_id), group_id)]
+            placed = next((t for t in tasks if not t.finished and (t.worker_id or t.node_id)), None)
+            if placed is None:
+                if tasks and all(t.finished for t in tasks):
+                    # That group ended; a replacement may follow, for gone_grace seconds.
+                    found["ended"] = (time.monotonic(), found.pop("group"), tasks[-1].status)
+                return False, tasks[0].status if tasks else "no task yet"
+            node = self._node_of(placed.worker_id or placed.node_id)  # type: ignore[attr-defined]
+            private_ip = node.details.privateIpAddress if node.details else None
+            if not private_ip:
+                return False, "no private IP yet"
+            found["address"] = NodeAddress(node_id=node.id, private_ip=private_ip, public_ip=None)
+            return True, placed.status
+
+        poll_until(f"waiting for the node of {group_tag}", group_tag, check, timeout_seconds, stop_event,
+                   operation="wait for node")
+        return found["address"]  # type: ignore[return-value]
 
     def _poll_tasks(self, task_ids: list[str], groups: Iterable[str]) -> dict[str, TaskInfo]:
         """The current info of each task: one search per known group, reads for the rest."""

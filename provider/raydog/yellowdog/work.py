@@ -9,7 +9,8 @@ reading it back.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from datetime import timedelta
 
 from yellowdog_client.model import (
@@ -100,6 +101,20 @@ class WorkOps(ClientCore):
         wr = self._read_wr(wr_id)
         return None if wr is None else _wr_info(wr)
 
+    def recent_work_requirement(self, wr_id: str, max_age: float = 2.0) -> WorkRequirementInfo | None:
+        """The work requirement as read at most ``max_age`` seconds ago by this client, else read now.
+
+        Every pool created in one apply checks its cluster before provisioning; they arrive
+        together, so one read answers them all instead of one read per pool.
+        """
+        with self._recent_guard.hold(wr_id):
+            seen = self._recent_wrs.get(wr_id)
+            if seen is not None and time.monotonic() - seen[0] <= max_age:
+                return seen[1]  # type: ignore[return-value]
+            info = self.get_work_requirement(wr_id)
+            self._recent_wrs[wr_id] = (time.monotonic(), info)
+            return info
+
     def find_work_requirement(self, namespace: str, name: str) -> WorkRequirementInfo | None:
         """The work requirement of that name: the live one if there is one, else the last finished one."""
         label = f"{namespace}/{name}"
@@ -173,19 +188,27 @@ class WorkOps(ClientCore):
         request = _GroupRequest(spec)
         with self._pending_guard:
             self._pending_groups.setdefault(wr_id, []).append(request)
-        with self._wr_locks.hold(wr_id):
-            if not request.done:
-                with self._pending_guard:
-                    batch = self._pending_groups.pop(wr_id, [])
-                try:
-                    self._ensure_groups(wr_id, batch)
-                except BaseException as exc:  # unexpected: every caller of the batch gets it
-                    for unanswered in batch:
-                        if not unanswered.done:
-                            unanswered.fail(exc if isinstance(exc, Exception) else PlatformError(
-                                "add task group", f"interrupted ({type(exc).__name__})", object_id=wr_id))
-                    raise
+        self._answer_in_batch(wr_id, self._pending_groups, request, self._ensure_groups, "add task group")
         return request.outcome()
+
+    def _answer_in_batch(self, wr_id: str, pending: dict[str, list], request: _GroupRequest,
+                         send: Callable[[str, list], None], operation: str) -> None:
+        """Under the requirement's lock, unless another caller's batch has answered ``request``:
+        take every request pending for ``wr_id`` and ``send`` them as one batch. Anything
+        unexpected it raises answers every request of the batch, and is raised."""
+        with self._wr_locks.hold(wr_id):
+            if request.done:
+                return
+            with self._pending_guard:
+                batch = pending.pop(wr_id, [])
+            try:
+                send(wr_id, batch)
+            except BaseException as exc:
+                for unanswered in batch:
+                    if not unanswered.done:
+                        unanswered.fail(exc if isinstance(exc, Exception) else PlatformError(
+                            operation, f"interrupted ({type(exc).__name__})", object_id=wr_id))
+                raise
 
     def _ensure_groups(self, wr_id: str, batch: list[_GroupRequest]) -> None:
         """Answer every request of ``batch`` (the caller holds the requirement's lock)."""

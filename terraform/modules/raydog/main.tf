@@ -27,10 +27,15 @@ locals {
 
   observability_host = local.observability_enabled ? raydog_observability.this[0].private_ip : null
 
-  # Worker pools are replaced create-before-destroy, and Terraform then replaces what they
-  # depend on (the head, the observability node) the same way. YellowDog pool names must
-  # differ while old and new exist, so each pool's name carries a short hash of every input
-  # that forces its replacement. The hash only names the pool; it reveals nothing of userdata.
+  # The observability node, the head and every worker pool depend on the cluster only, so
+  # they all start provisioning at once (docs/guides/cluster-startup.md). A node learns the
+  # head's and the observability node's addresses from the platform, naming them by their
+  # name_suffix, which is known at plan time: a new head shows in the plan as a new
+  # head_name_suffix on every pool, whose nodes are re-tasked in place.
+  #
+  # Nodes are replaced create-before-destroy. YellowDog pool names must differ while old and
+  # new exist, so each pool's name carries a short hash of every input that forces its
+  # replacement. The hash only names the pool; it reveals nothing of userdata.
   observability_hash = !local.observability_enabled ? null : substr(nonsensitive(sha256(jsonencode({
     cluster_id                      = raydog_cluster.this.id
     script                          = local.observability_script
@@ -52,7 +57,8 @@ locals {
     metrics_enabled                 = var.head.metrics_enabled
     environment                     = var.head.environment
     lifetime                        = var.lifetime
-    observability_host              = local.observability_host
+    observability                   = local.observability_name_suffix
+    observability_host              = var.head.observability_host
     # A new autoscaler key replaces the head too (the secret enters only through its hash).
     autoscaler_key = var.autoscaler_key == null ? null : [var.autoscaler_key.id, sha256(var.autoscaler_key.secret), var.autoscaler_key.api_url]
   }))), 0, 6)
@@ -68,9 +74,20 @@ locals {
       metrics_enabled                 = pool.metrics_enabled
       environment                     = pool.environment
       lifetime                        = var.lifetime
-      head_private_ip                 = raydog_head.this.private_ip
-      observability_host              = local.observability_host
+      head_private_ip                 = pool.head_private_ip
+      observability_host              = pool.observability_host
     }))), 0, 6)
+  }
+  # "" keeps the plain <cluster>-obs / <cluster>-head name (nodes adopted by raydog import-state).
+  observability_name_suffix = !local.observability_enabled ? null : (
+    var.observability.name_suffix == null ? local.observability_hash : var.observability.name_suffix
+  )
+  head_name_suffix = var.head.name_suffix == null ? local.head_hash : var.head.name_suffix
+  # A pool adopted from RayDog keeps the addresses its nodes were started with (raydog
+  # import-state writes them as literals); the others learn them from the platform. Never a
+  # reference: one to the head would make every pool wait for it in Terraform's graph.
+  pools_learning_addresses = {
+    for key, pool in var.worker_pools : key => pool.head_private_ip == null && pool.observability_host == null
   }
   # A pool adopted from RayDog (raydog import-state) keeps its own name.
   worker_pool_names = {
@@ -121,8 +138,7 @@ resource "raydog_observability" "this" {
   environment                     = var.observability.environment
   lifetime                        = var.lifetime
   start_script                    = local.observability_script_argument
-  # "" keeps the plain <cluster>-obs name (an observability node adopted by raydog import-state).
-  name_suffix = var.observability.name_suffix == null ? local.observability_hash : (var.observability.name_suffix == "" ? null : var.observability.name_suffix)
+  name_suffix                     = local.observability_name_suffix == "" ? null : local.observability_name_suffix
 
   lifecycle {
     create_before_destroy = true
@@ -145,14 +161,16 @@ resource "raydog_head" "this" {
   environment                     = var.head.environment
   lifetime                        = var.lifetime
   ray_start_script                = local.head_script_argument
-  observability_host              = local.observability_host
-  readiness                       = var.head.readiness
+  # An adopted head keeps the address it was started with (raydog import-state); others learn it.
+  observability_host        = var.head.observability_host
+  observability_name_suffix = var.head.observability_host == null ? local.observability_name_suffix : null
+  readiness                 = var.head.readiness
   # nonsensitive on the id and URL only: the secret stays sensitive.
   autoscaler_application_key_id     = var.autoscaler_key == null ? null : nonsensitive(var.autoscaler_key.id)
   autoscaler_application_key_secret = var.autoscaler_key == null ? null : var.autoscaler_key.secret
   autoscaler_api_url                = var.autoscaler_key == null ? null : nonsensitive(var.autoscaler_key.api_url)
   # "" keeps the plain <cluster>-head name (a head adopted by raydog import-state).
-  name_suffix = var.head.name_suffix == null ? local.head_hash : (var.head.name_suffix == "" ? null : var.head.name_suffix)
+  name_suffix = local.head_name_suffix == "" ? null : local.head_name_suffix
 
   lifecycle {
     create_before_destroy = true
@@ -183,8 +201,11 @@ resource "raydog_worker_pool" "this" {
   ray_gcs_address                 = var.worker_pools[each.key].ray_gcs_address
   lifetime                        = var.lifetime
   task_script                     = local.worker_script_arguments[each.key]
-  head_private_ip                 = raydog_head.this.private_ip
-  observability_host              = local.observability_host
+  # Literal addresses (a pool adopted by raydog import-state) or learnt from the platform.
+  head_private_ip           = var.worker_pools[each.key].head_private_ip
+  head_name_suffix          = var.worker_pools[each.key].head_private_ip == null ? local.head_name_suffix : null
+  observability_host        = var.worker_pools[each.key].observability_host
+  observability_name_suffix = local.pools_learning_addresses[each.key] ? local.observability_name_suffix : null
 
   dynamic "autoscaling" {
     for_each = var.worker_pools[each.key].autoscaling == null ? [] : [var.worker_pools[each.key].autoscaling]

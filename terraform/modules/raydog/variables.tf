@@ -84,7 +84,9 @@ variable "head" {
     - name_suffix: suffix of the head pool's YellowDog name (default: a hash of the inputs
       that replace the head, so a new head is created before the old one is removed; "" for
       none, as for a head adopted with `raydog import-state`);
-    - readiness: "executing" (default) or "ray": create also waits until the head's Ray GCS answers.
+    - readiness: "executing" (default) or "ray": create also waits until the head's Ray GCS answers;
+    - observability_host: the observability node's private IP as a literal, for a head adopted with
+      `raydog import-state` (its task was started with it); unset, the head learns it from the platform.
   EOT
   type = object({
     compute_requirement_template_id = string
@@ -98,6 +100,7 @@ variable "head" {
     create_timeout                  = optional(string)
     name_suffix                     = optional(string)
     readiness                       = optional(string)
+    observability_host              = optional(string)
   })
 
   validation {
@@ -201,7 +204,10 @@ variable "worker_pools" {
       ends (default "5m"; "0s": no drain, the newest nodes go);
     - ray_gcs_address: where the provider reaches the head's Ray GCS (default <head private IP>:6379);
     - name: the pool's name in the cluster (default: the key and a hash of the inputs that
-      replace the pool; set it to keep the name of a pool adopted with `raydog import-state`).
+      replace the pool; set it to keep the name of a pool adopted with `raydog import-state`);
+    - head_private_ip, observability_host: the head's (and observability node's) private IP as
+      literals, for a pool adopted with `raydog import-state` whose nodes were started with them;
+      unset (the default), the pool learns both from the platform and provisions with the head.
     A change that replaces a pool (its script, template, image, ...) creates the new pool before
     the old one is removed, so the cluster keeps its workers through the change.
   EOT
@@ -220,6 +226,8 @@ variable "worker_pools" {
     drain_timeout                   = optional(string)
     ray_gcs_address                 = optional(string)
     name                            = optional(string)
+    head_private_ip                 = optional(string)
+    observability_host              = optional(string)
     autoscaling = optional(object({
       min_nodes    = number
       max_nodes    = number

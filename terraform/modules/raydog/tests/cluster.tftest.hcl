@@ -122,12 +122,12 @@ run "create" {
   }
 
   assert {
-    condition     = output.grafana_url == "http://${output.observability_private_ip}:3000" && raydog_head.this.observability_host == output.observability_private_ip
+    condition     = output.grafana_url == "http://${output.observability_private_ip}:3000" && raydog_head.this.observability_name_suffix == raydog_observability.this[0].name_suffix
     error_message = "the observability node should be up and known to the head"
   }
 
   assert {
-    condition     = length(raydog_worker_pool.this["beta"].task_ids) == 2 && raydog_worker_pool.this["beta"].observability_host == output.observability_private_ip
+    condition     = length(raydog_worker_pool.this["beta"].task_ids) == 2 && raydog_worker_pool.this["beta"].observability_name_suffix == raydog_observability.this[0].name_suffix && raydog_worker_pool.this["beta"].head_name_suffix == raydog_head.this.name_suffix
     error_message = "beta should run two node tasks that know the observability host"
   }
 }
