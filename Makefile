@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.raydog-installed
 PYTEST_ARGS ?=
+# make test runs the suite on this many pytest-xdist workers; the exec-mode tests that start
+# Ray share one worker (xdist_group "exec", --dist loadgroup). PYTEST_WORKERS=0 runs serially.
+PYTEST_WORKERS ?= 2
 
 .PHONY: venv demo test bench docs lint release clean
 
@@ -19,7 +22,7 @@ demo: venv
 	$(BIN)/python -m raydog.demo
 
 test: venv
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup) $(PYTEST_ARGS)
 
 bench: venv
 	$(BIN)/python -m bench
