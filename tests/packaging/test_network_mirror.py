@@ -68,10 +68,14 @@ def test_sums_are_signed_with_the_given_key(release, make_home, tmp_path):
     env["GNUPGHOME"] = str(tmp_path / "gnupg")
     (tmp_path / "gnupg").mkdir(mode=0o700)
     key = "raydog release test <release@example.invalid>"
-    run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", key, "ed25519", "sign", "never"], env=env)
-    out = tmp_path / "release"
-    shutil.copytree(release.directory, out)
-    run([*CLI, "package", "--index-only", "--out", str(out), "--sign-key", "release@example.invalid"], env=env)
-    sums = layout.provider_dir(out) / layout.sums_name()
-    verify = subprocess.run(["gpg", "--batch", "--verify", f"{sums}.sig", str(sums)], env=env, capture_output=True)
-    assert verify.returncode == 0, verify.stderr
+    try:
+        run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", key, "ed25519", "sign", "never"], env=env)
+        out = tmp_path / "release"
+        shutil.copytree(release.directory, out)
+        run([*CLI, "package", "--index-only", "--out", str(out), "--sign-key", "release@example.invalid"], env=env)
+        sums = layout.provider_dir(out) / layout.sums_name()
+        verify = subprocess.run(["gpg", "--batch", "--verify", f"{sums}.sig", str(sums)], env=env,
+                                capture_output=True)
+        assert verify.returncode == 0, verify.stderr
+    finally:  # gpg starts an agent for this GNUPGHOME that outlives the test otherwise
+        subprocess.run(["gpgconf", "--kill", "all"], env=env, capture_output=True, check=False)
