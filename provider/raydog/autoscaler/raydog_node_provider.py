@@ -55,7 +55,6 @@ log = logging.getLogger("raydog.autoscaler")
 HEAD_NODE_TYPE = "ray.head.default"
 HEAD_NODE_ID = "raydog-head"
 AUTOSCALING_TAG = re.compile(r"raydog-autoscaling-(\d+)-(\d+)-(\d+)")
-HELD_TAG = "raydog-autoscaling-held"
 UNFINISHED = ("PENDING", "READY", "ALLOCATED", "DOWNLOADING", "EXECUTING", "UPLOADING")
 GONE_NODE_STATUSES = ("LOST", "DEREGISTERED", "TERMINATED")
 LIVE_POOL_STATUSES = ("PENDING", "CONFIGURING", "EMPTY", "IDLE", "RUNNING")
@@ -151,6 +150,7 @@ class PoolType:
         self.name = name
         self.group = group
         self.pool = pool
+        self.bounds = bounds
         self.min_nodes, self.max_nodes, self.idle_seconds = bounds
         self.tasks: list[dict] = []
         self.loaded = True  # whether the config Ray holds has these bounds (see refresh)
@@ -269,7 +269,7 @@ class YellowDogNodeProvider(NodeProvider):
         """Whether the pool still has the bounds of the last refresh (read now, just before a
         launch): a held pool, or one with new bounds, gets nothing until the next refresh."""
         requirement = self.api.get(f"compute/requirements/{pool_type.pool['computeRequirementId']}") or {}
-        if parse_bounds(requirement.get("tag")) == (pool_type.min_nodes, pool_type.max_nodes, pool_type.idle_seconds):
+        if parse_bounds(requirement.get("tag")) == pool_type.bounds:
             return True
         log.info("pool %s: bounds now %r; launching nothing until the next refresh", pool_type.name,
                  requirement.get("tag"))
@@ -322,7 +322,7 @@ class YellowDogNodeProvider(NodeProvider):
                 return None
             every = self.api.pages("work/tasks", {"taskGroupId": pool_type.group["id"]})
             template = task_template(pool_type.group, every)
-            highest = max((int(m[1]) for t in every if (m := TASK_NAME.fullmatch(t.get("name") or ""))), default=0)
+            highest = max(map(node_index, every), default=0)
             self._resize(pool_type.pool["id"], len(pool_type.tasks) + count)
             body = [{**template, "name": f"node-{highest + i}"} for i in range(1, count + 1)]
             added = self.api.call("POST", f"work/taskGroups/{pool_type.group['id']}/tasks", body=body) or []
@@ -426,12 +426,17 @@ def discover(api: YellowDogApi, wr_id: str, pool_cache: dict) -> dict[str, PoolT
     return found
 
 
+def node_index(task: dict) -> int:
+    """N of a node task named ``node-N`` (the provider's and the autoscaler's); 0 for another name."""
+    match = TASK_NAME.fullmatch(task.get("name") or "")
+    return int(match[1]) if match else 0
+
+
 def task_template(group: dict, every: list[dict]) -> dict:
     """What a new worker task runs: a copy of the group's newest task (highest node index), else
     the group's task template. The newest task has the environment the Terraform provider last
     gave the pool's nodes: a pool re-tasked for a new head has new tasks, not a new template."""
-    newest = max(((int(m[1]), t) for t in every if (m := TASK_NAME.fullmatch(t.get("name") or ""))
-                  and t.get("taskData")), key=lambda pair: pair[0], default=(0, None))[1]
+    newest = max((t for t in every if node_index(t) and t.get("taskData")), key=node_index, default=None)
     source = newest or group.get("taskTemplate") or {}
     if not source.get("taskData"):
         raise RuntimeError(f"task group {group['id']} has no task template and no task to copy")
