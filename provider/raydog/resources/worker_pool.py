@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from dataclasses import replace
 from typing import TYPE_CHECKING, Optional
 
@@ -363,19 +364,24 @@ class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
         created_with = WorkerPoolConfig.parse(current)
         script = next((t.task_data for t in live if t.task_data), created_with.script)
         self.client.resize_pool(current["id"], config.node_count)
-        every = self.client.list_tasks(current["task_group_id"], include_finished=True)
-        highest = max((names.worker_task_index(t.name) or 0 for t in [*every, *live]), default=0)
         # A live task's environment holds the addresses its pool learnt from the platform.
         environment = next((t.environment for t in live if t.environment), None) or worker_environment(created_with)
         find = self.peer_environment(created_with)
         if find is not None and "RAY_HEAD_IP" not in environment:
             environment = {**environment, **find(config.cluster_id, config.timeouts.update.total_seconds())}
-        new = [
-            TaskSpec(name=names.worker_task_name(highest + i), task_data=script,
-                     environment=environment, timeout=config.lifetime)
-            for i in range(1, config.node_count - len(live) + 1)
-        ]
-        return self.client.add_tasks(current["task_group_id"], new)
+        return self.add_node_tasks(current, config.node_count - len(live), script, environment, config.lifetime, live)
+
+    def add_node_tasks(self, current: State, count: int, script: str, environment: dict[str, str],
+                       lifetime: Optional[timedelta], known: list[TaskInfo]) -> list[TaskInfo]:
+        """Add ``count`` node tasks to the pool's group, named after the highest index so far
+        (finished tasks included: task names are unique in a group)."""
+        every = self.client.list_tasks(current["task_group_id"], include_finished=True)
+        highest = max((names.worker_task_index(t.name) or 0 for t in [*every, *known]), default=0)
+        return self.client.add_tasks(current["task_group_id"], [
+            TaskSpec(name=names.worker_task_name(highest + i), task_data=script, environment=environment,
+                     timeout=lifetime)
+            for i in range(1, count + 1)
+        ])
 
     def peer_environment(self, config: WorkerPoolConfig):
         """The head's address (and the observability node's) from the platform, unless head_private_ip is set."""
@@ -394,14 +400,8 @@ class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
             self.client.cancel_task(task.id, abort=True)
         if config.node_count != len(live):
             self.client.resize_pool(current["id"], config.node_count)
-        every = self.client.list_tasks(current["task_group_id"], include_finished=True)
-        highest = max((names.worker_task_index(t.name) or 0 for t in every), default=0)
         script = next((t.task_data for t in live if t.task_data), config.script)
-        added = self.client.add_tasks(current["task_group_id"], [
-            TaskSpec(name=names.worker_task_name(highest + i), task_data=script, environment=environment,
-                     timeout=config.lifetime)
-            for i in range(1, config.node_count + 1)
-        ])
+        added = self.add_node_tasks(current, config.node_count, script, environment, config.lifetime, live)
         if config.wait_for_nodes:  # as last seen: placed on their nodes, for a wait for Ray
             added = self.client.wait_until_executing([t.id for t in added], config.timeouts.update.total_seconds(),
                                                      stop_event=self.provider.stopping)
