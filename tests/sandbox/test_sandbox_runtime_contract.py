@@ -59,7 +59,8 @@ def test_nodes_boot_with_their_addresses_and_tasks_run_with_the_agent_environmen
         node.details.privateIpAddress, node.details.publicIpAddress, node.details.hostname, node.details.instanceId)
     assert spec.pool_name == "pool" and spec.userdata == "#!/bin/bash\necho userdata"
     assert ipaddress.ip_address(spec.private_ip) in ipaddress.ip_network("127.0.0.0/8")
-    (run,) = runtime.runs
+    # EXECUTING can be read back just before the runtime has recorded the run (seen under load).
+    (run,) = wait_until(lambda: list(runtime.runs), "the runtime asked to run the task", until=lambda runs: runs)
     assert (run.task_id, run.node_id, run.task_type) == (task.id, spec.node_id, "bash")
     assert run.task_data == task.taskData
     env = run.environment
