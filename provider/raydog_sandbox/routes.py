@@ -59,6 +59,7 @@ def yellowdog_routes(backend: SandboxBackend) -> list[tuple[str, str, Handler]]:
         ("POST", "/work/requirements", work.add_work_requirement),
         ("PUT", "/work/requirements", work.update_work_requirement),
         ("GET", "/work/requirements", work.search_work_requirements),
+        ("GET", "/work/requirements/{id}/updates", work.work_requirement_updates),
         ("GET", "/work/requirements/{id}", work.work_requirement_by_id),
         ("PUT", "/work/requirements/{id}/transition/{status}", work.transition_work_requirement),
         ("GET", "/work/namespaces/{namespace}/requirements/{name}", work.work_requirement_by_name),
@@ -126,8 +127,11 @@ class SandboxApi:
                 self.keys.check(request.headers.get("authorization"))
                 body = await read_json(request)
                 result = handler(request, body)
-                response = json_response(result, status_code) if result is not None else Response(
-                    status_code=status_code)
+                if isinstance(result, Response):  # a stream (``.../updates``)
+                    response = result
+                else:
+                    response = json_response(result, status_code) if result is not None else Response(
+                        status_code=status_code)
             except SandboxError as error:
                 response = error_response(error)
             except Exception as error:  # any bug becomes a 500, as on the real API

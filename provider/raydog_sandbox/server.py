@@ -251,7 +251,8 @@ def build_sandbox(
     api = SandboxApi(backend, runtime, keys, hosts, FaultInjector(spec))
     app = api.app if rate is None else rate_limited(api.app, RateLimiter(rate))
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            timeout_keep_alive=75, backlog=2048)
+                            timeout_keep_alive=75, backlog=2048,
+                            timeout_graceful_shutdown=1)  # open update streams do not hold up a stop
     return api, scheduler, _Server(config), sockets
 
 

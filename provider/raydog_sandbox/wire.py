@@ -57,6 +57,45 @@ def error_response(error: SandboxError) -> Response:
                          status_code=error.status_code)
 
 
+# Update streams (``GET .../updates``, server-sent events): how often the model is looked at,
+# and the longest silence before a comment line keeps the connection alive (the SDK gives
+# up on a stream after 90 s without a byte).
+UPDATE_CHECK_SECONDS = 0.05
+UPDATE_KEEPALIVE_SECONDS = 20.0
+
+
+def event_stream(read: Callable[[], Any], is_final: Callable[[Any], bool]) -> Response:
+    """An SSE response sending ``data: <JSON>`` each time ``read()`` (the entity, as JSON) changes,
+    as YellowDog does: the complete entity per event, no event for the state at subscription,
+    comments to keep a quiet stream alive, and the stream closed once the entity is finished
+    (after the event that finished it) or gone."""
+    from starlette.responses import StreamingResponse
+
+    async def events():
+        import asyncio
+        import time
+
+        last = json.dumps(read(), separators=(",", ":"))
+        quiet_since = time.monotonic()
+        while True:
+            await asyncio.sleep(UPDATE_CHECK_SECONDS)
+            try:
+                current = read()
+            except SandboxError:
+                return  # the entity is gone
+            text = json.dumps(current, separators=(",", ":"))
+            if text != last:
+                last, quiet_since = text, time.monotonic()
+                yield f"data: {text}\n\n"
+                if is_final(current):
+                    return
+            elif time.monotonic() - quiet_since >= UPDATE_KEEPALIVE_SECONDS:
+                quiet_since = time.monotonic()
+                yield ":\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
 def dumped(render: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """A view for the models: the record rendered as an SDK model, then as its JSON."""
     return lambda record: Json.dump(render(record))

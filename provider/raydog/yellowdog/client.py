@@ -16,6 +16,7 @@ from .core import ClientCore, log, record_response_status
 from .group_end import GroupEndOps
 from .pools import PoolOps
 from .templates import TemplateOps
+from .updates import UpdateStreams
 from .waits import WaitOps
 
 
@@ -31,7 +32,9 @@ class YellowDogClient(WaitOps, GroupEndOps, PoolOps, TemplateOps, ClientCore):
         sdk = PlatformClient.create(schema, ApiKey(key_id, key_secret))
         _install_transport_policy(sdk)
         log.info("platform client for %s with application key %s", url, key_id)
-        return cls(sdk, url)
+        client = cls(sdk, url)
+        client._updates = UpdateStreams(url, key_id, key_secret)
+        return client
 
 
 def _install_transport_policy(sdk: PlatformClient) -> None:

@@ -29,7 +29,7 @@ class RestReader:
         self.url = api_url.rstrip("/")
         self._headers = {"Authorization": f"yd-key {key_id}:{key_secret}", "Accept": "application/json",
                          "User-Agent": user_agent}
-        self._context = _tls_context(self.url)
+        self._context = tls_context(self.url)
 
     def get(self, path: str, operation: str, object_id: str | None = None, *, missing_ok: bool = True,
             progress: Callable[[str], None] | None = None) -> bytes | None:
@@ -107,7 +107,7 @@ def _segment(value: str) -> str:
     return quote(value, safe=":@")
 
 
-def _tls_context(url: str):
+def tls_context(url: str):
     """The CA bundle the SDK's requests would use: REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, certifi."""
     if not url.startswith("https://"):
         return None

@@ -4,8 +4,11 @@ Polls come often while a wait is young and less often as it ages: the pause is a
 twentieth of the time waited so far, at least 0.1 s and at most 2 s. So a change in the
 first 2 s is noticed within 0.1 s, later ones within about 5% of the time they took (a
 head whose node boots in 3 s is seen executing within ~0.15 s of it), and a wait of minutes
-still costs one request per 2 s: a 5-minute wait makes about 200 polls. A transient error during a wait (no answer, 429, 5xx) is logged and the wait
-goes on until its deadline; anything else ends it.
+still costs one request per 2 s: a 5-minute wait makes about 200 polls. A wait on tasks of a
+work requirement this client knows also follows the requirement's update stream (updates.py):
+a change of the groups it watches ends the pause at once, so it is noticed within
+milliseconds; the poll still decides. A transient error during a wait (no answer, 429, 5xx)
+is logged and the wait goes on until its deadline; anything else ends it.
 ``stop_event`` (set when Terraform asks the provider to stop) ends a wait at once.
 """
 
@@ -13,13 +16,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from yellowdog_client.model import TaskSearch, TaskStatus
 
 from .core import log
 from .errors import PlatformError, StoppedError, TaskFailedError, WaitTimeoutError
 from .models import NodeAddress, TaskInfo
+from .updates import Subscription, group_counts
 from .work import WorkOps, _task_info
 
 ProgressCallback = Callable[[list[TaskInfo]], None]
@@ -40,8 +45,10 @@ def poll_interval(waited: float) -> float:
 
 def poll_until(what: str, object_id: str, check: Callable[[], tuple[bool, str | None]],
                timeout_seconds: float, stop_event: threading.Event | None = None,
-               operation: str = "wait") -> None:
-    """Call ``check`` (returning (done, status)) until done, the timeout, or a stop."""
+               operation: str = "wait", wake: Subscription | None = None) -> None:
+    """Call ``check`` (returning (done, status)) until done, the timeout, or a stop. A pause
+    ends early when ``wake`` (an update stream's subscription, updates.py) says what the
+    wait watches has changed."""
     started = time.monotonic()
     deadline = started + timeout_seconds
     last_status: str | None = None
@@ -59,7 +66,11 @@ def poll_until(what: str, object_id: str, check: Callable[[], tuple[bool, str | 
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise WaitTimeoutError(object_id, time.monotonic() - started, last_status, operation=operation)
-        _pause(min(poll_interval(time.monotonic() - started), remaining), stop_event)
+        pause = min(poll_interval(time.monotonic() - started), remaining)
+        if wake is None:
+            _pause(pause, stop_event)
+        else:
+            wake.wait(pause, stop_event)
         _raise_if_stopped(stop_event, operation, object_id)
 
 
@@ -111,8 +122,9 @@ class WaitOps(WorkOps):
 
         if ids:
             object_id = ids[0] if len(ids) == 1 else f"{ids[0]} (+{len(ids) - 1} more)"
-            poll_until(f"waiting for {len(ids)} task(s) to execute", object_id, check,
-                       timeout_seconds, stop_event, operation=operation)
+            with self._updates_of_groups(groups) as wake:
+                poll_until(f"waiting for {len(ids)} task(s) to execute", object_id, check,
+                           timeout_seconds, stop_event, operation=operation, wake=wake)
         return [latest[task_id] for task_id in ids]
 
     def wait_until_ended(self, task_ids: Sequence[str], timeout_seconds: float,
@@ -185,9 +197,29 @@ class WaitOps(WorkOps):
             found["address"] = NodeAddress(node_id=node.id, private_ip=private_ip, public_ip=None)
             return True, placed.status
 
-        poll_until(f"waiting for the node of {group_tag}", group_tag, check, timeout_seconds, stop_event,
-                   operation="wait for node")
+        def watched(group: dict) -> bool:
+            tag = group.get("tag")
+            return bool(tag) and (tag_matches(tag) if tag_matches else tag == group_tag)
+
+        with self._updates_of(wr_id, lambda payload: group_counts(payload, watched)) as wake:
+            poll_until(f"waiting for the node of {group_tag}", group_tag, check, timeout_seconds, stop_event,
+                       operation="wait for node", wake=wake)
         return found["address"]  # type: ignore[return-value]
+
+    @contextmanager
+    def _updates_of(self, wr_id: str | None, key: Callable[[dict], Hashable]) -> Iterator[Subscription | None]:
+        """A subscription to the work requirement's update stream, or None where there is none."""
+        if wr_id is None or self._updates is None:
+            yield None
+            return
+        with self._updates.subscribe(wr_id, key) as subscription:
+            yield subscription
+
+    def _updates_of_groups(self, groups: set[str]):
+        """The update stream of the requirement of ``groups`` (a set the wait may still add to),
+        watching those groups' task counts; None when no group's requirement is known."""
+        wr_id = next((self._group_wrs[group] for group in sorted(groups) if group in self._group_wrs), None)
+        return self._updates_of(wr_id, lambda payload: group_counts(payload, lambda group: group.get("id") in groups))
 
     def _poll_tasks(self, task_ids: list[str], groups: Iterable[str]) -> dict[str, TaskInfo]:
         """The current info of each task: one search per known group, reads for the rest."""

@@ -189,7 +189,9 @@ class WorkOps(ClientCore):
         with self._pending_guard:
             self._pending_groups.setdefault(wr_id, []).append(request)
         self._answer_in_batch(wr_id, self._pending_groups, request, self._ensure_groups, "add task group")
-        return request.outcome()
+        group = request.outcome()
+        self._group_wrs[group.id] = wr_id
+        return group
 
     def _answer_in_batch(self, wr_id: str, pending: dict[str, list], request: _GroupRequest,
                          send: Callable[[str, list], None], operation: str) -> None:

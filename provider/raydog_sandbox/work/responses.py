@@ -15,13 +15,17 @@ from yellowdog_client.model import (
     TaskSummary,
     WorkRequirement,
     WorkRequirementSearch,
+    WorkRequirementStatus,
     WorkRequirementSummary,
 )
 
 from ..errors import InvalidRequest
 from ..records import GroupRec, TaskRec, WorkRequirementRec
-from ..wire import bool_param, dumped, load, parse_search, path_param, require_object, sliced
+from ..wire import bool_param, dumped, event_stream, load, parse_search, path_param, require_object, sliced
 from .models import WorkModel
+
+
+FINISHED_WR_STATUSES = frozenset(status.name for status in WorkRequirementStatus if status.finished)
 
 
 def render_work_requirement(wr: WorkRequirementRec) -> WorkRequirement:
@@ -102,6 +106,13 @@ class WorkResponses:
 
     def work_requirement_by_id(self, request: Request, body: Any) -> Any:
         return self.work.get_work_requirement(path_param(request, "id"), dumped(render_work_requirement))
+
+    def work_requirement_updates(self, request: Request, body: Any) -> Any:
+        """``GET /work/requirements/{id}/updates``: the requirement's JSON at each change (SSE)."""
+        wr_id = path_param(request, "id")
+        self.work.get_work_requirement(wr_id)  # 404 before the stream starts
+        return event_stream(lambda: self.work.get_work_requirement(wr_id, dumped(render_work_requirement)),
+                            lambda payload: payload.get("status") in FINISHED_WR_STATUSES)
 
     def work_requirement_by_name(self, request: Request, body: Any) -> Any:
         return self.work.get_work_requirement_by_name(

@@ -1,0 +1,86 @@
+"""Waits woken by the work requirement's update stream (raydog.yellowdog.updates): woken by a
+change of what they watch and by nothing else, closed when the waits end, and waits that
+still finish by polling when the stream is refused."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from harness.waits import wait_until
+
+from raydog.yellowdog import PoolSpec, TaskGroupSpec, TaskSpec
+from raydog.yellowdog.updates import UpdateStreams, group_counts
+
+NS = "raydog-updates"
+STREAM = "GET /work/requirements/{id}/updates"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def pool_and_group(platform, wr_id: str, nodes: int = 1):
+    """A pool of ``nodes`` nodes and a task group of the requirement running on it."""
+    name = unique("p")
+    platform.provision_pool(PoolSpec(namespace=NS, name=name, template_id="sandbox/ray-worker", images_id=None,
+                                     userdata="#!/bin/bash\ntrue", instance_tags={}, metrics_enabled=False,
+                                     node_count=nodes, worker_tag=name))
+    return platform.ensure_task_group(wr_id, TaskGroupSpec(name, name, NS, tag=name))
+
+
+def test_a_subscription_wakes_for_its_own_groups_only(platform):
+    wr = platform.create_work_requirement(NS, unique("c"))
+    watched = pool_and_group(platform, wr.id)
+    other = pool_and_group(platform, wr.id)
+
+    with platform._updates.subscribe(wr.id, lambda p: group_counts(p, lambda g: g.get("id") == watched.id)) as wake:
+        wait_until(lambda: wake.streaming, "the stream open", timeout=10)  # changes before it are not sent
+        platform.add_tasks(other.id, [TaskSpec("node-0", "sleep 100", {}, None)])
+        assert wake.wait(20) is True  # the first event sets what the subscription has seen
+        platform.add_tasks(other.id, [TaskSpec("node-1", "sleep 100", {}, None)])
+        assert wake.wait(1.5) is False, "woken by another group's task"
+        platform.add_tasks(watched.id, [TaskSpec("node-0", "sleep 100", {}, None)])
+        assert wake.wait(20) is True, "not woken by its own group's new task"
+    assert platform._updates._streams == {}, "the stream outlived its last wait"
+
+
+@pytest.mark.sandbox(provision_delay=1.0)  # the waits begin before the node is up
+def test_waits_on_one_requirement_share_one_stream_and_close_it(platform, sandbox):
+    wr = platform.create_work_requirement(NS, unique("c"))
+    group = pool_and_group(platform, wr.id, nodes=2)
+    tasks = platform.add_tasks(group.id, [TaskSpec(f"node-{i}", "sleep 100", {}, None) for i in range(2)])
+    sandbox.reset_requests()
+
+    with ThreadPoolExecutor(2) as pool:
+        executing = pool.submit(platform.wait_until_executing, [t.id for t in tasks], 60)
+        address = pool.submit(platform.wait_for_group_node, wr.id, group.name, 60)
+        assert [t.status for t in executing.result()] == ["EXECUTING", "EXECUTING"]
+        assert address.result().private_ip
+
+    assert sandbox.requests()["routes"].get(STREAM) == 1
+    assert platform._updates._streams == {}, "the stream outlived its waits"
+
+
+@pytest.mark.sandbox(provision_delay=1.0)
+def test_a_refused_stream_leaves_the_waits_to_their_polls(platform, sandbox):
+    sandbox.set_faults(f"5xx=1,routes={STREAM}")
+    wr = platform.create_work_requirement(NS, unique("c"))
+    group = pool_and_group(platform, wr.id)
+    [task] = platform.add_tasks(group.id, [TaskSpec("node-0", "sleep 100", {}, None)])
+
+    [seen] = platform.wait_until_executing([task.id], 60)
+
+    assert seen.status == "EXECUTING"
+    assert sandbox.requests()["routes"].get(STREAM, 0) >= 1
+
+
+@pytest.mark.parametrize("variable", ["http_proxy", "HTTP_PROXY"])
+def test_no_stream_through_a_proxy(monkeypatch, variable):
+    monkeypatch.setenv(variable, "http://proxy.invalid:3128")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    assert not UpdateStreams("http://yellowdog.invalid", "id", "secret").available
+    monkeypatch.setenv("NO_PROXY", "yellowdog.invalid")
+    assert UpdateStreams("http://yellowdog.invalid", "id", "secret").available
