@@ -11,7 +11,10 @@ as the cluster-startup guide advises) each build the cluster on a fresh sandbox,
 - ``all_executing_seconds``: launch until every node's task is EXECUTING (the sandbox's state,
   polled every 50 ms out of band: introspection is not counted as requests);
 - ``requests``: API requests the sandbox counted until then (init excluded for Terraform);
-- ``cpu_seconds``: CPU of the builder process, or of Terraform and every provider process.
+- ``cpu_seconds``: CPU of the builder process, or of Terraform and every provider process;
+- ``first_provision_seconds`` / ``last_provision_seconds``: launch until the sandbox received
+  the first / last worker pool provision request (its request timeline), which splits the
+  time before provisioning (start-up, planning) from the provisioning delay and what follows.
 
 Medians of the repeats are reported. Targets (issue 16): with D >= 2 s, the provider's apply
 returns within D + 1.0 s and every node executes within D + 1.5 s.
@@ -79,7 +82,7 @@ def run_builder(python: Path, delay: float, pools: int) -> dict:
         env = dict(os.environ, YD_API_URL=sandbox.url, YD_API_KEY_ID=sandbox.key_id,
                    YD_API_KEY_SECRET=sandbox.key_secret)
         sandbox.reset_requests()
-        started = time.perf_counter()
+        started, wall_started = time.perf_counter(), time.time()
         watch = ExecutingWatch(sandbox, pools * NODES + 2, started)
         proc = subprocess.Popen([str(python), str(RAYDOG_SCRIPT), str(pools), str(NODES)], env=env,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -87,10 +90,11 @@ def run_builder(python: Path, delay: float, pools: int) -> dict:
         returned = time.perf_counter() - started
         built = json.loads(line)
         executing = watch.wait(120)
-        requests = sandbox.requests()["total"]
+        counted = sandbox.requests()
         proc.communicate("shutdown\n", timeout=120)
         return {"returns_seconds": round(returned, 3), "all_executing_seconds": _round(executing),
-                "requests": requests, "cpu_seconds": round(built["cpu_seconds"], 3)}
+                "requests": counted["total"], "cpu_seconds": round(built["cpu_seconds"], 3),
+                **provision_offsets(counted, wall_started)}
 
 
 def run_provider(env: BenchEnv, delay: float, pools: int, name: str) -> dict:
@@ -99,14 +103,31 @@ def run_provider(env: BenchEnv, delay: float, pools: int, name: str) -> dict:
         tf.write(configs.versus_cluster(pools, NODES), provider_block=False)
         init(tf)
         sandbox.reset_requests()
-        started = time.perf_counter()
+        started, wall_started = time.perf_counter(), time.time()
         watch = ExecutingWatch(sandbox, pools * NODES + 2, started)
         run = apply(tf, parallelism=pools + 3)  # every node resource at once (see the cluster-startup guide)
         executing = watch.wait(120)
-        requests = sandbox.requests()["total"]
+        counted = sandbox.requests()
         destroy(tf, parallelism=pools + 3)
         return {"returns_seconds": round(run.seconds, 3), "all_executing_seconds": _round(executing),
-                "requests": requests, "cpu_seconds": round(run.cpu_seconds, 3)}
+                "requests": counted["total"], "cpu_seconds": round(run.cpu_seconds, 3),
+                **provision_offsets(counted, wall_started)}
+
+
+PROVISION = "POST /workerPools/provisioned/template"
+
+
+def provision_offsets(counted: dict, wall_started: float) -> dict:
+    """Seconds from launch to the first and last provision request, from the sandbox's timeline
+    (its offsets count from the reset, made just before launch; both clocks are this machine's)."""
+    times = [offset for offset, route in counted.get("timeline", []) if route == PROVISION]
+    shift = counted.get("reset_at", wall_started) - wall_started
+    return {"first_provision_seconds": _round(min(times) + shift) if times else None,
+            "last_provision_seconds": _round(max(times) + shift) if times else None}
+
+
+def _span(run: dict) -> str:
+    return f"{run.get('first_provision_seconds')}-{run.get('last_provision_seconds')}"
 
 
 def _round(value: float | None) -> float | None:
@@ -138,12 +159,13 @@ def run(env: BenchEnv, delays=(0.0, 2.0, 5.0), sizes=(10, 50), repeats: int = 3)
 def table(versus: dict) -> str:
     """The side-by-side table (medians)."""
     lines = ["D (s) | pools | returns: RayDog / provider (s) | all executing: RayDog / provider (s) | "
-             "requests: RayDog / provider | CPU: RayDog / provider (s)",
-             "---|---|---|---|---|---"]
+             "first-last provision: RayDog / provider (s) | requests: RayDog / provider | CPU: RayDog / provider (s)",
+             "---|---|---|---|---|---|---"]
     for case in versus["cases"]:
         r, p = case["raydog"], case["provider"]
         lines.append(f"{case['delay_seconds']:g} | {case['pools']} | {r['returns_seconds']} / {p['returns_seconds']} | "
-                     f"{r['all_executing_seconds']} / {p['all_executing_seconds']} | {r['requests']} / "
+                     f"{r['all_executing_seconds']} / {p['all_executing_seconds']} | "
+                     f"{_span(r)} / {_span(p)} | {r['requests']} / "
                      f"{p['requests']} | {r['cpu_seconds']} / {p['cpu_seconds']}")
     return "\n".join(lines)
 
