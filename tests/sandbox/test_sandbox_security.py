@@ -382,7 +382,7 @@ def test_gunzip_stops_one_byte_past_the_limit():
 
 
 @pytest.mark.parametrize("body, headers, status, message", [
-    (gzip.compress(b"{}")[:-5], {"Content-Encoding": "gzip"}, 400, "not valid gzip"),
+    (gzip.compress(b"{}", mtime=0)[:-5], {"Content-Encoding": "gzip"}, 400, "not valid gzip"),
     (b"not gzip", {"Content-Encoding": "gzip"}, 400, "not valid gzip"),
     (b"[]", {"Content-Encoding": "br"}, 415, "Content-Encoding 'br' is not supported"),
 ])
