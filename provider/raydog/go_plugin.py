@@ -87,11 +87,10 @@ def server_certificate(framework_certificate: Optional[Callable] = None):
 
     The framework caches its self-signed certificate (valid 7 days) but parses it with
     ``cryptography`` in every launch only to read its expiry. The expiry is stored next to
-    the cache, keyed by the certificate's SHA-256, so a launch reads two small files; a
+    the cache with the certificate it belongs to, so a launch reads two small files; a
     missing, stale or mismatched record falls back to the framework, which renews the
     certificate if needed, and the record is rewritten.
     """
-    import hashlib
     import time
 
     import grpc
@@ -103,13 +102,12 @@ def server_certificate(framework_certificate: Optional[Callable] = None):
             cached = json.load(file)
         with open(record) as file:
             expiry = json.load(file)
-        cert_pem = cached["cert_pem"].encode()
-        if expiry["sha256"] == hashlib.sha256(cert_pem).hexdigest() and expiry["not_after"] > time.time() + 60:
+        if expiry["cert_pem"] == cached["cert_pem"] and expiry["not_after"] > time.time() + 60:
             return base64.b64decode(cached["cert_chain"]), grpc.ssl_server_credentials(
-                private_key_certificate_chain_pairs=[(cached["key_pem"].encode(), cert_pem)],
+                private_key_certificate_chain_pairs=[(cached["key_pem"].encode(), cached["cert_pem"].encode())],
                 require_client_auth=False,
             )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass  # no record yet, or unreadable: the framework's path below
     if framework_certificate is None:
         import tf.runner
@@ -120,11 +118,11 @@ def server_certificate(framework_certificate: Optional[Callable] = None):
         from cryptography import x509  # already imported by the framework's path
 
         with open(cache) as file:
-            cert_pem = json.load(file)["cert_pem"].encode()
-        not_after = x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc.timestamp()
+            cert_pem = json.load(file)["cert_pem"]
+        not_after = x509.load_pem_x509_certificate(cert_pem.encode()).not_valid_after_utc.timestamp()
         with open(record, "w") as file:
-            json.dump({"sha256": hashlib.sha256(cert_pem).hexdigest(), "not_after": not_after}, file)
-    except (OSError, ValueError, KeyError, TypeError):
+            json.dump({"cert_pem": cert_pem, "not_after": not_after}, file)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass  # next launch takes the framework's path again
     return chain, credentials
 

@@ -128,10 +128,13 @@ def test_server_certificate_reads_the_cached_expiry_and_falls_back_to_the_framew
     again, credentials = go_plugin.server_certificate(framework)
     assert calls == [1] and again == chain and credentials is not None  # the cache, no framework call
 
-    record.write_text(json.dumps({"sha256": "another certificate", "not_after": 4e9}))
+    record.write_text(json.dumps({"cert_pem": "another certificate", "not_after": 4e9}))
     go_plugin.server_certificate(framework)
     assert len(calls) == 2  # a record of another certificate is not trusted
-    assert json.loads(record.read_text())["sha256"] != "another certificate"
+    assert json.loads(record.read_text())["cert_pem"] != "another certificate"
+    record.write_text(json.dumps({"sha256": "a record of an earlier release", "not_after": 4e9}))
+    go_plugin.server_certificate(framework)
+    assert len(calls) == 3 and "cert_pem" in json.loads(record.read_text())
 
 
 def test_grpc_server_takes_256_mb_messages_on_many_threads(monkeypatch):
