@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from raydog.lifecycle.peers import PeerAddresses
     from raydog.lifecycle.planning import PlanLookups
     from raydog.yellowdog import YellowDogClient
+    from raydog.yellowdog.rest import RestReader
 
 TABLE = Table(fields=(
     Field("api_url", STRING, f"YellowDog API URL. Env `YD_API_URL`; default `{DEFAULT_API_URL}`.", optional=True,
@@ -41,6 +42,7 @@ class RaydogProvider(Provider):
     def __init__(self) -> None:
         self._settings: Optional[Settings] = None
         self._client: Optional["YellowDogClient"] = None
+        self._reader: Optional["RestReader"] = None
         self._lock = threading.Lock()
         # Set when Terraform asks the provider to stop (Ctrl-C); long waits poll it.
         self.stopping = threading.Event()
@@ -151,6 +153,7 @@ class RaydogProvider(Provider):
         with self._lock:
             self._settings = settings
             self._client = None
+            self._reader = None
 
     @property
     def configured(self) -> bool:
@@ -180,6 +183,19 @@ class RaydogProvider(Provider):
                 self._client = YellowDogClient.connect(
                     self._settings.api_url, self._settings.key_id, self._settings.key_secret)
             return self._client
+
+    @property
+    def reader(self) -> "RestReader":
+        """Reads without the SDK, for plans (raydog.yellowdog.rest): a plan of new resources
+        checks templates and names without paying the SDK's import."""
+        with self._lock:
+            if self._reader is None:
+                if self._settings is None:
+                    raise RuntimeError("the raydog provider was used before it was configured")
+                from raydog.yellowdog.rest import RestReader
+
+                self._reader = RestReader(self._settings.api_url, self._settings.key_id, self._settings.key_secret)
+            return self._reader
 
     def get_resources(self):
         from raydog.resources.cluster import ClusterResource

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,23 +32,39 @@ MAX_FAULT_SPEC_BYTES = 64 << 10
 
 
 class RequestCounter:
-    """Requests received per 'METHOD /route/{template}' (YellowDog routes only)."""
+    """Requests received per 'METHOD /route/{template}' (YellowDog routes only), and when.
+
+    ``timeline`` holds the first ``TIMELINE_MAX`` requests since the last reset as
+    [seconds since the reset, route] (epoch seconds of the reset in ``reset_at``), so a
+    benchmark can tell when the first and last of some request arrived.
+    """
+
+    TIMELINE_MAX = 20_000
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._timeline: list[tuple[float, str]] = []
+        self._reset_at = time.time()
+        self._reset_clock = time.monotonic()
 
     def count(self, route: str) -> None:
         with self._lock:
             self._counts[route] += 1
+            if len(self._timeline) < self.TIMELINE_MAX:
+                self._timeline.append((round(time.monotonic() - self._reset_clock, 4), route))
 
     def snapshot(self) -> dict:
         with self._lock:
-            return {"total": sum(self._counts.values()), "routes": dict(sorted(self._counts.items()))}
+            return {"total": sum(self._counts.values()), "routes": dict(sorted(self._counts.items())),
+                    "reset_at": self._reset_at, "timeline": [list(entry) for entry in self._timeline]}
 
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._timeline.clear()
+            self._reset_at = time.time()
+            self._reset_clock = time.monotonic()
 
 
 def sandbox_routes(backend: SandboxBackend, runtime: NodeRuntime, faults: FaultInjector,

@@ -93,3 +93,28 @@ def test_a_new_head_shows_in_the_plan_and_retasks_every_pool_in_place(terraform,
     assert terraform.plan_exitcode().returncode == 0
     terraform.destroy()
     assert view(sandbox).nothing_live()
+
+
+def test_a_plan_of_new_resources_checks_the_platform_without_the_sdk(terraform, sandbox, tmp_path):
+    """The plan still asks the platform (the key, the templates, the names) but through the
+    standard library: the SDK's ~0.35 s import is left to the apply (its client is built on
+    first use and says so in the provider's log)."""
+    log = tmp_path / "terraform.log"
+    env = {"TF_LOG_PROVIDER": "INFO", "TF_LOG_PATH": str(log)}
+    terraform.write(config())
+    terraform.init()
+    sandbox.reset_requests()
+
+    plan = terraform.run("plan", "-input=false", "-no-color", extra_env=env)
+
+    routes = sandbox.requests()["routes"]
+    assert routes.get("GET /compute/namespaces/{namespace}/templates/requirements/{name}") == 3, routes
+    assert "platform client for" not in log.read_text(errors="replace"), "the plan built the SDK client"
+    assert "Plan: 6 to add" in plan.output
+
+    broken = config().replace('"sandbox/ray-worker"', '"sandbox/no-such-template"', 1)
+    terraform.write(broken)
+    refused = terraform.run("plan", "-input=false", "-no-color", check=False, extra_env=env)
+    assert refused.returncode == 1
+    assert "Compute requirement template not found" in refused.output
+    assert 'sandbox/no-such-template' in refused.output and "compute_requirement_template_id" in refused.output

@@ -63,7 +63,8 @@ def test_wrong_key_is_one_error_at_configure_not_one_per_resource(terraform_fact
     for name in ("application_key_id", "application_key_secret", "YD_API_KEY_ID", "YD_API_KEY_SECRET"):
         assert name in text, result.output
     assert "HTTP 401" in text
-    assert sandbox.requests() == {"total": 1, "routes": {"GET /work/requirements": 1}}
+    counted = sandbox.requests()
+    assert (counted["total"], counted["routes"]) == (1, {"GET /work/requirements": 1}), counted
     assert sandbox.state().get("workRequirements", []) == []
 
 

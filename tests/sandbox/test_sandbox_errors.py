@@ -27,6 +27,21 @@ def test_wrong_api_key_raises_not_authorised(sandbox):
     assert sandbox.requests()["routes"]["GET /workerPools/"] == 1
 
 
+def test_the_request_timeline_says_when_each_request_came_since_the_reset(sandbox):
+    client = make_client(sandbox)
+    client.work_client.add_work_requirement(WorkRequirement(namespace=NAMESPACE, name="timed"))
+    sandbox.reset_requests()
+    assert sandbox.requests()["timeline"] == []
+    client.work_client.get_work_requirement_by_name(NAMESPACE, "timed")
+    client.worker_pool_client.find_all_worker_pools()
+    counted = sandbox.requests()
+    routes = [route for _, route in counted["timeline"]]
+    assert routes == ["GET /work/namespaces/{namespace}/requirements/{name}", "GET /workerPools/"], counted
+    offsets = [offset for offset, _ in counted["timeline"]]
+    assert 0 <= offsets[0] <= offsets[1], offsets
+    assert counted["total"] == 2 and counted["reset_at"] > 0
+
+
 def test_every_configured_api_key_is_accepted(sandbox_factory):
     sandbox = sandbox_factory(api_keys=["first:one", "second:two"])
     for key_id, secret in (("first", "one"), ("second", "two")):

@@ -154,9 +154,9 @@ class PlanChecks:
         """The id of the template ``reference`` names, None when there is none, _MISSING when unknown."""
         if not known(reference) or not str(reference).strip():
             return _MISSING
-        client = self.provider.client if self.provider.configured else None
+        reader = self.provider.reader if self.provider.configured else None
         return self._lookup(("template", reference), f"template {reference}",
-                            lambda: client.resolve_template(reference))
+                            lambda: reader.resolve_template(reference))
 
     def template(self, reference: Any) -> None:
         if self.template_id(reference) is None:
@@ -218,10 +218,12 @@ class PlanChecks:
         """
         if not self.provider.configured or (namespace, pool_name) in self.provider.lookups.replacing:
             return False
-        client = self.provider.client
         label = f"{namespace}/{pool_name}"
         try:
-            pool = client.find_pool(namespace, pool_name)
+            # The common answer (no pool of the name) without the SDK; a pool of the name is read in full.
+            if not self.provider.reader.pool_name_used(namespace, pool_name):
+                return True
+            pool = self.provider.client.find_pool(namespace, pool_name)
             if pool is None:
                 return True
             if not pool.live or pool.worker_tag in self.provider.ownership.tokens(WORKER_POOL, namespace, pool_name):

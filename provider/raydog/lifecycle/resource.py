@@ -19,6 +19,7 @@ from raydog.lifecycle.planning import PlanLookups
 
 if TYPE_CHECKING:
     from raydog.yellowdog import YellowDogClient
+    from raydog.yellowdog.rest import RestReader
 
 
 class ProviderContext(Protocol):
@@ -26,6 +27,9 @@ class ProviderContext(Protocol):
 
     @property
     def client(self) -> "YellowDogClient": ...
+
+    @property
+    def reader(self) -> "RestReader": ...
 
     @property
     def configured(self) -> bool: ...
