@@ -233,7 +233,7 @@ def make_server(interceptors: list):
 def _socket_directory() -> str:
     """A new private directory for the server's unix socket (what tempfile.mkdtemp makes,
     without importing tempfile before the handshake)."""
-    base = os.environ.get("TMPDIR") or "/tmp"
+    base = os.environ.get("TMPDIR") or os.environ.get("TEMP") or os.environ.get("TMP") or "/tmp"
     for _ in range(100):
         path = os.path.join(base, "tmp" + os.urandom(6).hex())
         try:

@@ -145,3 +145,13 @@ def test_grpc_server_takes_256_mb_messages_on_many_threads(monkeypatch):
     assert ("grpc.max_send_message_length", 256 << 20) in made["options"]
     assert made["pool"]._max_workers == go_plugin.SERVER_THREADS
     made["pool"].shutdown()
+
+
+def test_the_socket_directory_is_new_private_and_under_tmpdir(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    first, second = go_plugin._socket_directory(), go_plugin._socket_directory()
+    assert first != second and os.path.dirname(first) == str(tmp_path)
+    assert stat.S_IMODE(os.stat(first).st_mode) == 0o700
