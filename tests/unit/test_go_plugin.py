@@ -54,7 +54,7 @@ def test_the_handshake_comes_before_the_provider_code_which_then_answers(tmp_pat
         assert "raydog_cluster" in response.resource_schemas
     stderr = finish(proc)
     assert proc.returncode == 0
-    assert "at load: imported [], deferred ['asyncio', 'grpc.aio']" in stderr
+    assert "at load: imported [], deferred ['asyncio', 'grpc.aio', 'google.protobuf.internal.python_message']" in stderr
 
 
 def test_a_provider_that_fails_to_load_says_why_in_every_call_and_still_shuts_down(tmp_path):
