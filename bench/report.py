@@ -186,7 +186,8 @@ def table(results: dict) -> str:
         lines.append(
             f"Provider start ({start['samples']} launches): handshake median {_fmt(start['handshake_ms']['median'], 0)} ms "
             f"(p90 {_fmt(start['handshake_ms']['p90'], 0)}), schema answered median "
-            f"{_fmt(start['schema_ms']['median'], 0)} ms"
+            f"{_fmt(start['schema_ms']['median'], 0)} ms, cluster validated median "
+            f"{_fmt((start.get('validate_ms') or {}).get('median'), 0)} ms"
         )
     exec_mode = results.get("exec")
     if exec_mode:

@@ -16,12 +16,12 @@ needs no port the cluster does not already open; the dashboard (8265) may not ru
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 SERVICE = "/ray.rpc.autoscaler.AutoscalerStateService/"
 # Ray's DrainNodeReason: PREEMPTION is accepted on a busy node (IDLE_TERMINATION is refused
@@ -30,41 +30,47 @@ DRAIN_REASON_PREEMPTION = 2
 # Ray's NodeStatus values.
 NODE_STATUS = {0: "UNSPECIFIED", 1: "RUNNING", 2: "DEAD", 3: "IDLE", 4: "DRAINING"}
 
-_F = descriptor_pb2.FieldDescriptorProto
-# message -> [(field, number, type, repeated, message type)], Ray's numbers (src/ray/protobuf/autoscaler.proto).
-_MESSAGES: dict[str, list[tuple[str, int, int, bool, Optional[str]]]] = {
-    "ResourceEntry": [("key", 1, _F.TYPE_STRING, False, None), ("value", 2, _F.TYPE_DOUBLE, False, None)],
+# message -> [(field, number, type, repeated, message type)], Ray's numbers (src/ray/protobuf/autoscaler.proto);
+# types are FieldDescriptorProto's names, looked up when the messages are first made.
+_MESSAGES: dict[str, list[tuple[str, int, str, bool, Optional[str]]]] = {
+    "ResourceEntry": [("key", 1, "TYPE_STRING", False, None), ("value", 2, "TYPE_DOUBLE", False, None)],
     "NodeState": [
-        ("node_id", 1, _F.TYPE_BYTES, False, None),
-        ("available_resources", 4, _F.TYPE_MESSAGE, True, "ResourceEntry"),
-        ("total_resources", 5, _F.TYPE_MESSAGE, True, "ResourceEntry"),
-        ("status", 8, _F.TYPE_INT32, False, None),  # an enum on the wire: a varint
-        ("idle_duration_ms", 9, _F.TYPE_INT64, False, None),
-        ("node_ip_address", 10, _F.TYPE_STRING, False, None),
+        ("node_id", 1, "TYPE_BYTES", False, None),
+        ("available_resources", 4, "TYPE_MESSAGE", True, "ResourceEntry"),
+        ("total_resources", 5, "TYPE_MESSAGE", True, "ResourceEntry"),
+        ("status", 8, "TYPE_INT32", False, None),  # an enum on the wire: a varint
+        ("idle_duration_ms", 9, "TYPE_INT64", False, None),
+        ("node_ip_address", 10, "TYPE_STRING", False, None),
     ],
-    "ClusterResourceState": [("node_states", 3, _F.TYPE_MESSAGE, True, "NodeState"),
-                             ("cluster_session_name", 7, _F.TYPE_STRING, False, None)],
-    "GetClusterResourceStateRequest": [("last_seen_cluster_resource_state_version", 1, _F.TYPE_INT64, False, None)],
-    "GetClusterResourceStateReply": [("cluster_resource_state", 1, _F.TYPE_MESSAGE, False, "ClusterResourceState")],
+    "ClusterResourceState": [("node_states", 3, "TYPE_MESSAGE", True, "NodeState"),
+                             ("cluster_session_name", 7, "TYPE_STRING", False, None)],
+    "GetClusterResourceStateRequest": [("last_seen_cluster_resource_state_version", 1, "TYPE_INT64", False, None)],
+    "GetClusterResourceStateReply": [("cluster_resource_state", 1, "TYPE_MESSAGE", False, "ClusterResourceState")],
     "DrainNodeRequest": [
-        ("node_id", 1, _F.TYPE_BYTES, False, None),
-        ("reason", 2, _F.TYPE_INT32, False, None),
-        ("reason_message", 3, _F.TYPE_STRING, False, None),
-        ("deadline_timestamp_ms", 4, _F.TYPE_INT64, False, None),
+        ("node_id", 1, "TYPE_BYTES", False, None),
+        ("reason", 2, "TYPE_INT32", False, None),
+        ("reason_message", 3, "TYPE_STRING", False, None),
+        ("deadline_timestamp_ms", 4, "TYPE_INT64", False, None),
     ],
-    "DrainNodeReply": [("is_accepted", 1, _F.TYPE_BOOL, False, None),
-                       ("rejection_reason_message", 2, _F.TYPE_STRING, False, None)],
+    "DrainNodeReply": [("is_accepted", 1, "TYPE_BOOL", False, None),
+                       ("rejection_reason_message", 2, "TYPE_STRING", False, None)],
 }
 _PACKAGE = "raydog.raygcs"  # a private pool: never clashes with Ray's own descriptors in one process
 
 
+@functools.cache
 def _message_classes() -> dict[str, Any]:
+    """The message classes, made on first use: building descriptors at import would cost every
+    provider launch (the head resource imports this module), most of which never call Ray."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    field_proto = descriptor_pb2.FieldDescriptorProto
     proto = descriptor_pb2.FileDescriptorProto(name="raydog/ray_gcs.proto", package=_PACKAGE, syntax="proto3")
     for name, fields in _MESSAGES.items():
         message = proto.message_type.add(name=name)
         for field_name, number, kind, repeated, type_name in fields:
-            message.field.add(name=field_name, number=number, type=kind,
-                              label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL,
+            message.field.add(name=field_name, number=number, type=getattr(field_proto, kind),
+                              label=field_proto.LABEL_REPEATED if repeated else field_proto.LABEL_OPTIONAL,
                               type_name=f".{_PACKAGE}.{type_name}" if type_name else None)
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)
@@ -72,7 +78,10 @@ def _message_classes() -> dict[str, Any]:
             for name in _MESSAGES}
 
 
-MESSAGES = _message_classes()
+def __getattr__(name: str) -> Any:
+    if name == "MESSAGES":  # name -> message class
+        return _message_classes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class RayGcsError(Exception):
@@ -111,7 +120,7 @@ class RayGcs:
 
     def _call(self, method: str, request: Any, reply: str, timeout: Optional[float] = None) -> Any:
         call = self._channel.unary_unary(SERVICE + method, request_serializer=lambda m: m.SerializeToString(),
-                                         response_deserializer=MESSAGES[reply].FromString)
+                                         response_deserializer=_message_classes()[reply].FromString)
         try:
             return call(request, timeout=timeout or self.call_timeout)
         except grpc.RpcError as exc:
@@ -121,7 +130,7 @@ class RayGcs:
 
     def nodes(self) -> list[RayNode]:
         """Every node the GCS knows, dead ones included."""
-        reply = self._call("GetClusterResourceState", MESSAGES["GetClusterResourceStateRequest"](),
+        reply = self._call("GetClusterResourceState", _message_classes()["GetClusterResourceStateRequest"](),
                            "GetClusterResourceStateReply")
         found = []
         for state in reply.cluster_resource_state.node_states:
@@ -136,7 +145,7 @@ class RayGcs:
     def drain(self, node_id: str, deadline_seconds: float, reason: str) -> None:
         """Ask Ray to drain a node: no new work goes to it, its running work may finish until
         ``deadline_seconds`` from now. RayGcsError when the GCS refuses."""
-        request = MESSAGES["DrainNodeRequest"](
+        request = _message_classes()["DrainNodeRequest"](
             node_id=bytes.fromhex(node_id), reason=DRAIN_REASON_PREEMPTION, reason_message=reason,
             deadline_timestamp_ms=int((time.time() + deadline_seconds) * 1000))
         reply = self._call("DrainNode", request, "DrainNodeReply")

@@ -24,19 +24,17 @@ Each addition is small and has a test in tests/unit/test_tfcompat.py:
 - A graceful StopProvider: the framework stops the gRPC server at once, which cancels
   in-flight calls so nothing of a half-done create reaches state. Here StopProvider only
   sets the provider's ``stopping`` event; long waits poll it and return partial state with an error, so Terraform
-  records the object as tainted. A provider whose Terraform died without a Shutdown call
-  (SIGKILL) exits instead of waiting for one forever.
+  records the object as tainted (the server side, with the exit of a provider whose
+  Terraform died without a Shutdown call, is in ``raydog.go_plugin``).
 - Refined unknown values: Terraform 1.6+ sends an unknown whose range it knows (e.g. the
   result of ``"x${var.n}"``) as msgpack extension 12; the framework only knows extension
   0 and would hand resources raw ExtType objects. Both decode to ``Unknown`` here.
-- A start-up that does not import ``cryptography`` (~30 ms of every launch) to read the
-  expiry of the framework's cached TLS certificate: the expiry is kept beside the cache,
-  keyed by the certificate's hash (``_server_certificate``).
 - Values checked at plan: PlanResourceChange runs the resource's attribute checks on the
   values known by then (Terraform validates before values from other resources are known).
-- ``run``: logging to stderr at the level TF_LOG_PROVIDER / TF_LOG ask for, redacted
-  (``raydog.redaction``), as are diagnostics and escaping exceptions; a gRPC server that
-  takes 256 MB messages like Terraform's own providers; then the server.
+- ``services``: logging to stderr at the level TF_LOG_PROVIDER / TF_LOG ask for, redacted
+  (``raydog.redaction``), as are diagnostics and escaping exceptions; then the servicers'
+  gRPC handlers, which ``raydog.go_plugin`` serves (the framework's ``run_provider`` is not
+  used: its server, TLS set-up and handshake are there, before this module is imported).
 
 A create that returns state together with an error diagnostic is stored by Terraform as
 tainted; the framework already passes that through, so resources rely on it directly.
@@ -44,11 +42,9 @@ tainted; the framework already passes that through, so resources rely on it dire
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -355,34 +351,6 @@ def configure_logging(environ=None) -> None:
     logging.getLogger("urllib3").setLevel(logging.WARNING if level is None or level > TRACE else TRACE)
 
 
-# Terraform's own providers (terraform-plugin-go) accept and send messages of up to 256 MB;
-# gRPC's default is 4 MB, which a state holding a large script outgrows.
-MAX_MESSAGE_BYTES = 256 << 20
-GRPC_SERVER_OPTIONS = (("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                       ("grpc.max_send_message_length", MAX_MESSAGE_BYTES))
-
-
-# Calls served at once. The framework's pool has 10 threads, but most node creates spend
-# their time waiting (for the head's address, for a node): with `terraform apply
-# -parallelism=N` above 10, every node of a large cluster must be able to wait at once, or
-# the pools past the tenth start provisioning only when an earlier create returns.
-SERVER_THREADS = 128
-
-
-def _server_with_options(make_server, *args, **kwargs):
-    """``grpc.server`` with GRPC_SERVER_OPTIONS added (the framework passes none) and
-    SERVER_THREADS threads."""
-    from concurrent import futures
-
-    pool = kwargs.get("thread_pool")
-    if pool is not None:
-        pool.shutdown(wait=False)  # the framework's, unused so far
-        kwargs["thread_pool"] = futures.ThreadPoolExecutor(max_workers=SERVER_THREADS)
-    options = dict(GRPC_SERVER_OPTIONS)
-    options.update(dict(kwargs.pop("options", None) or ()))
-    return make_server(*args, options=list(options.items()), **kwargs)
-
-
 class _RedactedTraceback:
     """Stands in for the ``traceback`` module in ``tf.provider``: a failing call's traceback
     goes to the log (levelled and redacted) instead of raw to stderr."""
@@ -436,100 +404,57 @@ def _install_redaction() -> None:
     tf.provider.traceback = _RedactedTraceback
 
 
-def run(provider, argv: Optional[list[str]] = None) -> None:
-    """Serve ``provider`` to Terraform with the additions above."""
-    import grpc
-    import tf.provider
-    import tf.runner
+class _Handlers:
+    """Stands in for the gRPC server in the generated ``add_*_to_server`` functions: keeps
+    their generic handlers, which ``raydog.go_plugin`` serves once the server is running."""
+
+    def __init__(self) -> None:
+        self.generic: list = []
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        self.generic.extend(handlers)
+
+    def add_registered_method_handlers(self, service, handlers) -> None:
+        pass  # the same methods as the generic handlers, which serve them
+
+
+class _PassThrough:
+    """The framework's logging interceptor when TF_PLUGIN_DEBUG is not 1: it does nothing then."""
+
+    @staticmethod
+    def intercept_service(continuation, handler_call_details):
+        return continuation(handler_call_details)
+
+
+def services(provider):
+    """``provider`` served by the framework's servicers with the additions above: the gRPC
+    handlers (Provider, GRPCController, GRPCStdio) and the interceptors every call goes
+    through, for ``raydog.go_plugin.serve`` (which also sets up what the framework's
+    ``run_provider`` did around them: TLS, 256 MB messages, a graceful shutdown)."""
+    from tf.gen import grpc_controller_pb2 as controller_pb
+    from tf.gen import grpc_controller_pb2_grpc as controller_rpc
+    from tf.gen import grpc_stdio_pb2_grpc as stdio_rpc
+    from tf.gen import tfplugin_pb2_grpc as rpc
 
     configure_logging()
     _install_redaction()
-    # Ctrl-C in a terminal reaches the whole process group. Like go-plugin providers, ignore
-    # it: Terraform itself asks us to stop (StopProvider) and then to exit (Shutdown).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    tf.provider.ProviderServicer = _make_servicer_class()
-    tf.runner._ShutdownInterceptor = functools.partial(_GracefulShutdownInterceptor, provider.stopping)
-    tf.runner._self_signed_cert = functools.partial(_server_certificate, tf.runner._self_signed_cert)
-    grpc.server = functools.partial(_server_with_options, grpc.server)  # the framework's one server
-    framework_interceptor = tf.runner._LoggingInterceptor
-    tf.runner._LoggingInterceptor = lambda: _RedactedErrors(framework_interceptor())
-    tf.runner.run_provider(provider, argv)
 
+    class Controller(controller_rpc.GRPCControllerServicer):
+        def Shutdown(self, request, context):  # the server stops in go_plugin's interceptor
+            return controller_pb.Empty()
 
-def _server_certificate(framework_certificate):
-    """``tf.runner._self_signed_cert``, minus the ``cryptography`` import on a warm cache.
+    class Stdio(stdio_rpc.GRPCStdioServicer):
+        def StreamStdio(self, request, context):  # nothing to stream; answered so go-plugin logs no error
+            return iter([])
 
-    The framework caches its self-signed certificate (valid 7 days) but parses it with
-    ``cryptography`` in every launch only to read its expiry. The expiry is stored next to
-    the cache, keyed by the certificate's SHA-256, so a launch reads two small files; a
-    missing, stale or mismatched record falls back to the framework, which renews the
-    certificate if needed, and the record is rewritten.
-    """
-    import base64
-    import hashlib
-    import time
+    handlers = _Handlers()
+    rpc.add_ProviderServicer_to_server(_make_servicer_class()(provider), handlers)
+    controller_rpc.add_GRPCControllerServicer_to_server(Controller(), handlers)
+    stdio_rpc.add_GRPCStdioServicer_to_server(Stdio(), handlers)
+    if os.environ.get("TF_PLUGIN_DEBUG") == "1":
+        import tf.runner
 
-    import grpc
-    import tf.runner
-
-    cache = tf.runner._get_cert_cache_path()
-    record = cache.with_name("ssl_cert.expiry.json")
-    try:
-        cached = json.loads(cache.read_text())
-        cert_pem = cached["cert_pem"].encode()
-        expiry = json.loads(record.read_text())
-        if expiry["sha256"] == hashlib.sha256(cert_pem).hexdigest() and expiry["not_after"] > time.time() + 60:
-            return base64.b64decode(cached["cert_chain"]), grpc.ssl_server_credentials(
-                private_key_certificate_chain_pairs=[(cached["key_pem"].encode(), cert_pem)],
-                require_client_auth=False,
-            )
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # no record yet, or unreadable: the framework's path below
-    chain, credentials = framework_certificate()
-    try:
-        from cryptography import x509  # already imported by the framework's path
-
-        cert_pem = json.loads(cache.read_text())["cert_pem"].encode()
-        not_after = x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc.timestamp()
-        record.write_text(json.dumps({"sha256": hashlib.sha256(cert_pem).hexdigest(), "not_after": not_after}))
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # next launch takes the framework's path again
-    return chain, credentials
-
-
-class _GracefulShutdownInterceptor:
-    """Like the framework's, except that StopProvider no longer kills in-flight calls.
-
-    Terraform sends StopProvider on Ctrl-C and expects the provider to finish its calls
-    promptly; GRPCController.Shutdown still ends the process when Terraform is done, and
-    so does Terraform's death.
-    """
-
-    def __init__(self, stopping: threading.Event):
-        self._stopping = stopping
-        self._stopped = False
-        self.server = None
-        self._parent = os.getppid()
-
-    @property
-    def stopped(self) -> bool:
-        """Shut down by Terraform, or orphaned. The framework's server loop reads this every
-        50 ms; a provider whose Terraform was killed outright (SIGKILL, a cancelled CI job)
-        gets no Shutdown call and would otherwise wait for one forever."""
-        if not self._stopped and os.getppid() != self._parent:
-            logging.getLogger("raydog").warning("Terraform (pid %d) is gone; the provider exits", self._parent)
-            self._stopping.set()
-            self._stopped = True
-        return self._stopped
-
-    @stopped.setter
-    def stopped(self, value: bool) -> None:
-        self._stopped = value
-
-    def intercept_service(self, continuation, handler_call_details):
-        result = continuation(handler_call_details)
-        if handler_call_details.method == "/plugin.GRPCController/Shutdown":
-            self.stopped = True
-            if self.server:
-                self.server.stop(grace=0)
-        return result
+        framework_interceptor = tf.runner._LoggingInterceptor()
+    else:
+        framework_interceptor = _PassThrough()
+    return handlers.generic, [_RedactedErrors(framework_interceptor)]

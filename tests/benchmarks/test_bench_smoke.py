@@ -76,7 +76,8 @@ def test_latency_and_start_figures_are_numbers(smoke):
     start = results["provider_start"]
     assert len(start["runs"]) == start["samples"] >= 1
     assert all(
-        is_number(start[kind][stat]) for kind in ("handshake_ms", "schema_ms") for stat in ("median", "p90")
+        is_number(start[kind][stat])
+        for kind in ("handshake_ms", "schema_ms", "validate_ms") for stat in ("median", "p90")
     )
     assert results["exec"]["status"] == "skipped" and results["exec"]["reason"]
 

@@ -82,26 +82,6 @@ def test_the_pinned_tf_release_is_recognised_without_importlib_metadata(monkeypa
         tfcompat._check_framework_version()
 
 
-def test_graceful_interceptor_keeps_serving_after_stop_provider():
-    stopped = threading.Event()
-
-    class Server:
-        def stop(self, grace):
-            stopped.set()
-
-    interceptor = tfcompat._GracefulShutdownInterceptor(threading.Event())
-    interceptor.server = Server()
-
-    class Call:
-        method = "/tfplugin6.Provider/StopProvider"
-
-    interceptor.intercept_service(lambda details: "handler", Call())
-    assert not stopped.is_set()
-    Call.method = "/plugin.GRPCController/Shutdown"
-    interceptor.intercept_service(lambda details: "handler", Call())
-    assert stopped.is_set()
-
-
 def test_data_source_results_are_encoded_through_the_schema():
     config = {"template": None, "source": "echo {{ who }}", "vars": {"who": "ray"}, "content": None, "sha256": None}
     request = pb.ReadDataSource.Request(type_name="raydog_node_script", config=to_dynamic_value(config))
@@ -184,31 +164,6 @@ def test_import_marks_the_unreadable_attributes_and_read_keeps_private_state(mon
     assert tfcompat.read_private(b"not json") == {} and tfcompat.write_private({}) == b""
 
 
-def test_server_certificate_reads_the_cached_expiry_and_falls_back_to_the_framework(tmp_path, monkeypatch):
-    import tf.runner
-
-    monkeypatch.setenv("HOME", str(tmp_path))
-    calls = []
-
-    def framework():  # the framework's own: makes (or reuses) and caches the certificate
-        calls.append(1)
-        return original()
-
-    original = tf.runner._self_signed_cert
-    chain, credentials = tfcompat._server_certificate(framework)
-    assert calls == [1] and chain and credentials is not None
-    record = tmp_path / ".cache" / "tf-python-provider" / "ssl_cert.expiry.json"
-    assert json.loads(record.read_text())["not_after"] > 0
-
-    again, credentials = tfcompat._server_certificate(framework)
-    assert calls == [1] and again == chain and credentials is not None  # the cache, no framework call
-
-    record.write_text(json.dumps({"sha256": "another certificate", "not_after": 4e9}))
-    tfcompat._server_certificate(framework)
-    assert len(calls) == 2  # a record of another certificate is not trusted
-    assert json.loads(record.read_text())["sha256"] != "another certificate"
-
-
 @pytest.mark.parametrize("environ, level", [
     ({}, None), ({"TF_LOG": "off"}, None), ({"TF_LOG": "trace"}, tfcompat.TRACE), ({"TF_LOG": "json"}, tfcompat.TRACE),
     ({"TF_LOG": "WARN"}, 30), ({"TF_LOG": "debug", "TF_LOG_PROVIDER": "error"}, 40), ({"TF_LOG": "nonsense"}, 5),
@@ -249,13 +204,6 @@ def test_logging_emits_nothing_below_the_level_and_never_the_secret(capsys, logg
     assert "an info line" not in err and "[WARN] raydog.test: a key yd-key id:<redacted>" in err
     assert "sekrit-value" not in err and "pw@" not in err and "https://<redacted>@api.example.com/x" in err
     assert "[ERROR] raydog.test: failed" in err and "Invalid header value" in err
-
-
-def test_grpc_server_takes_256_mb_messages():
-    made = {}
-    tfcompat._server_with_options(lambda **kwargs: made.update(kwargs), thread_pool=None)
-    assert ("grpc.max_receive_message_length", 256 << 20) in made["options"]
-    assert ("grpc.max_send_message_length", 256 << 20) in made["options"]
 
 
 def test_an_escaping_exception_reaches_terraform_redacted():

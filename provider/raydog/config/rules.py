@@ -10,7 +10,6 @@ import ipaddress
 import json
 import math
 import re
-from decimal import Decimal, InvalidOperation
 
 from raydog import names, settings
 from raydog.autoscaler.shipping import HEAD_VARIABLES
@@ -246,6 +245,8 @@ def exclusive(first: str, second: str):
 def _number(value) -> float:
     """A number as Terraform sent it: beyond a float64 (1e400) it arrives as decimal text."""
     if isinstance(value, str):
+        from decimal import Decimal, InvalidOperation  # here: rare, and ~2 ms of every launch at the top
+
         try:
             exact = Decimal(value)
         except InvalidOperation:

