@@ -54,21 +54,24 @@ def summarise(files: list[Path], top: int = 30) -> str:
     return "\n".join(lines)
 
 
-def _profiled_launcher(plain: str, py_spy: str, rate: int, raw_dir: Path) -> str:
-    """The mirror's launcher, changed to run the provider in the background with py-spy attached.
+def _profile_launcher(launcher: Path, py_spy: str, rate: int, raw_dir: Path) -> None:
+    """Make the mirror's provider executable run the provider in the background with py-spy attached.
 
-    py-spy must not be the provider's parent: it prints to stdout, and anything on stdout
-    before the go-plugin handshake line breaks Terraform. The launcher is part of the
-    package Terraform locks, so it is rewritten before ``terraform init``.
+    The package's executable (a frozen binary, or a launcher script) moves aside to
+    ``<name>.real``, and a shell script takes its place. py-spy must not be the provider's
+    parent: it prints to stdout, and anything on stdout before the go-plugin handshake line
+    breaks Terraform. The executable is part of the package Terraform locks, so this is done
+    before ``terraform init``.
     """
-    head, exec_line = plain.rstrip("\n").rsplit("\n", 1)
-    command = exec_line.removeprefix("exec ")
-    return (
-        f"{head}\n{command} &\nchild=$!\n"
+    real = launcher.with_name(launcher.name + ".real")
+    launcher.rename(real)
+    launcher.write_text(
+        f'#!/bin/sh\n"{real}" "$@" &\nchild=$!\n'
         f'"{py_spy}" record --pid "$child" --format raw --rate {rate} --nonblocking '
         f'--output "{raw_dir}/provider-$child.txt" >/dev/null 2>&1 &\n'
         f'wait "$child"\n'
     )
+    launcher.chmod(0o755)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,21 +79,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pools", type=int, default=100)
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--step", choices=STEPS, default="apply")
+    parser.add_argument("--shape", choices=("scale", "versus"), default="scale",
+                        help="scale: head, then pools that wait for it (the scale run); versus: every node "
+                             "resource depends on the cluster only (the side-by-side and growth runs)")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--out", type=Path, default=Path("bench/results/profile"))
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    name = f"{args.step}-{args.pools}x{args.nodes}"
+    name = f"{args.step}-{args.pools}x{args.nodes}" + ("-versus" if args.shape == "versus" else "")
     raw_dir = (args.out / name).resolve()
     shutil.rmtree(raw_dir, ignore_errors=True)
     raw_dir.mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="raydog-profile-") as tmp, SandboxProcess() as sandbox:
         env = BenchEnv.create(Path(tmp))
-        launcher = env.launcher()
-        launcher.write_text(_profiled_launcher(launcher.read_text(), py_spy, args.rate, raw_dir))
+        _profile_launcher(env.launcher(), py_spy, args.rate, raw_dir)
         tf = env.workdir("profile", sandbox)
-        tf.write(configs.raydog_cluster(args.pools), provider_block=False)
+        shape = configs.versus_cluster(args.pools, args.nodes) if args.shape == "versus" else \
+            configs.raydog_cluster(args.pools)
+        tf.write(shape, provider_block=False)
         configs.set_node_count(tf.workdir, args.nodes)
         init(tf)
         actions = {"apply": apply, "plan": plan_no_change, "update": apply, "destroy": destroy}

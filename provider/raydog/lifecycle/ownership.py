@@ -25,16 +25,31 @@ from pathlib import Path
 log = logging.getLogger("raydog.ownership")
 
 FILE_NAME = "raydog-ownership.json"
-KEEP_ENTRIES = 5000  # the oldest go first; one entry per create
+KEEP_ENTRIES = 5000  # the oldest go first (when the file holds twice as many); one entry per create
 
 
 class OwnershipJournal:
-    """Tokens issued for (kind, namespace, name), kept in one small JSON file."""
+    """Tokens issued for (kind, namespace, name), kept in one small file: one JSON object a line.
+
+    A record appends its line and fsyncs, so its cost does not grow with the journal; records
+    made at the same moment (the pools of one apply) share one write and one fsync, the first
+    caller writing for every one waiting. Reads keep what they parsed and read only what was
+    appended since (by this process or another). A journal in the older form, one JSON list,
+    is read as it is and rewritten a line per entry on the first record.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._lock = threading.Lock()
-        self._memory: list[dict] = []  # used when the journal cannot be written
+        self._lock = threading.Lock()  # the index, the lines read and the queue
+        self._flush_lock = threading.Lock()  # one writer at a time; the others wait for its fsync
+        self._tokens: dict[tuple[str, str, str], set[str]] = {}
+        self._lines: list[str] = []  # every entry read from the file, as written, oldest first
+        self._offset = 0  # bytes of the file read so far
+        self._legacy = False  # the file is one JSON list (the older form)
+        self._torn = False  # the file ends in part of a line (a write cut short by a crash)
+        self._queued: list[str] = []  # lines recorded but not yet written
+        self._recorded = 0  # lines ever queued; _written of them are on disk (or failed to be)
+        self._written = 0
 
     @classmethod
     def for_working_directory(cls) -> "OwnershipJournal":
@@ -50,48 +65,112 @@ class OwnershipJournal:
         return token
 
     def record(self, kind: str, namespace: str, name: str, token: str) -> None:
-        """Remember ``token`` as ours (a create about to be sent, or an import taking ownership)."""
+        """Remember ``token`` as ours (a create about to be sent, or an import taking ownership);
+        returns once it is on disk (or could not be written: then this process alone remembers it)."""
         entry = {"kind": kind, "namespace": namespace, "name": name, "token": token, "time": int(time.time())}
         with self._lock:
-            entries = self._read()
-            entries.append(entry)
-            if not self._write(entries[-KEEP_ENTRIES:]):
-                self._memory.append(entry)
+            self._tokens.setdefault((kind, namespace, name), set()).add(token)
+            self._queued.append(json.dumps(entry, separators=(",", ":")))
+            self._recorded += 1
+            mine = self._recorded
+        with self._flush_lock:
+            if self._written >= mine:
+                return  # another caller's write carried this entry
+            with self._lock:
+                self._refresh()
+                batch, self._queued = self._queued, []
+                upto = self._recorded
+            self._append(batch)
+            self._written = upto
 
     def tokens(self, kind: str, namespace: str, name: str) -> frozenset[str]:
         """Every token this working directory issued or took over for that object."""
         with self._lock:
-            return frozenset(e["token"] for e in [*self._read(), *self._memory]
-                             if (e.get("kind"), e.get("namespace"), e.get("name")) == (kind, namespace, name))
+            self._refresh()
+            return frozenset(self._tokens.get((kind, namespace, name), ()))
 
-    def _read(self) -> list[dict]:
+    def _refresh(self) -> None:
+        """Read what was appended to the file since the last read (under ``_lock``)."""
         if self.path is None:
-            return []
+            return
         try:
-            entries = json.loads(self.path.read_text())
+            with open(self.path, "rb") as journal:
+                size = os.fstat(journal.fileno()).st_size
+                if size == self._offset:
+                    return
+                if size < self._offset:  # replaced by a shorter file (trimmed): read it afresh
+                    self._offset, self._lines, self._legacy, self._torn = 0, [], False, False
+                journal.seek(self._offset)
+                data = journal.read()
         except FileNotFoundError:
-            return []
-        except (OSError, ValueError) as exc:
-            log.warning("cannot read the ownership journal %s (%s); starting a new one", self.path, exc)
-            return []
-        return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+            return
+        except OSError as exc:
+            log.warning("cannot read the ownership journal %s (%s)", self.path, exc)
+            return
+        if self._offset == 0 and data.lstrip().startswith(b"["):
+            self._offset = len(data)
+            self._legacy = True
+            self._index(_legacy_lines(data, self.path))
+            return
+        complete = data[:data.rfind(b"\n") + 1]
+        self._torn = len(complete) < len(data)
+        self._offset += len(complete)
+        self._index(complete.decode("utf-8", "replace").splitlines())
 
-    def _write(self, entries: list[dict]) -> bool:
-        """Replace the file atomically and durably; False (with a warning) when it cannot be written."""
-        if self.path is None:
-            return False
+    def _index(self, lines: list[str]) -> None:
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line torn by a crash
+            if isinstance(entry, dict) and isinstance(entry.get("token"), str):
+                key = (entry.get("kind"), entry.get("namespace"), entry.get("name"))
+                self._tokens.setdefault(key, set()).add(entry["token"])  # type: ignore[arg-type]
+                self._lines.append(line)
+
+    def _append(self, batch: list[str]) -> None:
+        """Append ``batch`` (one write, one fsync); the older form, or a journal past twice
+        ``KEEP_ENTRIES``, is rewritten instead. A warning when it cannot be written."""
+        if self.path is None or not batch:
+            return
+        text = ("\n" if self._torn else "") + "".join(line + "\n" for line in batch)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            import tempfile  # here: its import (shutil, bz2, lzma, random) would cost every provider launch
-
-            fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".raydog-ownership-")
-            with os.fdopen(fd, "w") as out:
-                json.dump(entries, out, separators=(",", ":"))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, self.path)
-            return True
+            if self._legacy or len(self._lines) + len(batch) > 2 * KEEP_ENTRIES:
+                self._rewrite([*self._lines, *batch][-KEEP_ENTRIES:])
+                return
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, text.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             log.warning("cannot write the ownership journal %s (%s): objects of a killed run will not be "
                         "recognised as this configuration's", self.path, exc)
-            return False
+
+    def _rewrite(self, lines: list[str]) -> None:
+        """Replace the file with ``lines``, atomically and durably."""
+        assert self.path is not None
+        import tempfile  # here: its import (shutil, bz2, lzma, random) would cost every provider launch
+
+        fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".raydog-ownership-")
+        with os.fdopen(fd, "w") as out:
+            out.write("".join(line + "\n" for line in lines))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, self.path)
+        with self._lock:  # read afresh next time: the new file holds every line kept
+            self._offset, self._lines, self._legacy, self._torn = 0, [], False, False
+
+
+def _legacy_lines(data: bytes, path: Path) -> list[str]:
+    """The entries of a journal in the older form (one JSON list), a line each."""
+    try:
+        entries = json.loads(data)
+    except ValueError as exc:
+        log.warning("cannot read the ownership journal %s (%s); starting a new one", path, exc)
+        return []
+    if not isinstance(entries, list):
+        return []
+    return [json.dumps(e, separators=(",", ":")) for e in entries if isinstance(e, dict)]

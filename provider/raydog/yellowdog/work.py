@@ -25,11 +25,12 @@ from yellowdog_client.model import (
     WorkRequirementStatus,
 )
 
-from .core import ClientCore, log
+from .core import log
 from .errors import OwnedElsewhereError, PlatformError
 from .models import TaskGroupInfo, TaskGroupSpec, TaskInfo, TaskSpec, WorkRequirementInfo
 from .ownership import OWNER_GROUP, is_owner_group, new_owner_token
 from .retry import create_or_adopt, lookup_patiently
+from .wr_json import WorkRequirementJson, group_info, group_json, group_named, group_worker_tags, groups_of, wr_finished
 
 TASK_TYPE = "bash"
 GROUP_APPEND_ATTEMPTS = 5
@@ -38,7 +39,7 @@ LIVE_WR_STATUSES = [status for status in WorkRequirementStatus if not status.fin
 UNFINISHED_TASK_STATUSES = [status for status in TaskStatus if not status.finished]
 
 
-class WorkOps(ClientCore):
+class WorkOps(WorkRequirementJson):
     """Work requirement, task group and task operations of ``YellowDogClient``."""
 
     # -- work requirements -------------------------------------------------------------
@@ -97,23 +98,26 @@ class WorkOps(ClientCore):
                                        lambda: self._sdk.work_client.update_work_requirement(wr)))
 
     def get_work_requirement(self, wr_id: str) -> WorkRequirementInfo | None:
-        """The work requirement, or None if the platform has no such id."""
+        """The work requirement, or None if the platform has no such id (remembered for
+        ``recent_work_requirement``)."""
+        read_at = time.monotonic()
         wr = self._read_wr(wr_id)
-        return None if wr is None else _wr_info(wr)
+        info = None if wr is None else _wr_info(wr)
+        self._recent_wrs[wr_id] = (read_at, info)
+        return info
 
     def recent_work_requirement(self, wr_id: str, max_age: float = 2.0) -> WorkRequirementInfo | None:
         """The work requirement as read at most ``max_age`` seconds ago by this client, else read now.
 
         Every pool created in one apply checks its cluster before provisioning; they arrive
-        together, so one read answers them all instead of one read per pool.
+        together, so one read answers them all instead of one read per pool (and the read
+        their plan made a moment before answers them too).
         """
         with self._recent_guard.hold(wr_id):
             seen = self._recent_wrs.get(wr_id)
             if seen is not None and time.monotonic() - seen[0] <= max_age:
                 return seen[1]  # type: ignore[return-value]
-            info = self.get_work_requirement(wr_id)
-            self._recent_wrs[wr_id] = (time.monotonic(), info)
-            return info
+            return self.get_work_requirement(wr_id)
 
     def find_work_requirement(self, namespace: str, name: str) -> WorkRequirementInfo | None:
         """The work requirement of that name: the live one if there is one, else the last finished one."""
@@ -217,13 +221,13 @@ class WorkOps(ClientCore):
         remaining = list(batch)
         try:
             for attempt in range(1, GROUP_APPEND_ATTEMPTS + 1):
-                wr = self._require_wr(wr_id)
-                if wr.status is not None and wr.status.finished:
-                    raise PlatformError("add task group", f"the work requirement is {wr.status}; "
+                wr = self._wr_json(wr_id)
+                if wr_finished(wr):
+                    raise PlatformError("add task group", f"the work requirement is {wr.get('status')}; "
                                         f"no task group can be added to it", object_id=wr_id)
                 to_add: list[_GroupRequest] = []
                 for request in remaining:
-                    existing = _group_named(wr, request.spec.name)
+                    existing = group_named(wr, request.spec.name)
                     if existing is not None:
                         try:
                             request.resolve(_adoptable_group(wr_id, existing, request.spec))
@@ -264,40 +268,38 @@ class WorkOps(ClientCore):
                                        f"{GROUP_APPEND_ATTEMPTS} attempts: another client keeps replacing the work "
                                        f"requirement's task groups", object_id=wr_id))
 
-    def _settle_added(self, wr_id: str, added: list[_GroupRequest], updated: WorkRequirement) -> None:
+    def _settle_added(self, wr_id: str, added: list[_GroupRequest], updated: dict) -> None:
         """Answer the appended requests from the update's answer, or from a read-back for any
         it lacks; a group in neither was lost to a concurrent update and is appended again."""
         for request in added:
-            group = _group_named(updated, request.spec.name)
-            if group is not None and group.id:
-                request.resolve(_tg_info(group))
+            group = group_named(updated, request.spec.name)
+            if group is not None and group.get("id"):
+                request.resolve(group_info(group))
         missing = [request for request in added if not request.done]
         if not missing:
             return
-        current = lookup_patiently(lambda: self._require_wr(wr_id))
+        current = lookup_patiently(lambda: self._wr_json(wr_id))
         for request in missing:
-            group = _group_named(current, request.spec.name)
-            if group is not None and group.id:
-                request.resolve(_tg_info(group))
+            group = group_named(current, request.spec.name)
+            if group is not None and group.get("id"):
+                request.resolve(group_info(group))
             else:
                 log.warning("task group %s vanished from %s after the update (a concurrent update "
                             "replaced the group list); appending it again", request.spec.name, wr_id)
 
-    def _append_groups(self, wr: WorkRequirement, specs: list[TaskGroupSpec],
-                       attempt: int) -> WorkRequirement | None:
-        """PUT the requirement with the groups appended and return the platform's answer; None if
-        the answer was lost or a group refused as a duplicate (the caller reads the
-        requirement again to find out what happened)."""
+    def _append_groups(self, wr: dict, specs: list[TaskGroupSpec], attempt: int) -> dict | None:
+        """PUT the requirement (as read, JSON: see wr_json) with the groups appended and return
+        the platform's answer; None if the answer was lost or a group refused as a duplicate
+        (the caller reads the requirement again to find out what happened)."""
         names = ", ".join(spec.name for spec in specs)
-        wr.taskGroups = list(wr.taskGroups or []) + [_new_group(spec) for spec in specs]
-        log.info("adding task group(s) %s to work requirement %s (attempt %d)", names, wr.id, attempt)
+        body = {**wr, "taskGroups": groups_of(wr) + [group_json(_new_group(spec)) for spec in specs]}
+        log.info("adding task group(s) %s to work requirement %s (attempt %d)", names, wr.get("id"), attempt)
         try:
-            return self._call("add task group", wr.id,
-                              lambda: self._sdk.work_client.update_work_requirement(wr))
+            return self._put_wr_json("add task group", body)
         except PlatformError as err:
             if not (err.outcome_unknown or err.name_taken):
                 raise
-            log.warning("add task group(s) %s to %s: %s; reading the requirement back", names, wr.id, err)
+            log.warning("add task group(s) %s to %s: %s; reading the requirement back", names, wr.get("id"), err)
             return None
 
     def find_pool_group(self, namespace: str, worker_tag: str,
@@ -436,16 +438,12 @@ class _GroupRequest:
         return self._info
 
 
-def _group_named(wr: WorkRequirement, name: str) -> TaskGroup | None:
-    return next((group for group in (wr.taskGroups or []) if group.name == name), None)
-
-
-def _adoptable_group(wr_id: str, group: TaskGroup, spec: TaskGroupSpec) -> TaskGroupInfo:
-    info = _tg_info(group)
+def _adoptable_group(wr_id: str, group: dict, spec: TaskGroupSpec) -> TaskGroupInfo:
+    info = group_info(group)
     if info.finished:
         raise PlatformError("add task group", f"the name {spec.name!r} is taken by a task group that "
                             f"is {info.status}; use a new group name", object_id=wr_id)
-    tags = group.runSpecification.workerTags if group.runSpecification else None
+    tags = group_worker_tags(group)
     if tags and spec.worker_tag not in tags:
         raise PlatformError("add task group", f"task group {spec.name!r} already exists for worker "
                             f"tag(s) {', '.join(tags)}, not {spec.worker_tag}", object_id=wr_id)
