@@ -7,12 +7,16 @@ per update (the read, the body, the answer): at a few hundred groups that conver
 most of a pool create's CPU, and grew with the number of pools. The update needs none of
 it: the groups are read, kept and sent back exactly as the platform gave them (fields the
 SDK does not model are kept too), and only the new groups are built from the SDK's model.
-The requests go through the SDK's own work proxy: its session, retry, compression and error
-types, as every other call.
+The requests go through the SDK's own work proxy: its session (retry, status hook),
+authentication and error types, as every other call. The body is written compactly and
+compressed at level 1 rather than the SDK's 9: at a few hundred groups the SDK's compression
+alone cost as much CPU as everything else in the update, for a body barely smaller.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 from typing import Any
 
 from yellowdog_client.common.json import Json
@@ -20,6 +24,12 @@ from yellowdog_client.model import TaskGroup, TaskGroupStatus, WorkRequirementSt
 
 from .core import ClientCore
 from .models import TaskGroupInfo
+
+
+# What of the SDK's Proxy the JSON requests use (its raw_execute, less the compression level).
+_PROXY_PARTS = ("raw_execute", "_session", "_base_url", "_authentication_headers_provider",
+                "_get_user_agent_headers", "_handle_response", "_connection_timeout", "_read_timeout",
+                "GZIP_THRESHOLD_BYTES")
 
 
 class WorkRequirementJson(ClientCore):
@@ -32,16 +42,33 @@ class WorkRequirementJson(ClientCore):
 
     def _put_wr_json(self, operation: str, wr: dict) -> dict:
         """Update the requirement with ``wr`` (the whole of it); the platform's answer."""
-        return self._call(operation, wr.get("id"),
-                          lambda: self._work_proxy().raw_execute("PUT", "requirements", json=wr).json())
+        return self._call(operation, wr.get("id"), lambda: _send_json(self._work_proxy(), "PUT", "requirements", wr))
 
     def _work_proxy(self) -> Any:
         """The SDK's proxy for /work/ (kept private by the SDK, whose version is pinned)."""
         service = getattr(self._sdk.work_client, "_WorkClientImpl__service_proxy", None)
         proxy = getattr(service, "_proxy", None)
-        if proxy is None or not hasattr(proxy, "raw_execute"):
+        if proxy is None or not all(hasattr(proxy, name) for name in _PROXY_PARTS):
             raise RuntimeError("yellowdog-sdk changed: its work client has no proxy to send JSON with")
         return proxy
+
+
+def _send_json(proxy: Any, method: str, path: str, body: object) -> Any:
+    """``proxy.raw_execute`` with a compact body, gzipped at level 1 (see the module's docstring)."""
+    import requests
+
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    headers = {**proxy._get_user_agent_headers(), "Content-Type": "application/json"}
+    if len(raw) > proxy.GZIP_THRESHOLD_BYTES:
+        raw = gzip.compress(raw, compresslevel=1)
+        headers["Content-Encoding"] = "gzip"
+    session = proxy._session
+    prepared = session.prepare_request(requests.Request(
+        method=method, url=proxy._base_url + path, auth=proxy._authentication_headers_provider, headers=headers,
+        data=raw))
+    settings = session.merge_environment_settings(prepared.url, {}, None, None, None)
+    response = session.send(request=prepared, timeout=(proxy._connection_timeout, proxy._read_timeout), **settings)
+    return proxy._handle_response(response).json()
 
 
 def wr_finished(wr: dict) -> bool:
