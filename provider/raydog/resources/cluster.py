@@ -15,6 +15,7 @@ from raydog.config.node_fields import TIMEOUTS
 from raydog.lifecycle.diagnostics import report
 from raydog.lifecycle.node_pool import WORK_REQUIREMENT, release_pool
 from raydog.lifecycle.resource import RaydogResource
+from raydog.lifecycle.scripts import warm_default_scripts
 from raydog.yellowdog import OwnedElsewhereError, PlatformError, WaitTimeoutError, WorkRequirementInfo
 
 log = logging.getLogger("raydog.resources")
@@ -62,6 +63,7 @@ class ClusterResource(RaydogResource):
         except PlatformError as exc:
             report(ctx.diagnostics, f"Cannot create work requirement {config.namespace}/{config.name}", exc)
             return None
+        warm_default_scripts()  # while Terraform records the cluster, for the node resources that plan next
         return self.full({**planned, "id": wr.id, "status": wr.status})
 
     def _create_work_requirement(self, config: ClusterConfig) -> tuple[WorkRequirementInfo, str]:
