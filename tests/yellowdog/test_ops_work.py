@@ -21,6 +21,7 @@ from raydog.yellowdog import (
     check_credentials,
 )
 from raydog.yellowdog.core import WORK_REQUIREMENT_LOCKS
+from raydog.yellowdog.ownership import OWNER_GROUP
 
 NS = "raydog-ops"
 MISSING_WR = "ydid:workreq:000000:00000000-0000-0000-0000-000000000000"
@@ -194,6 +195,31 @@ def test_ensure_task_group_appends_in_order_and_adopts_by_name(platform):
     assert [g.name for g in platform.get_work_requirement(wr.id).task_groups] == ["head", "workers"]
     assert platform.get_work_requirement(wr.id).task_group("workers") == workers
     assert head.status in ("PENDING", "RUNNING") and not head.finished
+
+
+def test_an_append_keeps_every_other_group_as_the_platform_holds_it(platform):
+    from datetime import timedelta
+
+    def groups(wr_id: str) -> list[dict]:  # as the API answers them
+        return [g for g in platform._wr_json(wr_id)["taskGroups"] if g["name"] != OWNER_GROUP]
+
+    wr = platform.create_work_requirement(NS, unique("c"))
+    platform.ensure_task_group(wr.id, TaskGroupSpec(
+        name="head", worker_tag="no-such-pool", namespace=NS, tag="c-head", task_timeout=timedelta(hours=2),
+        finish_if_any_task_failed=True,
+        task_template=TaskSpec(name="template", task_data="echo hi", environment={"A": "1"})))
+    before = groups(wr.id)
+
+    workers = platform.ensure_task_group(wr.id, group_spec("workers", tag="c-workers"))
+
+    after = groups(wr.id)
+    assert after[0] == before[0]  # read, kept and sent back unchanged
+    assert before[0]["runSpecification"]["taskTimeout"] and before[0]["finishIfAnyTaskFailed"] is True
+    assert before[0]["taskTemplate"]["taskData"] == "echo hi"
+    added = after[1]
+    assert (added["id"], added["name"], added["tag"]) == (workers.id, "workers", "c-workers")
+    assert added["runSpecification"]["workerTags"] == ["no-such-pool"]
+    assert added["runSpecification"]["namespaces"] == [NS]
 
 
 def test_concurrent_ensure_task_group_from_ten_threads_loses_no_group(platform, sandbox):
