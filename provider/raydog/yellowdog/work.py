@@ -30,7 +30,8 @@ from .errors import OwnedElsewhereError, PlatformError
 from .models import TaskGroupInfo, TaskGroupSpec, TaskInfo, TaskSpec, WorkRequirementInfo
 from .ownership import OWNER_GROUP, is_owner_group, new_owner_token
 from .retry import create_or_adopt, lookup_patiently
-from .wr_json import WorkRequirementJson, group_info, group_json, group_named, group_worker_tags, groups_of, wr_finished
+from .wr_json import (WorkRequirementJson, group_info, group_json, group_named, group_worker_tags, groups_of,
+                      wr_finished, wr_info)
 
 TASK_TYPE = "bash"
 GROUP_APPEND_ATTEMPTS = 5
@@ -101,8 +102,8 @@ class WorkOps(WorkRequirementJson):
         """The work requirement, or None if the platform has no such id (remembered for
         ``recent_work_requirement``)."""
         read_at = time.monotonic()
-        wr = self._read_wr(wr_id)
-        info = None if wr is None else _wr_info(wr)
+        wr = self._wr_json_or_none(wr_id)  # as JSON: no SDK model conversion of every group
+        info = None if wr is None else wr_info(wr)
         self._recent_wrs[wr_id] = (read_at, info)
         return info
 

@@ -23,7 +23,8 @@ from yellowdog_client.common.json import Json
 from yellowdog_client.model import TaskGroup, TaskGroupStatus, WorkRequirementStatus
 
 from .core import ClientCore
-from .models import TaskGroupInfo
+from .models import TaskGroupInfo, WorkRequirementInfo
+from .ownership import is_owner_group
 
 
 # What of the SDK's Proxy the JSON requests use (its raw_execute, less the compression level).
@@ -39,6 +40,11 @@ class WorkRequirementJson(ClientCore):
         """The requirement as the platform answers it; PlatformError (not found included) otherwise."""
         return self._call("read work requirement", wr_id,
                           lambda: self._work_proxy().raw_execute("GET", f"requirements/{wr_id}").json())
+
+    def _wr_json_or_none(self, wr_id: str) -> dict | None:
+        """The requirement as the platform answers it, or None if the platform has no such id."""
+        return self._get_or_none("read work requirement", wr_id,
+                                 lambda: self._work_proxy().raw_execute("GET", f"requirements/{wr_id}").json())
 
     def _put_wr_json(self, operation: str, wr: dict) -> dict:
         """Update the requirement with ``wr`` (the whole of it); the platform's answer."""
@@ -92,6 +98,17 @@ def group_info(group: dict) -> TaskGroupInfo:
     status = group.get("status")
     return TaskGroupInfo(id=group.get("id"), name=group.get("name"), status=status or None,
                          finished=bool(status) and TaskGroupStatus(status).terminated)
+
+
+def wr_info(wr: dict) -> WorkRequirementInfo:
+    """What the provider reads of a requirement (its node groups; the owner marker's token)."""
+    groups = groups_of(wr)
+    return WorkRequirementInfo(
+        id=wr.get("id"), namespace=wr.get("namespace"), name=wr.get("name"), tag=wr.get("tag"),
+        status=wr.get("status") or None, finished=wr_finished(wr),
+        task_groups=tuple(group_info(group) for group in groups if not is_owner_group(group.get("name"))),
+        owner_token=next((group.get("tag") for group in groups if is_owner_group(group.get("name"))), None),
+    )
 
 
 def group_json(group: TaskGroup) -> dict:
