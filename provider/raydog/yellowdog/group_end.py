@@ -25,6 +25,7 @@ from .core import log
 from .errors import PlatformError, StoppedError, WaitTimeoutError
 from .retry import lookup_patiently
 from .work import UNFINISHED_TASK_STATUSES, WorkOps, _GroupRequest
+from .wr_json import groups_of, wr_finished
 
 # How long the first of several drops waits for the others before it updates the requirement.
 DROP_GATHER_SECONDS = 0.1
@@ -56,29 +57,30 @@ class GroupEndOps(WorkOps):
         return bool(request.outcome())
 
     def _drop_groups(self, wr_id: str, batch: list[_DropRequest]) -> None:
-        """One read and one update for every drop of ``batch`` (the caller holds the lock)."""
-        wr = self._read_wr(wr_id)
-        if wr is None or (wr.status is not None and wr.status.finished):
+        """One read and one update for every drop of ``batch`` (the caller holds the lock), as
+        JSON like an append (wr_json.py)."""
+        wr = self._wr_json_or_none(wr_id)
+        if wr is None or wr_finished(wr):
             for request in batch:
                 request.resolve(True)  # a finished requirement's tasks have all ended
             return
         dropping = {request.group_id for request in batch}
-        listed = {group.id for group in wr.taskGroups or []}
+        listed = {group.get("id") for group in groups_of(wr)}
         for request in batch:
             if request.group_id not in listed:
                 request.resolve(True)  # dropped already (a retried delete)
         if not dropping & listed:
             return
-        wr.taskGroups = [group for group in wr.taskGroups or [] if group.id not in dropping]
+        body = {**wr, "taskGroups": [group for group in groups_of(wr) if group.get("id") not in dropping]}
         log.info("ending task group(s) %s of work requirement %s", ", ".join(sorted(dropping & listed)), wr_id)
         try:
-            answer = self._call("end task group", wr_id, lambda: self._sdk.work_client.update_work_requirement(wr))
+            answer = self._put_wr_json("end task group", body)
         except PlatformError as err:
             if not err.outcome_unknown:
                 raise
             log.warning("end task group(s) in %s: %s; reading the requirement back", wr_id, err)
-            answer = lookup_patiently(lambda: self._require_wr(wr_id))
-        kept = {group.id for group in answer.taskGroups or []}
+            answer = lookup_patiently(lambda: self._wr_json(wr_id))
+        kept = {group.get("id") for group in groups_of(answer)}
         for request in batch:
             if not request.done:
                 request.resolve(request.group_id not in kept)
