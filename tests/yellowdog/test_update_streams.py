@@ -36,6 +36,7 @@ def test_a_subscription_wakes_for_its_own_groups_only(platform):
     other = pool_and_group(platform, wr.id)
 
     with platform._updates.subscribe(wr.id, lambda p: group_counts(p, lambda g: g.get("id") == watched.id)) as wake:
+        wake.start()
         wait_until(lambda: wake.streaming, "the stream open", timeout=10)  # changes before it are not sent
         platform.add_tasks(other.id, [TaskSpec("node-0", "sleep 100", {}, None)])
         assert wake.wait(20) is True  # the first event sets what the subscription has seen
@@ -84,3 +85,15 @@ def test_no_stream_through_a_proxy(monkeypatch, variable):
     assert not UpdateStreams("http://yellowdog.invalid", "id", "secret").available
     monkeypatch.setenv("NO_PROXY", "yellowdog.invalid")
     assert UpdateStreams("http://yellowdog.invalid", "id", "secret").available
+
+
+def test_a_wait_its_first_poll_answers_opens_no_stream(platform, sandbox):
+    wr = platform.create_work_requirement(NS, unique("c"))
+    group = pool_and_group(platform, wr.id)
+    [task] = platform.add_tasks(group.id, [TaskSpec("node-0", "sleep 100", {}, None)])
+    platform.wait_until_executing([task.id], 60)
+    sandbox.reset_requests()
+
+    platform.wait_until_executing([task.id], 60)  # executing already: answered by its first poll
+
+    assert STREAM not in sandbox.requests()["routes"]

@@ -10,8 +10,8 @@ starts executing after minutes of provisioning is noticed within milliseconds, n
 from a poll, and a platform, proxy or network that never delivers an event costs the one
 stream request and nothing else.
 
-One stream per work requirement per client, shared by its waits, opened by the first and
-closed when the last leaves. Streams go through ``http.client`` (the SDK's own stream
+One stream per work requirement per client, shared by its waits, opened when the first
+pauses (a wait that its first poll answers opens none) and closed when the last leaves. Streams go through ``http.client`` (the SDK's own stream
 reader spins at 100% CPU when the platform closes a stream); not through a proxy: where
 the proxy variables name one for the API, waits just poll.
 """
@@ -99,10 +99,16 @@ class Subscription:
         """Whether the stream is open: changes from now on wake ``wait``."""
         return self._stream is not None and self._stream.connected.is_set() and not self._stream.ended
 
+    def start(self) -> None:
+        """Open the stream now (``wait`` does, if it is not open yet)."""
+        if self._stream is not None:
+            self._stream.start()
+
     def wait(self, seconds: float, stop_event: threading.Event | None = None) -> bool:
         """Pause up to ``seconds``; True as soon as an event changed the key (or the stop event
         is set), False when the time ran out."""
         deadline = time.monotonic() + seconds
+        self.start()
         stream = self._stream
         while True:
             if stop_event is not None and stop_event.is_set():
@@ -141,10 +147,23 @@ class _Stream:
         self.connected = threading.Event()  # the platform answered 200 (events from now on reach the waits)
         self._closing = threading.Event()
         self._connection = None
-        threading.Thread(target=self._run, name=f"updates {wr_id}", daemon=True).start()
+        self._started = False
+        self._start_guard = threading.Lock()
+
+    def start(self) -> None:
+        """Open the stream (on its own thread), once."""
+        with self._start_guard:
+            if self._started or self._closing.is_set():
+                return
+            self._started = True
+        threading.Thread(target=self._run, name=f"updates {self.wr_id}", daemon=True).start()
 
     def close(self) -> None:
-        self._closing.set()
+        with self._start_guard:
+            self._closing.set()
+            if not self._started:
+                self.ended = True
+                return
         connection = self._connection
         if connection is not None and connection.sock is not None:
             try:
