@@ -71,9 +71,6 @@ class ClientCore:
         # task id -> task group id of the tasks this client added (a task never changes
         # group), so a wait on them searches their group without reading a task first.
         self._task_groups: dict[str, str] = {}
-        # task group id -> its work requirement's id, for the groups this client added or
-        # adopted: a wait on their tasks follows that requirement's update stream.
-        self._group_wrs: dict[str, str] = {}
         self._updates: UpdateStreams | None = None  # set by YellowDogClient.connect
         # work requirement id -> task groups waiting to be appended (see WorkOps.ensure_task_group)
         self._pending_guard = threading.Lock()

@@ -4,10 +4,11 @@ Polls come often while a wait is young and less often as it ages: the pause is a
 twentieth of the time waited so far, at least 0.1 s and at most 2 s. So a change in the
 first 2 s is noticed within 0.1 s, later ones within about 5% of the time they took (a
 head whose node boots in 3 s is seen executing within ~0.15 s of it), and a wait of minutes
-still costs one request per 2 s: a 5-minute wait makes about 200 polls. A wait on tasks of a
-work requirement this client knows also follows the requirement's update stream (updates.py):
-a change of the groups it watches ends the pause at once, so it is noticed within
-milliseconds; the poll still decides. A transient error during a wait (no answer, 429, 5xx)
+still costs one request per 2 s: a 5-minute wait makes about 200 polls. A wait for a peer's
+node (``wait_for_group_node``: a pool learning its head's address) also follows the work
+requirement's update stream (updates.py): a change of the groups it watches ends the pause
+at once, so the node is noticed within milliseconds; the poll still decides. A wait for tasks
+to execute polls only (see ``wait_until_executing``). A transient error during a wait (no answer, 429, 5xx)
 is logged and the wait goes on until its deadline; anything else ends it.
 ``stop_event`` (set when Terraform asks the provider to stop) ends a wait at once.
 """
@@ -122,9 +123,12 @@ class WaitOps(WorkOps):
 
         if ids:
             object_id = ids[0] if len(ids) == 1 else f"{ids[0]} (+{len(ids) - 1} more)"
-            with self._updates_of_groups(groups) as wake:
-                poll_until(f"waiting for {len(ids)} task(s) to execute", object_id, check,
-                           timeout_seconds, stop_event, operation=operation, wake=wake)
+            # Polls only, no update stream: a script that fails as it starts is EXECUTING for a
+            # few milliseconds, and a poll woken by that very event would take it for a started
+            # node. Polls at least 0.1 s apart see it FAILED (the exec-mode e2e test of a head
+            # script that exits 3 caught this).
+            poll_until(f"waiting for {len(ids)} task(s) to execute", object_id, check,
+                       timeout_seconds, stop_event, operation=operation)
         return [latest[task_id] for task_id in ids]
 
     def wait_until_ended(self, task_ids: Sequence[str], timeout_seconds: float,
@@ -215,11 +219,7 @@ class WaitOps(WorkOps):
         with self._updates.subscribe(wr_id, key) as subscription:
             yield subscription
 
-    def _updates_of_groups(self, groups: set[str]):
-        """The update stream of the requirement of ``groups`` (a set the wait may still add to),
-        watching those groups' task counts; None when no group's requirement is known."""
-        wr_id = next((self._group_wrs[group] for group in sorted(groups) if group in self._group_wrs), None)
-        return self._updates_of(wr_id, lambda payload: group_counts(payload, lambda group: group.get("id") in groups))
+
 
     def _poll_tasks(self, task_ids: list[str], groups: Iterable[str]) -> dict[str, TaskInfo]:
         """The current info of each task: one search per known group, reads for the rest."""

@@ -194,9 +194,7 @@ class WorkOps(WorkRequirementJson):
         with self._pending_guard:
             self._pending_groups.setdefault(wr_id, []).append(request)
         self._answer_in_batch(wr_id, self._pending_groups, request, self._ensure_groups, "add task group")
-        group = request.outcome()
-        self._group_wrs[group.id] = wr_id
-        return group
+        return request.outcome()
 
     def _answer_in_batch(self, wr_id: str, pending: dict[str, list], request: _GroupRequest,
                          send: Callable[[str, list], None], operation: str) -> None:
