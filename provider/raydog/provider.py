@@ -166,9 +166,13 @@ class RaydogProvider(Provider):
     def api_url(self) -> str:
         """The API URL the provider talks to (the default of what a head's autoscaler is given)."""
         with self._lock:
-            if self._settings is None:
-                raise RuntimeError("the raydog provider was used before it was configured")
-            return self._settings.api_url
+            return self._configured_settings().api_url
+
+    def _configured_settings(self) -> Settings:
+        """The settings configure resolved (the caller holds ``_lock``)."""
+        if self._settings is None:
+            raise RuntimeError("the raydog provider was used before it was configured")
+        return self._settings
 
     @property
     def client(self) -> "YellowDogClient":
@@ -177,8 +181,7 @@ class RaydogProvider(Provider):
         Resources only run after configure succeeded."""
         with self._lock:
             if self._client is None:
-                if self._settings is None:
-                    raise RuntimeError("the raydog provider was used before it was configured")
+                settings = self._configured_settings()
                 # The SDK's import (~0.3 s, hundreds of model classes) allocates no garbage
                 # worth collecting; the cyclic collector would run ~50 times during it.
                 collecting = gc.isenabled()
@@ -189,8 +192,7 @@ class RaydogProvider(Provider):
                     if collecting:
                         gc.enable()
 
-                self._client = YellowDogClient.connect(
-                    self._settings.api_url, self._settings.key_id, self._settings.key_secret)
+                self._client = YellowDogClient.connect(settings.api_url, settings.key_id, settings.key_secret)
             return self._client
 
     @property
@@ -199,11 +201,10 @@ class RaydogProvider(Provider):
         checks templates and names without paying the SDK's import."""
         with self._lock:
             if self._reader is None:
-                if self._settings is None:
-                    raise RuntimeError("the raydog provider was used before it was configured")
+                settings = self._configured_settings()
                 from raydog.yellowdog.rest import RestReader
 
-                self._reader = RestReader(self._settings.api_url, self._settings.key_id, self._settings.key_secret)
+                self._reader = RestReader(settings.api_url, settings.key_id, settings.key_secret)
             return self._reader
 
     def get_resources(self):

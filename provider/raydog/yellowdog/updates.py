@@ -2,18 +2,19 @@
 
 YellowDog pushes the complete JSON of a work requirement each time it changes, as
 server-sent events on ``GET /work/requirements/{id}/updates``; its task groups carry
-their tasks' counts by status. A wait on tasks of a requirement (waits.py) subscribes with
-a ``key`` of that JSON (say, the counts of the groups it waits on): when an event changes
-the key, the wait's next poll runs at once instead of after its pause. So a head that
-starts executing after minutes of provisioning is noticed within milliseconds, not within
+their tasks' counts by status. A wait for a peer's node (waits.py ``wait_for_group_node``)
+subscribes with a ``key`` of that JSON (the counts of the peer's groups): when an event
+changes the key, the wait's next poll runs at once instead of after its pause. So a head
+placed on its node after minutes of provisioning is noticed within milliseconds, not within
 5% of the time waited, and the polls themselves stay as they were: the answer always comes
 from a poll, and a platform, proxy or network that never delivers an event costs the one
 stream request and nothing else.
 
 One stream per work requirement per client, shared by its waits, opened when the first
-pauses (a wait that its first poll answers opens none) and closed when the last leaves. Streams go through ``http.client`` (the SDK's own stream
-reader spins at 100% CPU when the platform closes a stream); not through a proxy: where
-the proxy variables name one for the API, waits just poll.
+pauses (a wait that its first poll answers opens none) and closed when the last leaves.
+Streams go through ``http.client`` (the SDK's own stream reader spins at 100% CPU when the
+platform closes a stream); not through a proxy: where the proxy variables name one for the
+API, waits just poll.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ head whose node boots in 3 s is seen executing within ~0.15 s of it), and a wait
 still costs one request per 2 s: a 5-minute wait makes about 200 polls. A wait for a peer's
 node (``wait_for_group_node``: a pool learning its head's address) also follows the work
 requirement's update stream (updates.py): a change of the groups it watches ends the pause
-at once, so the node is noticed within milliseconds; the poll still decides. A wait for tasks
-to execute polls only (see ``wait_until_executing``). A transient error during a wait (no answer, 429, 5xx)
-is logged and the wait goes on until its deadline; anything else ends it.
+at once, so the node is noticed within milliseconds; the poll still decides. A wait for
+tasks to execute polls only (see ``wait_until_executing``). A transient error during a wait
+(no answer, 429, 5xx) is logged and the wait goes on until its deadline; anything else ends it.
 ``stop_event`` (set when Terraform asks the provider to stop) ends a wait at once.
 """
 
@@ -167,6 +167,7 @@ class WaitOps(WorkOps):
         waiting out the timeout for a node that will not come.
         """
         found: dict[str, object] = {}
+        wanted = tag_matches or (lambda tag: tag == group_tag)
 
         def check() -> tuple[bool, str | None]:
             ended = found.get("ended")
@@ -179,7 +180,6 @@ class WaitOps(WorkOps):
                 if wr.status is not None and wr.status.finished:
                     raise PlatformError("wait for node", f"the work requirement is {wr.status.name}",
                                         object_id=wr_id)
-                wanted = tag_matches or (lambda tag: tag == group_tag)
                 group = next((g for g in reversed(wr.taskGroups or []) if g.tag and wanted(g.tag) and g.id
                               and not (g.status is not None and g.status.terminated)), None)
                 if group is None or (isinstance(ended, tuple) and group.id == ended[1]):
@@ -201,25 +201,22 @@ class WaitOps(WorkOps):
             found["address"] = NodeAddress(node_id=node.id, private_ip=private_ip, public_ip=None)
             return True, placed.status
 
-        def watched(group: dict) -> bool:
-            tag = group.get("tag")
-            return bool(tag) and (tag_matches(tag) if tag_matches else tag == group_tag)
+        def watched(payload: dict) -> tuple:
+            return group_counts(payload, lambda group: bool(group.get("tag")) and wanted(group["tag"]))
 
-        with self._updates_of(wr_id, lambda payload: group_counts(payload, watched)) as wake:
+        with self._updates_of(wr_id, watched) as wake:
             poll_until(f"waiting for the node of {group_tag}", group_tag, check, timeout_seconds, stop_event,
                        operation="wait for node", wake=wake)
         return found["address"]  # type: ignore[return-value]
 
     @contextmanager
-    def _updates_of(self, wr_id: str | None, key: Callable[[dict], Hashable]) -> Iterator[Subscription | None]:
-        """A subscription to the work requirement's update stream, or None where there is none."""
-        if wr_id is None or self._updates is None:
+    def _updates_of(self, wr_id: str, key: Callable[[dict], Hashable]) -> Iterator[Subscription | None]:
+        """A subscription to the work requirement's update stream, or None for a client without one."""
+        if self._updates is None:
             yield None
             return
         with self._updates.subscribe(wr_id, key) as subscription:
             yield subscription
-
-
 
     def _poll_tasks(self, task_ids: list[str], groups: Iterable[str]) -> dict[str, TaskInfo]:
         """The current info of each task: one search per known group, reads for the rest."""
