@@ -9,8 +9,9 @@ from __future__ import annotations
 import functools
 from typing import Optional
 
-# The built-in templates of the node resources (observability, head, worker pools).
-BUILTIN_TEMPLATES = ("observability", "head", "worker")
+# The built-in templates that are the node resources' default scripts (observability, head,
+# worker pools): node_scripts.BUILTIN_TEMPLATES less "userdata", which no resource runs as its script.
+NODE_DEFAULT_TEMPLATES = ("observability", "head", "worker")
 
 
 @functools.lru_cache(maxsize=None)
@@ -28,7 +29,7 @@ def warm_default_scripts() -> None:
     instead of before the first node's plan can send its first request."""
     import threading
 
-    threading.Thread(target=lambda: [default_script(name) for name in BUILTIN_TEMPLATES],
+    threading.Thread(target=lambda: [default_script(name) for name in NODE_DEFAULT_TEMPLATES],
                      name="raydog-default-scripts", daemon=True).start()
 
 

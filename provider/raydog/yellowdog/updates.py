@@ -118,7 +118,7 @@ class Subscription:
             if remaining <= 0:
                 return False
             if stream is None or stream.ended:
-                _sleep(remaining, stop_event)
+                sleep_unless_stopped(remaining, stop_event)
                 continue
             with stream.changed:
                 if stream.version == self._seen_version:
@@ -250,7 +250,8 @@ def _proxied(api_url: str) -> bool:
     return bool(proxies.get(scheme)) and not urllib.request.proxy_bypass(host)
 
 
-def _sleep(seconds: float, stop_event: threading.Event | None) -> None:
+def sleep_unless_stopped(seconds: float, stop_event: threading.Event | None) -> None:
+    """Sleep ``seconds``, or less if ``stop_event`` is set meanwhile (waits.py pauses with it too)."""
     if stop_event is None:
         time.sleep(seconds)
     else:

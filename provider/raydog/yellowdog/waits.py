@@ -25,7 +25,7 @@ from yellowdog_client.model import TaskSearch, TaskStatus
 from .core import log
 from .errors import PlatformError, StoppedError, TaskFailedError, WaitTimeoutError
 from .models import NodeAddress, TaskInfo
-from .updates import Subscription, group_counts
+from .updates import Subscription, group_counts, sleep_unless_stopped
 from .work import WorkOps, _task_info
 
 ProgressCallback = Callable[[list[TaskInfo]], None]
@@ -69,7 +69,7 @@ def poll_until(what: str, object_id: str, check: Callable[[], tuple[bool, str | 
             raise WaitTimeoutError(object_id, time.monotonic() - started, last_status, operation=operation)
         pause = min(poll_interval(time.monotonic() - started), remaining)
         if wake is None:
-            _pause(pause, stop_event)
+            sleep_unless_stopped(pause, stop_event)
         else:
             wake.wait(pause, stop_event)
         _raise_if_stopped(stop_event, operation, object_id)
@@ -242,10 +242,3 @@ class WaitOps(WorkOps):
 def _raise_if_stopped(stop_event: threading.Event | None, operation: str, object_id: str) -> None:
     if stop_event is not None and stop_event.is_set():
         raise StoppedError(operation, object_id)
-
-
-def _pause(seconds: float, stop_event: threading.Event | None) -> None:
-    if stop_event is None:
-        time.sleep(seconds)
-    else:
-        stop_event.wait(seconds)  # returns at once when the provider is told to stop
