@@ -51,6 +51,10 @@ DEFERRED_MODULES = ("asyncio", "grpc.aio", "google.protobuf.internal.python_mess
 
 SHUTDOWN = "/plugin.GRPCController/Shutdown"
 
+# Set in a child of the fork server (raydog.fork_server) when its launcher says Terraform is
+# gone: the child's parent is the fork server, not Terraform.
+TERRAFORM_GONE = threading.Event()
+
 
 class Loaded(NamedTuple):
     """What ``load`` returns: the provider, the gRPC handlers of its services and the
@@ -150,8 +154,8 @@ class GracefulShutdownInterceptor:
         """Shut down by Terraform, or orphaned. The server loop reads this every 50 ms; a
         provider whose Terraform was killed outright (SIGKILL, a cancelled CI job) gets no
         Shutdown call and would otherwise wait for one forever."""
-        if not self._stopped and os.getppid() != self._parent:
-            logging.getLogger("raydog").warning("Terraform (pid %d) is gone; the provider exits", self._parent)
+        if not self._stopped and (os.getppid() != self._parent or TERRAFORM_GONE.is_set()):
+            logging.getLogger("raydog").warning("Terraform is gone; the provider exits")
             if self.stopping is not None:
                 self.stopping.set()
             self._stopped = True

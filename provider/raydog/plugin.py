@@ -1,7 +1,9 @@
 """Entry point Terraform launches: ``terraform-provider-raydog``.
 
 Nothing may print to stdout before the go-plugin handshake line, and the line comes first:
-``raydog.go_plugin`` prints it before the provider's code (``_load``) is imported.
+``raydog.go_plugin`` prints it before the provider's code (``_load``) is imported. A launch
+is first offered to the command's fork server (``raydog.launcher``), which serves it from a
+warm copy of this process; only if there is none yet does the launch serve Terraform here.
 """
 
 from __future__ import annotations
@@ -11,6 +13,20 @@ import sys
 
 
 def main() -> None:
+    from raydog import launcher
+
+    if len(sys.argv) > 1 and sys.argv[1] == launcher.FLAG:
+        from raydog import fork_server
+
+        os._exit(fork_server.serve_forever(sys.argv[2:], serve_here))
+    code = launcher.launch(sys.argv)
+    if code is not None:
+        os._exit(code)
+    serve_here()
+
+
+def serve_here() -> None:
+    """Serve Terraform from this process until it shuts the provider down; then exit."""
     from raydog import go_plugin
 
     go_plugin.serve(_load)
@@ -25,11 +41,15 @@ def main() -> None:
 
 def _load():
     """The provider and its gRPC services (run once the handshake line is out)."""
-    from raydog import go_plugin, tfcompat
+    from raydog import go_plugin, launcher, tfcompat
     from raydog.provider import RaydogProvider
 
     provider = RaydogProvider()
-    handlers, interceptors = tfcompat.services(provider)
+    handlers, interceptors = tfcompat.services(provider)  # logging is set up from here on
+    if launcher.forked_from is not None:
+        import logging
+
+        logging.getLogger("raydog").debug("launched from the warm copy of the provider (pid %d)", launcher.forked_from)
     return go_plugin.Loaded(provider, handlers, interceptors)
 
 

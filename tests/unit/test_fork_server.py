@@ -1,0 +1,265 @@
+"""The fork server (raydog.launcher, raydog.fork_server): the later launches of one Terraform
+command fork from a warm copy of the provider, with their own environment, and nothing of it
+outlives Terraform.
+
+A real process stands in for Terraform (DRIVER): it launches ``python -m raydog.plugin`` as
+Terraform does, reads the handshake line, calls the provider over its socket and TLS
+certificate, and reports what it saw. Each test has its own runtime directory, so the fork
+servers it starts are its own and can be found by it.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from harness.waits import wait_until
+from raydog import launcher
+
+DRIVER = r"""
+import json, os, subprocess, sys
+from raydog.packaging import smoke
+
+launched = {}
+for line in sys.stdin:
+    command = json.loads(line)
+    name = command["name"]
+    if command["do"] == "launch":
+        proc = subprocess.Popen([sys.executable, "-m", "raydog.plugin"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env={**os.environ, **command.get("env", {})})
+        launched[name] = proc
+        print(json.dumps({"pid": proc.pid, "handshake": proc.stdout.readline().decode()}), flush=True)
+    elif command["do"] == "call":
+        proc = launched[name]
+        handshake = command["handshake"]
+        with smoke.connected(handshake) as channel:
+            resources = sorted(smoke.get_provider_schema(channel).resource_schemas)
+        proc.wait(timeout=30)
+        log = proc.stderr.read().decode()
+        print(json.dumps({"rc": proc.returncode, "resources": resources,
+                          "warm": "launched from the warm copy of the provider" in log}), flush=True)
+    elif command["do"] == "wait":
+        proc = launched[name]
+        proc.wait(timeout=30)
+        print(json.dumps({"rc": proc.returncode}), flush=True)
+"""
+
+RESOURCES = ["raydog_cluster", "raydog_head", "raydog_observability", "raydog_worker_pool"]
+
+
+class Terraform:
+    """The stand-in for Terraform: one process whose launches share its fork server."""
+
+    def __init__(self, tmp_path, run_dir, **environ):
+        self.run_dir = run_dir
+        inherited = {k: v for k, v in os.environ.items() if k != launcher.SWITCH}
+        self.environ = {**inherited, "XDG_RUNTIME_DIR": str(self.run_dir), "TF_LOG": "debug",
+                        "GRPC_VERBOSITY": "ERROR", "HOME": str(tmp_path), **environ}
+        self.proc = subprocess.Popen([sys.executable, "-c", DRIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     env=self.environ, text=True)
+
+    def _ask(self, **command):
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, f"the stand-in for Terraform died on {command}"
+        return json.loads(line)
+
+    def launch(self, name, **env):
+        return self._ask(do="launch", name=name, env=env)
+
+    def call(self, name, launched):
+        """GetProviderSchema and Shutdown, as Terraform's first launch does."""
+        return self._ask(do="call", name=name, handshake=launched["handshake"])
+
+    def wait(self, name):
+        return self._ask(do="wait", name=name)
+
+    def launch_and_call(self, name, **env):
+        return self.call(name, self.launch(name, **env))
+
+    def sockets(self):
+        return sorted(p.name for p in self.run_dir.glob("raydog-provider-*/*.sock"))
+
+    def files(self):
+        return sorted(p.name for p in self.run_dir.glob("raydog-provider-*/*"))
+
+    def fork_servers(self):
+        """Pids of the fork servers of this test (their command line names its runtime directory)."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as file:
+                    cmdline = file.read().split(b"\0")
+            except OSError:
+                continue
+            if launcher.FLAG.encode() in cmdline and any(str(self.run_dir).encode() in a for a in cmdline):
+                found.append(int(entry))
+        return found
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def terraform(tmp_path):
+    """Stand-ins for Terraform with a runtime directory of their own (short: a unix socket's
+    path has at most 107 bytes, and a deeper directory means no fork server)."""
+    run_dir = Path(tempfile.mkdtemp(prefix="fs-", dir="/tmp"))
+    made = []
+
+    def make(**environ):
+        made.append(Terraform(tmp_path, run_dir, **environ))
+        return made[-1]
+
+    yield make
+    for stand_in in made:
+        if stand_in.proc.poll() is None:
+            stand_in.proc.kill()
+        for pid in stand_in.fork_servers():
+            os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def refuses(socket_path):
+    """Whether nothing serves the unix socket any more."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(socket_path)
+        except OSError:
+            return True
+    return False
+
+
+def child_socket(launched):
+    return launched["handshake"].split("|")[3]
+
+
+def test_later_launches_fork_from_the_warm_copy_and_nothing_outlives_terraform(terraform):
+    tf = terraform()
+    first = tf.launch_and_call("schema")
+    assert first == {"rc": 0, "resources": RESOURCES, "warm": False}
+    wait_until(tf.sockets, "the fork server listens")
+    for name in ("validate", "plan", "apply"):
+        assert tf.launch_and_call(name) == {"rc": 0, "resources": RESOURCES, "warm": True}
+    wait_until(lambda: len(tf.fork_servers()), "the warmed copy takes over and the first one leaves",
+               until=lambda count: count == 1)
+    tf.close()
+    wait_until(lambda: (tf.fork_servers(), tf.files()), "the fork server and its files are gone",
+               until=lambda seen: seen == ([], []))
+
+
+def test_a_launch_with_another_environment_never_forks_from_a_copy_made_with_this_one(terraform, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    tf = terraform()
+    tf.launch_and_call("first", TMPDIR=str(one))
+    wait_until(tf.sockets, "the first fork server listens")
+    warm = tf.launch("again", TMPDIR=str(one))
+    assert child_socket(warm).startswith(str(one))  # the child's TMPDIR is the launch's
+    assert tf.call("again", warm)["warm"] is True
+    other = tf.launch("other", TMPDIR=str(two))
+    assert child_socket(other).startswith(str(two))
+    assert tf.call("other", other)["warm"] is False  # another environment: another fork server, started now
+    wait_until(lambda: len(tf.sockets()), "the second fork server listens", until=lambda n: n == 2)
+    warm = tf.launch("other again", TMPDIR=str(two))
+    assert child_socket(warm).startswith(str(two))
+    assert tf.call("other again", warm)["warm"] is True
+
+
+def test_a_killed_launcher_takes_its_child_with_it_and_sigterm_reaches_the_child(terraform):
+    tf = terraform()
+    tf.launch_and_call("schema")
+    wait_until(tf.sockets, "the fork server listens")
+    killed = tf.launch("killed")
+    os.kill(killed["pid"], signal.SIGKILL)
+    wait_until(lambda: refuses(child_socket(killed)), "the killed launcher's child stops serving")
+    assert tf.wait("killed")["rc"] == -signal.SIGKILL
+    stopped = tf.launch("terminated")
+    os.kill(stopped["pid"], signal.SIGTERM)
+    assert tf.wait("terminated")["rc"] == -signal.SIGTERM  # the child's death, passed on
+    assert refuses(child_socket(stopped))
+
+
+def test_when_terraform_dies_its_launches_children_and_fork_server_follow(terraform):
+    tf = terraform()
+    tf.launch_and_call("schema")
+    wait_until(tf.sockets, "the fork server listens")
+    held = tf.launch("held")  # serving, as in an apply's long wait
+    assert not refuses(child_socket(held))
+    tf.proc.kill()  # kill -9 of Terraform: no Shutdown for anyone
+    wait_until(lambda: refuses(child_socket(held)), "the orphaned child stops")
+    wait_until(lambda: os.path.exists(f"/proc/{held['pid']}"), "the launcher exits", until=lambda alive: not alive)
+    wait_until(lambda: (tf.fork_servers(), tf.files()), "the fork server and its files are gone",
+               until=lambda seen: seen == ([], []))
+
+
+def test_switched_off_in_a_directory_others_can_open_or_too_deep_every_launch_serves_itself(terraform, tmp_path):
+    tf = terraform(**{launcher.SWITCH: "0"})
+    for name in ("one", "two"):
+        assert tf.launch_and_call(name) == {"rc": 0, "resources": RESOURCES, "warm": False}
+    assert tf.files() == [] and tf.fork_servers() == []
+    tf.close()
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / f"raydog-provider-{os.getuid()}").mkdir()
+    os.chmod(shared / f"raydog-provider-{os.getuid()}", 0o777)  # anyone could put a socket there
+    tf = terraform(XDG_RUNTIME_DIR=str(shared))
+    for name in ("one", "two"):
+        assert tf.launch_and_call(name)["warm"] is False
+    assert list((shared / f"raydog-provider-{os.getuid()}").iterdir()) == []
+    assert stat.S_IMODE(os.stat(shared / f"raydog-provider-{os.getuid()}").st_mode) == 0o777
+    tf.close()
+
+    deep = tmp_path / ("d" * 60)  # pytest's tmp_path is already ~60 bytes deep
+    deep.mkdir(mode=0o700)
+    tf = terraform(XDG_RUNTIME_DIR=str(deep))
+    for name in ("one", "two"):
+        assert tf.launch_and_call(name)["warm"] is False
+    assert [p.name for p in deep.iterdir()] in ([], [f"raydog-provider-{os.getuid()}"])
+    assert list(deep.glob("*/*")) == []
+
+
+def test_the_fork_server_serves_only_its_own_user(terraform):
+    tf = terraform()
+    tf.launch_and_call("schema")
+    (path,) = wait_until(lambda: list(tf.run_dir.glob("raydog-provider-*/*.sock")), "the fork server listens")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    other_uid = 59999
+    pid = os.fork()
+    if pid == 0:  # another user connects and sends a request: no child, the connection closed
+        code = 1
+        try:
+            os.setuid(other_uid)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                try:
+                    conn.connect(str(path))
+                except PermissionError:
+                    code = 0  # the socket's mode already refuses: fine too
+                else:
+                    body = launcher.PROTOCOL + b"\0/\0" + b"0"
+                    conn.sendmsg([len(body).to_bytes(8, "big")], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                                    b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2)))])
+                    conn.sendall(body)
+                    conn.settimeout(10)
+                    code = 0 if conn.recv(5) == b"" else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert tf.launch_and_call("after")["warm"] is True  # still serving its own user
