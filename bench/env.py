@@ -75,6 +75,7 @@ class BenchEnv:
         """Install the provider (from this checkout, or from ``provider_source``: a directory
         holding a ``raydog`` package, laid out like the repository's ``provider/``)."""
         root.mkdir(parents=True, exist_ok=True)
+        become_subreaper()
         mirror = root / "mirror"
         if provider_source is None:
             command = [sys.executable, "-m", "raydog.cli", "install", "--dir", str(mirror)]
@@ -206,26 +207,70 @@ class SandboxProcess:
         self.stop()
 
 
+# raydog.launcher.FLAG: the provider's fork server, which later launches fork from. It and its
+# children leave Terraform's process tree (it is started in a session of its own), so the bench
+# process is made a child subreaper: they become its children when their parent exits, and
+# it reaps them (their CPU then counts in RUSAGE_CHILDREN) after each run.
+FORK_SERVER_FLAG = "--raydog-fork-server"
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Orphaned descendants (the provider's fork servers) become this process's children."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def _is_fork_server(process: psutil.Process) -> bool:
+    try:
+        return FORK_SERVER_FLAG in process.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def reap_fork_servers(timeout: float = 30.0) -> int:
+    """Wait for the fork servers that are this process's children (they exit once their
+    Terraform has) and reap them, so their CPU and their children's is counted; how many."""
+    reaped = 0
+    deadline = time.monotonic() + timeout
+    while True:
+        servers = [c for c in psutil.Process().children() if _is_fork_server(c)]
+        if not servers:
+            return reaped
+        for server in servers:
+            try:
+                os.waitpid(server.pid, 0 if time.monotonic() < deadline else os.WNOHANG)
+                reaped += 1
+            except ChildProcessError:
+                pass
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"fork servers still running {timeout:g} s after their Terraform: "
+                               f"{[s.pid for s in servers]}")
+
+
 class ProviderWatch:
-    """Polls the provider processes under a Terraform run: how many started, and their peak RSS.
+    """Polls the provider processes of a Terraform run: how many started, and their peak RSS.
+
+    It watches every descendant of this process, not only Terraform's: the children of the
+    provider's fork server are not in Terraform's tree. A fork server is not a launch.
 
     Peak RSS is each process's VmHWM (the kernel's high-water mark), read every ``interval``;
     a process that grows in its last ``interval`` before exiting is under-read by that growth.
     """
 
-    def __init__(self, root_pid: int, interval: float = 0.05) -> None:
-        self.root_pid = root_pid
+    def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
         self.peaks: dict[int, int] = {}
+        self.servers: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="provider-watch", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        try:
-            root = psutil.Process(self.root_pid)
-        except psutil.NoSuchProcess:
-            return
+        root = psutil.Process()
         while not self._stop.is_set():
             try:
                 children = root.children(recursive=True)
@@ -234,6 +279,8 @@ class ProviderWatch:
             for child in children:
                 if child.pid not in self.peaks and not _is_provider(child):
                     continue
+                if child.pid not in self.peaks and _is_fork_server(child):
+                    self.servers.add(child.pid)
                 peak = _peak_rss(child.pid)
                 if peak is not None:
                     self.peaks[child.pid] = max(peak, self.peaks.get(child.pid, 0))
@@ -245,7 +292,7 @@ class ProviderWatch:
 
     @property
     def launches(self) -> int:
-        return len(self.peaks)
+        return len(set(self.peaks) - self.servers)
 
     @property
     def peak_rss_mb(self) -> float | None:
@@ -321,7 +368,7 @@ def timed(
         text=True,
         start_new_session=True,
     )
-    watch = ProviderWatch(proc.pid)
+    watch = ProviderWatch()
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -333,6 +380,7 @@ def timed(
     finally:
         watch.stop()
     seconds = time.perf_counter() - started
+    reap_fork_servers()
     cpu = _children_cpu() - cpu_before
     run = Run(list(args), seconds, cpu, proc.returncode, stdout, stderr, watch.launches, watch.peak_rss_mb)
     if proc.returncode not in ok:

@@ -8,6 +8,12 @@ unix socket with its TLS certificate and times GetProviderSchema, the first call
 Terraform's schema launch; a second series times ValidateResourceConfig of a cluster, the
 first call of its validation launch. One unmeasured launch first warms the certificate
 cache and the page cache.
+
+These series are *cold* launches (``RAYDOG_PROVIDER_FORK_SERVER=0``): what the first launch
+of every Terraform command costs. The *warm* series times the later launches of a command,
+which the provider's fork server (raydog.launcher) serves from a warm copy of itself: the
+bench process stands in for Terraform, one unmeasured launch starts its fork server, and the
+samples follow once it is ready.
 """
 
 from __future__ import annotations
@@ -19,9 +25,13 @@ import subprocess
 import threading
 import time
 
+import psutil
 from raydog.packaging import smoke
 
-from bench.env import BenchEnv
+from bench.env import FORK_SERVER_FLAG, BenchEnv, reap_fork_servers
+
+FORK_SERVER_SWITCH = "RAYDOG_PROVIDER_FORK_SERVER"
+FORK_SERVER_READY_SECONDS = 2.0  # its load and its warmer's, on a quiet machine ~0.5 s
 
 
 def _validate_cluster(channel) -> None:
@@ -39,13 +49,14 @@ def _validate_cluster(channel) -> None:
 CALLS = {"schema": smoke.get_provider_schema, "validate": _validate_cluster}
 
 
-def launch_once(env: BenchEnv, call: str | None = "schema", timeout: float = 30.0) -> dict:
+def launch_once(env: BenchEnv, call: str | None = "schema", timeout: float = 30.0, cold: bool = True) -> dict:
     """One provider launch: milliseconds to the handshake line and (if asked) to the answer of
     its first call, ``schema`` (GetProviderSchema) or ``validate`` (ValidateResourceConfig)."""
     launcher = str(env.launcher())
+    environ = {**env.env, FORK_SERVER_SWITCH: "0"} if cold else env.env
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [launcher], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env.env, start_new_session=True
+        [launcher], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=environ, start_new_session=True
     )
     line: dict[str, bytes] = {}
     reader = threading.Thread(target=lambda: line.setdefault("text", proc.stdout.readline()), daemon=True)
@@ -89,4 +100,24 @@ def run(env: BenchEnv, samples: int = 20) -> dict:
         "validate_ms": _stats([r["validate_ms"] for r in validations]),
         "runs": runs,
         "validate_runs": validations,
+        "warm": _warm(env, samples),
+    }
+
+
+def _warm(env: BenchEnv, samples: int) -> dict:
+    """The same calls from launches the fork server serves (this process is their Terraform)."""
+    launch_once(env, cold=False)  # starts the fork server
+    time.sleep(FORK_SERVER_READY_SECONDS)
+    try:
+        runs = [launch_once(env, cold=False) for _ in range(samples)]
+        validations = [launch_once(env, "validate", cold=False) for _ in range(samples)]
+    finally:
+        for server in psutil.Process().children():
+            if FORK_SERVER_FLAG in server.cmdline():
+                server.terminate()
+        reap_fork_servers()
+    return {
+        "handshake_ms": _stats([r["handshake_ms"] for r in runs + validations]),
+        "schema_ms": _stats([r["schema_ms"] for r in runs]),
+        "validate_ms": _stats([r["validate_ms"] for r in validations]),
     }

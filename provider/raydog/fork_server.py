@@ -22,7 +22,7 @@ import socket
 import struct
 import sys
 import threading
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 from raydog import launcher
 
@@ -47,6 +47,8 @@ def serve_forever(argv: list, serve: Callable[[], None]) -> int:
         watched = os.pidfd_open(terraform)
     except OSError:
         return 0  # that Terraform is already gone
+    # Stopped (SIGTERM): leave through run's cleanup, which removes the socket and the lock.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     warm_provider()
     if threading.active_count() != 1:
         return 0  # never fork with a second thread running
@@ -111,7 +113,7 @@ class Server:
         self.terraform = terraform
         self.serve = serve
         self.idle = idle
-        self.selector = selectors.DefaultSelector()
+        self.selector: Optional[selectors.BaseSelector] = None  # made by _watch
         self.children: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, launcher's connection)
         self.accepting = True
         self.listener: Optional[socket.socket] = None
@@ -271,6 +273,7 @@ class Server:
             os.environ.update(request.environ)
             sys.argv = request.argv
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             _watch_launcher(conn)
             launcher.forked_from = os.getppid()
             self.serve()
@@ -279,13 +282,12 @@ class Server:
             os._exit(code)
 
 
-class Request:
+class Request(NamedTuple):
     """What a launcher sends: its directory, arguments and environment."""
 
-    def __init__(self, cwd: str, argv: list, environ: dict) -> None:
-        self.cwd = cwd
-        self.argv = argv
-        self.environ = environ
+    cwd: str
+    argv: list
+    environ: dict
 
 
 def _receive(conn: socket.socket) -> tuple[Request, list]:

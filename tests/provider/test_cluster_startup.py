@@ -6,11 +6,15 @@ tasks from the platform; a new head re-tasks the workers in place.
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from raydog import launcher
 
 from harness.config import Expr, cluster, head, observability, output, provider, worker_pool
 from harness.platform_view import view
 from harness.terraform import changes
+from harness.waits import wait_until
 
 CLUSTER = "up"
 DELAY = 2.0
@@ -118,3 +122,39 @@ def test_a_plan_of_new_resources_checks_the_platform_without_the_sdk(terraform, 
     assert refused.returncode == 1
     assert "Compute requirement template not found" in refused.output
     assert 'sandbox/no-such-template' in refused.output and "compute_requirement_template_id" in refused.output
+
+
+def fork_servers_of(terraform_pid: int) -> list[int]:
+    """The provider's fork servers serving the Terraform process ``terraform_pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as file:
+                argv = file.read().split(b"\0")
+        except OSError:
+            continue
+        if launcher.FLAG.encode() in argv and argv[argv.index(launcher.FLAG.encode()) + 1] == str(terraform_pid).encode():
+            found.append(int(entry))
+    return found
+
+
+def test_an_applys_later_launches_fork_from_the_commands_warm_copy_which_leaves_with_terraform(
+        terraform, sandbox, tmp_path):
+    """Terraform starts the provider four times in an apply; the first launch starts the
+    command's fork server and the later ones are forked from it (raydog.launcher). Nothing of
+    it outlives the command, and the apply is the same apply."""
+    log = tmp_path / "terraform.log"
+    terraform.write(config())
+    terraform.init()
+    proc = terraform.popen("apply", "-auto-approve", "-input=false", "-no-color",
+                           extra_env={"TF_LOG_PROVIDER": "DEBUG", "TF_LOG_PATH": str(log)})
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stdout + stderr
+    assert "Apply complete! Resources: 6 added" in stdout
+    text = log.read_text(errors="replace")
+    forked = text.count("launched from the warm copy of the provider")
+    started = text.count("provider: plugin started")
+    assert started >= 3 and 1 <= forked < started, (forked, started)  # the first launch serves itself
+    wait_until(lambda: fork_servers_of(proc.pid), "the command's fork server exits after it",
+               until=lambda pids: pids == [])
+    terraform.destroy()

@@ -161,11 +161,11 @@ def test_later_launches_fork_from_the_warm_copy_and_nothing_outlives_terraform(t
                until=lambda seen: seen == ([], []))
 
 
-def test_a_launch_with_another_environment_never_forks_from_a_copy_made_with_this_one(terraform, tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
+def test_a_launch_with_another_environment_never_forks_from_a_copy_made_with_this_one(terraform):
+    tf = terraform()
+    one, two = tf.run_dir / "one", tf.run_dir / "two"  # short: the provider's own socket goes in TMPDIR
     one.mkdir()
     two.mkdir()
-    tf = terraform()
     tf.launch_and_call("first", TMPDIR=str(one))
     wait_until(tf.sockets, "the first fork server listens")
     warm = tf.launch("again", TMPDIR=str(one))
@@ -263,3 +263,16 @@ def test_the_fork_server_serves_only_its_own_user(terraform):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert tf.launch_and_call("after")["warm"] is True  # still serving its own user
+
+
+def test_a_stopped_fork_server_removes_its_socket_and_the_next_launch_starts_another(terraform):
+    tf = terraform()
+    tf.launch_and_call("schema")
+    wait_until(lambda: len(tf.fork_servers()), "the warmed copy takes over", until=lambda count: count == 1)
+    (server,) = tf.fork_servers()
+    os.kill(server, signal.SIGTERM)
+    wait_until(lambda: (tf.fork_servers(), tf.files()), "the stopped fork server and its files are gone",
+               until=lambda seen: seen == ([], []))
+    assert tf.launch_and_call("cold again") == {"rc": 0, "resources": RESOURCES, "warm": False}
+    wait_until(tf.sockets, "a new fork server listens")
+    assert tf.launch_and_call("warm again")["warm"] is True
