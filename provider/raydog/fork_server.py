@@ -27,6 +27,10 @@ from typing import Callable, NamedTuple, Optional
 from raydog import launcher
 
 MAX_REQUEST_BYTES = 4 << 20  # an environment and arguments; larger is refused
+# Launches forked before the warmer is ready; later ones wait for it. In `terraform apply` the
+# first two forks are the validation and the plan, which a plan of new resources serves
+# without the SDK; the third is the apply, whose first request needs it.
+FORKS_BEFORE_WAITING = 2
 # The provider's packages a create, read or delete uses: loaded once the first child is forked.
 WARMED_PACKAGES = ("raydog.yellowdog", "raydog.lifecycle", "raydog.resources", "raydog.config",
                    "raydog.data_sources", "raydog.node_scripts")
@@ -119,6 +123,8 @@ class Server:
         self.listener: Optional[socket.socket] = None
         self.socket_inode = 0
         self.warmer: Optional[int] = None  # the pipe the warmer says "ready" on
+        self.warmer_pid = 0
+        self.forks = 0
 
     def run(self) -> int:
         self.listener = self._bind()
@@ -135,6 +141,7 @@ class Server:
                     elif key.data == "terraform":
                         self.accepting = False  # Terraform has exited: no launch will come
                         self.selector.unregister(self.terraform)
+                        self._stop_warmer()
                     elif key.data == "warmer":
                         self._warmer_answered()
                     else:
@@ -166,17 +173,46 @@ class Server:
                 os._exit(1)
             return  # run's loop goes on in the warmer, now the server
         os.close(say_ready)
-        self.warmer = ready
+        self.warmer, self.warmer_pid = ready, pid
         self.selector.register(ready, selectors.EVENT_READ, "warmer")
+
+    def _accept_launches(self, accept: bool) -> None:
+        """Watch the socket for launches, or leave them waiting in its backlog."""
+        if self.listener is None or accept == (self.selector.get_map().get(self.listener.fileno()) is not None):
+            return
+        if accept:
+            self.selector.register(self.listener, selectors.EVENT_READ, "accept")
+        else:
+            self.selector.unregister(self.listener)
+
+    def _stop_warmer(self) -> None:
+        """Terraform has exited before the warmer was ready: its work would be for nothing, and
+        it would take CPU from whatever runs next (often the next Terraform command)."""
+        if self.warmer is None:
+            return
+        self.selector.unregister(self.warmer)
+        os.close(self.warmer)
+        self.warmer = None
+        try:
+            os.kill(self.warmer_pid, signal.SIGKILL)
+            os.waitpid(self.warmer_pid, 0)
+        except OSError:
+            pass
 
     def _warmer_answered(self) -> None:
         said = os.read(self.warmer, 1)
         self.selector.unregister(self.warmer)
         os.close(self.warmer)
         self.warmer = None
-        if said == b"R":  # the warmer serves from now on; the socket's path is its to remove
+        if said != b"R":
+            try:
+                os.waitpid(self.warmer_pid, 0)  # it failed and exited
+            except OSError:
+                pass
+            self._accept_launches(self.accepting)  # this copy serves them all after all
+        else:  # the warmer serves from now on; the socket's path is its to remove
             self.accepting = False
-            self.selector.unregister(self.listener)
+            self._accept_launches(False)
             self.listener.close()
             self.listener = None
 
@@ -204,7 +240,7 @@ class Server:
                 os.unlink(self.lock_path)  # still held: a launcher that opened it just now starts a new server
         except OSError:
             pass
-        self.selector.unregister(self.listener)
+        self._accept_launches(False)
         self.listener.close()
         self.listener = None
 
@@ -226,6 +262,11 @@ class Server:
                 os.close(fd)
             conn.close()
             return
+        if not _still_connected(conn):  # gave up waiting: a child now would serve a launch that is gone
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+            return
         pid = os.fork()
         if pid == 0:
             self._become_provider(conn, fds, request)  # never returns
@@ -239,6 +280,9 @@ class Server:
             return
         self.children[pidfd] = (pid, conn)
         self.selector.register(pidfd, selectors.EVENT_READ, "child")
+        self.forks += 1
+        if self.warmer is not None and self.forks >= FORKS_BEFORE_WAITING:
+            self._accept_launches(False)  # the next launches wait in the backlog for the warmer
 
     def _reap(self, pidfd: int) -> None:
         pid, conn = self.children.pop(pidfd)
@@ -318,6 +362,20 @@ def _receive(conn: socket.socket) -> tuple[Request, list]:
         name, _, value = item.partition(b"=")
         environ[os.fsdecode(name)] = os.fsdecode(value)
     return Request(os.fsdecode(fields[1]), argv, environ), fds
+
+
+def _still_connected(conn: socket.socket) -> bool:
+    """Whether the launcher still waits (it has sent all it sends before its answer)."""
+    timeout = conn.gettimeout()
+    conn.settimeout(0.0)  # with a timeout, recv would wait for data first
+    try:
+        return conn.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True  # nothing to read: the launcher is waiting for its answer
+    except OSError:
+        return False
+    finally:
+        conn.settimeout(timeout)
 
 
 def _watch_launcher(conn: socket.socket) -> None:

@@ -39,7 +39,10 @@ IDLE_SECONDS = 120.0
 PROTOCOL = b"RDFS1"
 # go-plugin's variables differ between the launches of one command; nothing else may.
 PER_LAUNCH_PREFIX = "PLUGIN_"
-REQUEST_TIMEOUT = 5.0
+REQUEST_TIMEOUT = 5.0  # to send a request
+# To be told the child's pid. A launch may wait for the warmer (fork_server.Server), which loads
+# the SDK in ~0.3 s; past this the machine is badly stuck, and Terraform is told so.
+FORK_ANSWER_TIMEOUT = 60.0
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with its NUL
 STAGING_SUFFIX_BYTES = 8  # the fork server binds "<socket>.<pid>" first
 FORWARDED_SIGNALS = ("SIGTERM", "SIGHUP", "SIGQUIT")
@@ -71,13 +74,21 @@ def launch(argv: list) -> "int | None":
         _start_server(lock_path, socket_path, terraform)
         return None
     try:
-        child = _request(conn, argv)
+        _send_request(conn, argv)
     except OSError:
-        child = None
-    if child is None:
         conn.close()
-        return None
-    return _relay(conn, child, terraform)
+        return None  # nothing was forked for a request not sent whole
+    try:
+        conn.settimeout(FORK_ANSWER_TIMEOUT)
+        answer = _read_exactly(conn, 5)
+    except OSError:  # no answer in time: a child may still come, so this launch must not serve too
+        sys.stderr.write(f"[ERROR] raydog: the provider's fork server did not answer in {FORK_ANSWER_TIMEOUT:g} s; "
+                         f"{SWITCH}=0 turns it off\n")
+        return 1
+    if answer is None or answer[:1] != b"P":
+        conn.close()
+        return None  # refused, or the fork server is gone: nothing was forked
+    return _relay(conn, int.from_bytes(answer[1:], "big"), terraform)
 
 
 def _place(argv):
@@ -126,8 +137,8 @@ def _process_start(pid: int):
     return fields[19].decode() if len(fields) > 19 else None
 
 
-def _request(conn, argv):
-    """Ask for a child with this launch's stdio, environment, directory and arguments; its pid."""
+def _send_request(conn, argv) -> None:
+    """Ask for a child with this launch's stdio, environment, directory and arguments."""
     fields = [PROTOCOL, os.fsencode(os.getcwd()), str(len(argv)).encode()]
     fields += [os.fsencode(a) for a in argv]
     fields += [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in os.environ.items()]
@@ -139,10 +150,6 @@ def _request(conn, argv):
     conn.settimeout(REQUEST_TIMEOUT)
     conn.sendmsg([len(body).to_bytes(8, "big")], ancillary)
     conn.sendall(body)
-    answer = _read_exactly(conn, 5)
-    if answer is None or answer[:1] != b"P":
-        return None
-    return int.from_bytes(answer[1:], "big")
 
 
 def _read_exactly(conn, size: int):

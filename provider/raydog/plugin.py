@@ -49,7 +49,9 @@ def _load():
     if launcher.forked_from is not None:
         import logging
 
-        logging.getLogger("raydog").debug("launched from the warm copy of the provider (pid %d)", launcher.forked_from)
+        logging.getLogger("raydog").debug("launched from the warm copy of the provider (pid %d, SDK %s)",
+                                          launcher.forked_from,
+                                          "loaded" if "yellowdog_client" in sys.modules else "not loaded yet")
     return go_plugin.Loaded(provider, handlers, interceptors)
 
 

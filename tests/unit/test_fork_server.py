@@ -45,7 +45,8 @@ for line in sys.stdin:
         proc.wait(timeout=30)
         log = proc.stderr.read().decode()
         print(json.dumps({"rc": proc.returncode, "resources": resources,
-                          "warm": "launched from the warm copy of the provider" in log}), flush=True)
+                          "warm": "launched from the warm copy of the provider" in log,
+                          "sdk": "SDK loaded" in log}), flush=True)
     elif command["do"] == "wait":
         proc = launched[name]
         proc.wait(timeout=30)
@@ -85,6 +86,10 @@ class Terraform:
 
     def launch_and_call(self, name, **env):
         return self.call(name, self.launch(name, **env))
+
+    def warm(self, name, **env):
+        """Whether the launch was forked from the warm copy (and not served by itself)."""
+        return self.launch_and_call(name, **env)["warm"]
 
     def sockets(self):
         return sorted(p.name for p in self.run_dir.glob("raydog-provider-*/*.sock"))
@@ -150,10 +155,12 @@ def child_socket(launched):
 def test_later_launches_fork_from_the_warm_copy_and_nothing_outlives_terraform(terraform):
     tf = terraform()
     first = tf.launch_and_call("schema")
-    assert first == {"rc": 0, "resources": RESOURCES, "warm": False}
+    assert first == {"rc": 0, "resources": RESOURCES, "warm": False, "sdk": False}
     wait_until(tf.sockets, "the fork server listens")
-    for name in ("validate", "plan", "apply"):
-        assert tf.launch_and_call(name) == {"rc": 0, "resources": RESOURCES, "warm": True}
+    for name in ("validate", "plan"):  # forked at once, with the SDK if the warmer is ready by then
+        assert {**tf.launch_and_call(name), "sdk": None} == {"rc": 0, "resources": RESOURCES, "warm": True, "sdk": None}
+    # The third fork waits for the warmer: the apply's launch has the SDK loaded.
+    assert tf.launch_and_call("apply") == {"rc": 0, "resources": RESOURCES, "warm": True, "sdk": True}
     wait_until(lambda: len(tf.fork_servers()), "the warmed copy takes over and the first one leaves",
                until=lambda count: count == 1)
     tf.close()
@@ -210,7 +217,7 @@ def test_when_terraform_dies_its_launches_children_and_fork_server_follow(terraf
 def test_switched_off_in_a_directory_others_can_open_or_too_deep_every_launch_serves_itself(terraform, tmp_path):
     tf = terraform(**{launcher.SWITCH: "0"})
     for name in ("one", "two"):
-        assert tf.launch_and_call(name) == {"rc": 0, "resources": RESOURCES, "warm": False}
+        assert tf.launch_and_call(name) == {"rc": 0, "resources": RESOURCES, "warm": False, "sdk": False}
     assert tf.files() == [] and tf.fork_servers() == []
     tf.close()
 
@@ -273,6 +280,16 @@ def test_a_stopped_fork_server_removes_its_socket_and_the_next_launch_starts_ano
     os.kill(server, signal.SIGTERM)
     wait_until(lambda: (tf.fork_servers(), tf.files()), "the stopped fork server and its files are gone",
                until=lambda seen: seen == ([], []))
-    assert tf.launch_and_call("cold again") == {"rc": 0, "resources": RESOURCES, "warm": False}
+    assert tf.launch_and_call("cold again") == {"rc": 0, "resources": RESOURCES, "warm": False, "sdk": False}
     wait_until(tf.sockets, "a new fork server listens")
     assert tf.launch_and_call("warm again")["warm"] is True
+
+
+def test_a_command_of_one_launch_leaves_nothing_behind(terraform):
+    """`terraform init` or `show` starts the provider once: its fork server (and a warmer that
+    may still be loading the SDK) end with the command."""
+    tf = terraform()
+    assert tf.launch_and_call("only")["warm"] is False
+    tf.close()
+    wait_until(lambda: (tf.fork_servers(), tf.files()), "the fork server, its warmer and their files are gone",
+               until=lambda seen: seen == ([], []))

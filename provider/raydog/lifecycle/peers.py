@@ -11,6 +11,7 @@ caller polls, the others wait for its answer.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable
 
 from raydog import names
@@ -61,8 +62,20 @@ def head_environment(provider, client: "YellowDogClient", config) -> Callable[[s
                      if config.observability_name_suffix is not None else None)
 
     def environment(wr_id: str, seconds: float) -> dict[str, str]:
-        found = dict(observability(wr_id, seconds)) if observability else {}
-        ip = head_private_ip(provider, client, config, wr_id, seconds)
+        if observability is None:
+            found: dict[str, str] = {}
+            ip = head_private_ip(provider, client, config, wr_id, seconds)
+        else:
+            # Both waits at once: each follows the platform's updates from the start, so the
+            # head's node is noticed the moment it is placed, not at the next poll after the
+            # observability node's address (both nodes come up after the same delay).
+            waits = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raydog-peer")
+            try:
+                observed = waits.submit(observability, wr_id, seconds)
+                ip = head_private_ip(provider, client, config, wr_id, seconds)
+                found = dict(observed.result())
+            finally:
+                waits.shutdown(wait=False, cancel_futures=True)
         return {**found, "RAY_HEAD_IP": ip, "RAY_HEAD_NODE_PRIVATE_IP": ip}
     return environment
 
