@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import platform
 import subprocess
 import sys
@@ -66,6 +67,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         metavar="GITREF",
         help="measure the provider's code at this git ref (e.g. to get 'before' figures)",
+    )
+    parser.add_argument(
+        "--terraform",
+        default="path",
+        metavar="WHICH",
+        help="Terraform to run: 'path' (the terraform on PATH if there is one, else the embedded one: "
+             "the rule of `raydog terraform`; the default), 'embedded', or a terraform binary",
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="results directory")
     parser.add_argument("--smoke", action="store_true", help="a reduced run that only checks the bench works")
@@ -132,6 +140,7 @@ def run(args: argparse.Namespace, root: Path) -> tuple[dict, list[str]]:
             "platform": platform.platform(),
             "python": platform.python_version(),
             "terraform": _terraform_version(env),
+            "terraform_command": " ".join(terraform_command()),
             "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         },
         "config": {
@@ -206,9 +215,19 @@ def run(args: argparse.Namespace, root: Path) -> tuple[dict, list[str]]:
     return results, errors
 
 
+def choose_terraform(which: str) -> str:
+    """Point the harness (RAYDOG_TERRAFORM) at the Terraform ``--terraform`` names; what it runs."""
+    if which == "path":
+        found = shutil.which("terraform")
+        which = found if found else "embedded"
+    os.environ["RAYDOG_TERRAFORM"] = which
+    return which
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
+    args.terraform = choose_terraform(args.terraform)
     with tempfile.TemporaryDirectory(prefix="raydog-bench-") as tmp:
         results, errors = run(args, Path(tmp))
     results["bench_seconds"] = round(time.perf_counter() - started, 1)

@@ -224,20 +224,40 @@ def become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
-def _is_fork_server(process: psutil.Process) -> bool:
+def _fork_server_of(process: psutil.Process) -> int | None:
+    """The Terraform pid a fork server serves (its argument after the flag), or None if the
+    process is not a fork server (or is gone)."""
     try:
-        return FORK_SERVER_FLAG in process.cmdline()
+        argv = process.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return False
+        return None
+    if FORK_SERVER_FLAG not in argv or argv.index(FORK_SERVER_FLAG) + 1 >= len(argv):
+        return None
+    return int(argv[argv.index(FORK_SERVER_FLAG) + 1])
 
 
-def reap_fork_servers(timeout: float = 30.0) -> int:
-    """Wait for the fork servers that are this process's children (they exit once their
-    Terraform has) and reap them, so their CPU and their children's is counted; how many."""
+def _is_fork_server(process: psutil.Process) -> bool:
+    return _fork_server_of(process) is not None
+
+
+def fork_servers(terraform_pid: int | None = None) -> list[psutil.Process]:
+    """This process's children that are fork servers (of ``terraform_pid``, or of any)."""
+    found = []
+    for child in psutil.Process().children():
+        served = _fork_server_of(child)
+        if served is not None and terraform_pid in (None, served):
+            found.append(child)
+    return found
+
+
+def reap_fork_servers(terraform_pid: int | None = None, timeout: float = 30.0) -> int:
+    """Wait for the fork servers of ``terraform_pid`` (or every one) that are this process's
+    children (they exit once their Terraform has) and reap them, so their CPU and their
+    children's is counted; how many."""
     reaped = 0
     deadline = time.monotonic() + timeout
     while True:
-        servers = [c for c in psutil.Process().children() if _is_fork_server(c)]
+        servers = fork_servers(terraform_pid)
         if not servers:
             return reaped
         for server in servers:
@@ -380,7 +400,7 @@ def timed(
     finally:
         watch.stop()
     seconds = time.perf_counter() - started
-    reap_fork_servers()
+    reap_fork_servers(proc.pid)
     cpu = _children_cpu() - cpu_before
     run = Run(list(args), seconds, cpu, proc.returncode, stdout, stderr, watch.launches, watch.peak_rss_mb)
     if proc.returncode not in ok:

@@ -227,6 +227,7 @@ def table(results: dict) -> str:
     if machine:
         lines.append("")
         lines.append(
+            f"Terraform {machine.get('terraform')} ({machine.get('terraform_command')}); "
             f"{machine.get('cpus')} CPUs; load average {machine.get('loadavg_start')} at start, "
             f"{machine.get('loadavg_end')} at end (other work on the machine inflates wall times)"
         )

@@ -25,10 +25,9 @@ import subprocess
 import threading
 import time
 
-import psutil
 from raydog.packaging import smoke
 
-from bench.env import FORK_SERVER_FLAG, BenchEnv, reap_fork_servers
+from bench.env import BenchEnv, fork_servers, reap_fork_servers
 
 FORK_SERVER_SWITCH = "RAYDOG_PROVIDER_FORK_SERVER"
 FORK_SERVER_READY_SECONDS = 2.0  # its load and its warmer's, on a quiet machine ~0.5 s
@@ -112,10 +111,9 @@ def _warm(env: BenchEnv, samples: int) -> dict:
         runs = [launch_once(env, cold=False) for _ in range(samples)]
         validations = [launch_once(env, "validate", cold=False) for _ in range(samples)]
     finally:
-        for server in psutil.Process().children():
-            if FORK_SERVER_FLAG in server.cmdline():
-                server.terminate()
-        reap_fork_servers()
+        for server in fork_servers(os.getpid()):
+            server.terminate()
+        reap_fork_servers(os.getpid())
     return {
         "handshake_ms": _stats([r["handshake_ms"] for r in runs + validations]),
         "schema_ms": _stats([r["schema_ms"] for r in runs]),
