@@ -75,11 +75,33 @@ class Scheduling(Protocol):
         """Ask the runtime to end every process of the node; the pools model hears back."""
 
 
+class CountingLock:
+    """The models' lock (reentrant), counting how often a holder let it go (outermost releases):
+    an update stream looks at its entity again only after the count moved, since nothing
+    changes a model without the lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._held = threading.local()
+        self.releases = 0
+
+    def __enter__(self) -> "CountingLock":
+        self._lock.acquire()
+        self._held.depth = getattr(self._held, "depth", 0) + 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._held.depth -= 1
+        if self._held.depth == 0:
+            self.releases += 1  # still held: one holder at a time
+        self._lock.release()
+
+
 class ModelCore:
     """The lock, the id mint and the scheduler that every service model of one sandbox shares."""
 
     def __init__(self, strictness: Strictness | None = None) -> None:
-        self.lock = threading.RLock()
+        self.lock = CountingLock()
         self.strictness = strictness or Strictness()
         self.scheduler: Scheduling | None = None
         self.id_hex = secrets.token_hex(3).upper()

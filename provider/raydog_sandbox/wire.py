@@ -57,41 +57,53 @@ def error_response(error: SandboxError) -> Response:
                          status_code=error.status_code)
 
 
-# Update streams (``GET .../updates``, server-sent events): how often the model is looked at,
-# and the longest silence before a comment line keeps the connection alive (the SDK gives
-# up on a stream after 90 s without a byte).
-UPDATE_CHECK_SECONDS = 0.05
+# Update streams (``GET .../updates``, server-sent events): how often the models' lock count is
+# looked at (the entity is read only when it moved), and the longest silence before a comment
+# line keeps the connection alive (the SDK gives up on a stream after 90 s without a byte).
+UPDATE_CHECK_SECONDS = 0.005
+UPDATE_READ_SHARE = 4.0  # pause at least this many times as long as the last read took
 UPDATE_KEEPALIVE_SECONDS = 20.0
 
 
-def event_stream(read: Callable[[], Any], is_final: Callable[[Any], bool]) -> Response:
+def event_stream(read: Callable[[], Any], is_final: Callable[[Any], bool], changes: Callable[[], int]) -> Response:
     """An SSE response sending ``data: <JSON>`` each time ``read()`` (the entity, as JSON) changes,
     as YellowDog does: the complete entity per event, no event for the state at subscription,
     comments to keep a quiet stream alive, and the stream closed once the entity is finished
-    (after the event that finished it) or gone."""
+    (after the event that finished it) or gone. ``changes()`` is a count that moves whenever
+    the entity may have changed (the models' lock count): the entity is read again only then."""
     from starlette.responses import StreamingResponse
 
     async def events():
         import asyncio
         import time
 
+        seen = changes()
         last = json.dumps(read(), separators=(",", ":"))
+        seen = seen + 1 if changes() == seen + 1 else seen  # only this read let the lock go
         quiet_since = time.monotonic()
+        pause = UPDATE_CHECK_SECONDS
         while True:
-            await asyncio.sleep(UPDATE_CHECK_SECONDS)
+            await asyncio.sleep(pause)
+            if changes() == seen:
+                if time.monotonic() - quiet_since >= UPDATE_KEEPALIVE_SECONDS:
+                    quiet_since = time.monotonic()
+                    yield ":\n\n"
+                continue
+            before, reading = changes(), time.monotonic()
             try:
                 current = read()
             except SandboxError:
                 return  # the entity is gone
+            # A large entity on a busy sandbox: at most a fifth of a CPU on reading it again.
+            pause = max(UPDATE_CHECK_SECONDS, UPDATE_READ_SHARE * (time.monotonic() - reading))
+            # Another holder let the lock go during this read too: look again next time.
+            seen = before + 1 if changes() == before + 1 else before
             text = json.dumps(current, separators=(",", ":"))
             if text != last:
                 last, quiet_since = text, time.monotonic()
                 yield f"data: {text}\n\n"
                 if is_final(current):
                     return
-            elif time.monotonic() - quiet_since >= UPDATE_KEEPALIVE_SECONDS:
-                quiet_since = time.monotonic()
-                yield ":\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

@@ -1,7 +1,9 @@
 """Waits woken by the work requirement's update stream (raydog.yellowdog.updates): woken by a
 change of what they watch and by nothing else, closed when the waits end, and waits that
-still finish by polling when the stream is refused. Only waits for a peer's node follow it;
-waits for tasks to execute poll (a task that fails as it starts must not pass for started)."""
+still finish by polling when the stream is refused. Waits for a peer's node follow it, and so
+do waits for tasks to execute that know their work requirement; a task counts as started
+only when two polls a tenth of a second apart see it EXECUTING (one that fails as it starts
+must not pass for started, however soon the stream wakes the wait)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from harness.waits import wait_until
 
-from raydog.yellowdog import PoolSpec, TaskGroupSpec, TaskSpec
+from raydog.yellowdog import PoolSpec, TaskFailedError, TaskGroupSpec, TaskSpec
 from raydog.yellowdog.updates import UpdateStreams, group_counts
 
 NS = "raydog-updates"
@@ -88,7 +90,8 @@ def test_no_stream_through_a_proxy(monkeypatch, variable):
 
 
 @pytest.mark.sandbox(provision_delay=1.0)
-def test_a_wait_its_first_poll_answers_opens_no_stream_and_executing_waits_poll_only(platform, sandbox):
+def test_a_wait_its_first_poll_answers_opens_no_stream_nor_an_executing_wait_without_its_requirement(
+        platform, sandbox):
     wr = platform.create_work_requirement(NS, unique("c"))
     group = pool_and_group(platform, wr.id)
     [task] = platform.add_tasks(group.id, [TaskSpec("node-0", "sleep 100", {}, None)])
@@ -99,3 +102,30 @@ def test_a_wait_its_first_poll_answers_opens_no_stream_and_executing_waits_poll_
     platform.wait_for_group_node(wr.id, group.name, 60)  # placed already: answered by its first poll
 
     assert STREAM not in sandbox.requests()["routes"]
+
+
+@pytest.mark.sandbox(provision_delay=1.0)  # the task starts while the wait pauses
+def test_an_executing_wait_follows_the_stream_and_counts_a_task_started_after_two_polls(platform, sandbox):
+    wr = platform.create_work_requirement(NS, unique("c"))
+    group = pool_and_group(platform, wr.id)
+    [task] = platform.add_tasks(group.id, [TaskSpec("node-0", "sleep 100", {}, None)])
+    sandbox.reset_requests()
+
+    [seen] = platform.wait_until_executing([task.id], 60, wr_id=wr.id)
+
+    assert seen.status == "EXECUTING"
+    assert sandbox.requests()["routes"].get(STREAM) == 1
+
+
+@pytest.mark.sandbox(provision_delay=1.0)
+def test_a_task_that_fails_as_it_starts_is_not_taken_for_started_when_the_stream_wakes_the_wait(platform):
+    wr = platform.create_work_requirement(NS, unique("c"))
+    group = pool_and_group(platform, wr.id)
+    # EXECUTING for 50 ms, then FAILED with 3: the stream's event wakes the wait within that time.
+    [task] = platform.add_tasks(group.id, [TaskSpec("node-0", "exit 3", {"SANDBOX_EXIT_CODE": "3",
+                                                                          "SANDBOX_EXIT_AFTER": "0.05"}, None)])
+
+    with pytest.raises(TaskFailedError) as caught:
+        platform.wait_until_executing([task.id], 60, wr_id=wr.id)
+
+    assert (caught.value.task_status, caught.value.exit_code) == ("FAILED", 3)

@@ -238,7 +238,8 @@ class NodePool:
             executing = []
             if plan.wait:
                 executing = self.client.wait_until_executing(
-                    [t.id for t in tasks], max(deadline - time.monotonic(), 1.0), stop_event=self.stopping)
+                    [t.id for t in tasks], max(deadline - time.monotonic(), 1.0), stop_event=self.stopping,
+                    wr_id=wr.id)
             return CreatedPool(state, tasks, executing)
         except (TaskFailedError, WaitTimeoutError) as exc:
             cleaned = self.remove(state, config.timeouts, quiet=True)

@@ -324,7 +324,8 @@ class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
                 live = live + added
                 if config.wait_for_nodes:
                     executing = self.client.wait_until_executing(
-                        [t.id for t in added], config.timeouts.update.total_seconds(), stop_event=self.provider.stopping)
+                        [t.id for t in added], config.timeouts.update.total_seconds(), stop_event=self.provider.stopping,
+                        wr_id=current.get("cluster_id"))
                     self.wait_for_ray(ctx.diagnostics, self.with_head(ctx.diagnostics, config, live), executing,
                                       current.get("compute_requirement_id"), started,
                                       config.timeouts.update.total_seconds())
@@ -404,7 +405,7 @@ class WorkerPoolResource(PoolInRay, NodePlanning, RaydogResource):
         added = self.add_node_tasks(current, config.node_count, script, environment, config.lifetime, live)
         if config.wait_for_nodes:  # as last seen: placed on their nodes, for a wait for Ray
             added = self.client.wait_until_executing([t.id for t in added], config.timeouts.update.total_seconds(),
-                                                     stop_event=self.provider.stopping)
+                                                     stop_event=self.provider.stopping, wr_id=current.get("cluster_id"))
         return added
 
     def shrink(self, current: State, live: list[TaskInfo], config: WorkerPoolConfig, listed: Optional[list],

@@ -3,10 +3,11 @@
 YellowDog pushes the complete JSON of a work requirement each time it changes, as
 server-sent events on ``GET /work/requirements/{id}/updates``; its task groups carry
 their tasks' counts by status. A wait for a peer's node (waits.py ``wait_for_group_node``)
-subscribes with a ``key`` of that JSON (the counts of the peer's groups): when an event
-changes the key, the wait's next poll runs at once instead of after its pause. So a head
-placed on its node after minutes of provisioning is noticed within milliseconds, not within
-5% of the time waited, and the polls themselves stay as they were: the answer always comes
+or for tasks to start (``wait_until_executing``) subscribes with a ``key`` of that JSON (the
+counts of the groups it watches): when an event changes the key, the wait's next poll runs
+at once instead of after its pause. So a head placed on its node after minutes of
+provisioning is noticed within milliseconds, not within 5% of the time waited, and the
+polls themselves stay as they were: the answer always comes
 from a poll, and a platform, proxy or network that never delivers an event costs the one
 stream request and nothing else.
 

@@ -2,15 +2,19 @@
 
 Polls come often while a wait is young and less often as it ages: the pause is a
 twentieth of the time waited so far, at least 0.1 s and at most 2 s. So a change in the
-first 2 s is noticed within 0.1 s, later ones within about 5% of the time they took (a
-head whose node boots in 3 s is seen executing within ~0.15 s of it), and a wait of minutes
-still costs one request per 2 s: a 5-minute wait makes about 200 polls. A wait for a peer's
-node (``wait_for_group_node``: a pool learning its head's address) also follows the work
-requirement's update stream (updates.py): a change of the groups it watches ends the pause
-at once, so the node is noticed within milliseconds; the poll still decides. A wait for
-tasks to execute polls only (see ``wait_until_executing``). A transient error during a wait
-(no answer, 429, 5xx) is logged and the wait goes on until its deadline; anything else ends it.
-``stop_event`` (set when Terraform asks the provider to stop) ends a wait at once.
+first 2 s is noticed within 0.1 s, later ones within about 5% of the time they took, and a
+wait of minutes still costs one request per 2 s: a 5-minute wait makes about 200 polls.
+A wait that knows its work requirement also follows the requirement's update stream
+(updates.py): a change of the task groups it watches ends the pause at once, so the change
+is noticed within milliseconds whatever the wait's age; the poll still decides, and where no
+event comes the polls notice it as before. That is how a pool learns its head's node
+(``wait_for_group_node``) and how a create sees its node's task start
+(``wait_until_executing``). A task counts as started once polls at least
+STARTED_AFTER_SECONDS apart have both seen it EXECUTING: a script that fails as it starts is
+EXECUTING for a few milliseconds, and is then seen FAILED, not taken for a started node.
+A transient error during a wait (no answer, 429, 5xx) is logged and the wait goes on until
+its deadline; anything else ends it. ``stop_event`` (set when Terraform asks the provider to
+stop) ends a wait at once.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from yellowdog_client.model import TaskSearch, TaskStatus
 
@@ -33,6 +37,8 @@ ProgressCallback = Callable[[list[TaskInfo]], None]
 POLL_MIN = 0.1  # seconds between polls, at least
 POLL_MAX = 2.0  # and at most
 POLL_FRACTION = 0.05  # of the time waited so far
+# A task is started once two polls this far apart have seen it EXECUTING (see the docstring).
+STARTED_AFTER_SECONDS = POLL_MIN
 # A peer (head, observability node) whose task ended before its node was known: how long a wait
 # for its address goes on for another group to take its place (a replacement's group appears
 # within seconds: it is added right after its pool is asked for) before it fails.
@@ -46,10 +52,12 @@ def poll_interval(waited: float) -> float:
 
 def poll_until(what: str, object_id: str, check: Callable[[], tuple[bool, str | None]],
                timeout_seconds: float, stop_event: threading.Event | None = None,
-               operation: str = "wait", wake: Subscription | None = None) -> None:
+               operation: str = "wait", wake: Subscription | None = None,
+               recheck_in: Callable[[], float | None] | None = None) -> None:
     """Call ``check`` (returning (done, status)) until done, the timeout, or a stop. A pause
     ends early when ``wake`` (an update stream's subscription, updates.py) says what the
-    wait watches has changed."""
+    wait watches has changed, and lasts at most what ``recheck_in`` says (None: no limit),
+    for a check that wants to look again soon."""
     started = time.monotonic()
     deadline = started + timeout_seconds
     last_status: str | None = None
@@ -68,6 +76,9 @@ def poll_until(what: str, object_id: str, check: Callable[[], tuple[bool, str | 
         if remaining <= 0:
             raise WaitTimeoutError(object_id, time.monotonic() - started, last_status, operation=operation)
         pause = min(poll_interval(time.monotonic() - started), remaining)
+        soon = recheck_in() if recheck_in is not None else None
+        if soon is not None:
+            pause = min(pause, soon)
         if wake is None:
             sleep_unless_stopped(pause, stop_event)
         else:
@@ -81,19 +92,22 @@ class WaitOps(WorkOps):
     def wait_until_executing(self, task_ids: Sequence[str], timeout_seconds: float,
                              stop_event: threading.Event | None = None,
                              on_progress: ProgressCallback | None = None,
-                             task_group_id: str | None = None) -> list[TaskInfo]:
-        """Wait until every task has reached EXECUTING; returns them as last seen, in order.
+                             task_group_id: str | None = None, wr_id: str | None = None) -> list[TaskInfo]:
+        """Wait until every task has started (seen EXECUTING by two polls STARTED_AFTER_SECONDS
+        apart); returns them as last seen, in order.
 
         Raises TaskFailedError as soon as one ends (any terminal status, with the exit code
         and the platform's error text), WaitTimeoutError after ``timeout_seconds``, and
         StoppedError when ``stop_event`` is set. Each round costs one task search per task
         group rather than one read per task; the group is known for tasks this client added
-        (or pass ``task_group_id``), else it is learnt from one task read.
-        ``on_progress`` is called with every task's latest info when any status changes.
+        (or pass ``task_group_id``), else it is learnt from one task read. With ``wr_id`` the
+        wait follows the work requirement's update stream. ``on_progress`` is called with
+        every task's latest info when any status changes.
         """
         ids = list(dict.fromkeys(task_ids))
         latest: dict[str, TaskInfo] = {}
         executing: set[str] = set()
+        first_seen_executing: dict[str, float] = {}
         groups: set[str] = {task_group_id} if task_group_id else set()
         groups.update(self._task_groups[task_id] for task_id in ids if task_id in self._task_groups)
         operation = "wait for task to execute"
@@ -101,6 +115,7 @@ class WaitOps(WorkOps):
         def check() -> tuple[bool, str | None]:
             pending = [task_id for task_id in ids if task_id not in executing]
             seen = self._poll_tasks(pending, groups)
+            now = time.monotonic()
             changed = False
             for task_id in pending:
                 info = seen[task_id]
@@ -109,10 +124,13 @@ class WaitOps(WorkOps):
                 if info.task_group_id:
                     groups.add(info.task_group_id)
                 if info.status == TaskStatus.EXECUTING.name:
-                    executing.add(task_id)
+                    if now - first_seen_executing.setdefault(task_id, now) >= STARTED_AFTER_SECONDS:
+                        executing.add(task_id)
                 elif info.finished:
                     raise TaskFailedError(task_id, info.status or "UNKNOWN", info.exit_code,
                                           info.error_detail or "", operation=operation)
+                else:
+                    first_seen_executing.pop(task_id, None)  # not running now (its node was lost)
             if changed and on_progress is not None:
                 on_progress([latest[task_id] for task_id in ids if task_id in latest])
             waiting = [task_id for task_id in ids if task_id not in executing]
@@ -121,14 +139,21 @@ class WaitOps(WorkOps):
             first = latest.get(waiting[0])
             return False, (first.status if first else None)
 
+        def recheck_in() -> float | None:
+            """Until the first task seen EXECUTING and not yet counted can be counted."""
+            unconfirmed = [first_seen_executing[t] for t in ids if t in first_seen_executing and t not in executing]
+            if not unconfirmed:
+                return None
+            return max(0.0, min(unconfirmed) + STARTED_AFTER_SECONDS - time.monotonic())
+
+        def watched(payload: dict) -> tuple:
+            return group_counts(payload, lambda group: group.get("id") in groups)
+
         if ids:
             object_id = ids[0] if len(ids) == 1 else f"{ids[0]} (+{len(ids) - 1} more)"
-            # Polls only, no update stream: a script that fails as it starts is EXECUTING for a
-            # few milliseconds, and a poll woken by that very event would take it for a started
-            # node. Polls at least 0.1 s apart see it FAILED (the exec-mode e2e test of a head
-            # script that exits 3 caught this).
-            poll_until(f"waiting for {len(ids)} task(s) to execute", object_id, check,
-                       timeout_seconds, stop_event, operation=operation)
+            with (self._updates_of(wr_id, watched) if wr_id else nullcontext()) as wake:
+                poll_until(f"waiting for {len(ids)} task(s) to execute", object_id, check,
+                           timeout_seconds, stop_event, operation=operation, wake=wake, recheck_in=recheck_in)
         return [latest[task_id] for task_id in ids]
 
     def wait_until_ended(self, task_ids: Sequence[str], timeout_seconds: float,

@@ -112,7 +112,8 @@ class WorkResponses:
         wr_id = path_param(request, "id")
         self.work.get_work_requirement(wr_id)  # 404 before the stream starts
         return event_stream(lambda: self.work.get_work_requirement(wr_id, dumped(render_work_requirement)),
-                            lambda payload: payload.get("status") in FINISHED_WR_STATUSES)
+                            lambda payload: payload.get("status") in FINISHED_WR_STATUSES,
+                            lambda: self.work.lock.releases)
 
     def work_requirement_by_name(self, request: Request, body: Any) -> Any:
         return self.work.get_work_requirement_by_name(
