@@ -1,9 +1,10 @@
 """Waits woken by the work requirement's update stream (raydog.yellowdog.updates): woken by a
 change of what they watch and by nothing else, closed when the waits end, and waits that
 still finish by polling when the stream is refused. Waits for a peer's node follow it, and so
-do waits for tasks to execute that know their work requirement; a task counts as started
-only when two polls a tenth of a second apart see it EXECUTING (one that fails as it starts
-must not pass for started, however soon the stream wakes the wait)."""
+do waits for tasks to execute that know their work requirement; a task first seen EXECUTING
+by a poll an event woke counts as started only when a poll a tenth of a second later still
+sees it so (one that fails as it starts must not pass for started, however soon the stream
+wakes the wait)."""
 
 from __future__ import annotations
 
@@ -105,7 +106,7 @@ def test_a_wait_its_first_poll_answers_opens_no_stream_nor_an_executing_wait_wit
 
 
 @pytest.mark.sandbox(provision_delay=1.0)  # the task starts while the wait pauses
-def test_an_executing_wait_follows_the_stream_and_counts_a_task_started_after_two_polls(platform, sandbox):
+def test_an_executing_wait_follows_the_stream_and_counts_a_woken_task_started_a_tenth_later(platform, sandbox):
     wr = platform.create_work_requirement(NS, unique("c"))
     group = pool_and_group(platform, wr.id)
     [task] = platform.add_tasks(group.id, [TaskSpec("node-0", "sleep 100", {}, None)])

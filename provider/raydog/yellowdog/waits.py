@@ -9,9 +9,10 @@ A wait that knows its work requirement also follows the requirement's update str
 is noticed within milliseconds whatever the wait's age; the poll still decides, and where no
 event comes the polls notice it as before. That is how a pool learns its head's node
 (``wait_for_group_node``) and how a create sees its node's task start
-(``wait_until_executing``). A task counts as started once polls at least
-STARTED_AFTER_SECONDS apart have both seen it EXECUTING: a script that fails as it starts is
-EXECUTING for a few milliseconds, and is then seen FAILED, not taken for a started node.
+(``wait_until_executing``). A task first seen EXECUTING by a poll that an event woke counts
+as started only when a poll STARTED_AFTER_SECONDS later sees it EXECUTING still: the event
+comes the moment the task starts, when a script that fails as it starts has not failed
+yet. A poll on its own schedule takes EXECUTING as it finds it.
 A transient error during a wait (no answer, 429, 5xx) is logged and the wait goes on until
 its deadline; anything else ends it. ``stop_event`` (set when Terraform asks the provider to
 stop) ends a wait at once.
@@ -37,7 +38,8 @@ ProgressCallback = Callable[[list[TaskInfo]], None]
 POLL_MIN = 0.1  # seconds between polls, at least
 POLL_MAX = 2.0  # and at most
 POLL_FRACTION = 0.05  # of the time waited so far
-# A task is started once two polls this far apart have seen it EXECUTING (see the docstring).
+# A task first seen EXECUTING by a poll an event woke is started once a poll this much later
+# still sees it EXECUTING (see the docstring).
 STARTED_AFTER_SECONDS = POLL_MIN
 # A peer (head, observability node) whose task ended before its node was known: how long a wait
 # for its address goes on for another group to take its place (a replacement's group appears
@@ -52,7 +54,7 @@ def poll_interval(waited: float) -> float:
 
 def poll_until(what: str, object_id: str, check: Callable[[], tuple[bool, str | None]],
                timeout_seconds: float, stop_event: threading.Event | None = None,
-               operation: str = "wait", wake: Subscription | None = None,
+               operation: str = "wait", wake: "Subscription | _Remembered | None" = None,
                recheck_in: Callable[[], float | None] | None = None) -> None:
     """Call ``check`` (returning (done, status)) until done, the timeout, or a stop. A pause
     ends early when ``wake`` (an update stream's subscription, updates.py) says what the
@@ -93,8 +95,8 @@ class WaitOps(WorkOps):
                              stop_event: threading.Event | None = None,
                              on_progress: ProgressCallback | None = None,
                              task_group_id: str | None = None, wr_id: str | None = None) -> list[TaskInfo]:
-        """Wait until every task has started (seen EXECUTING by two polls STARTED_AFTER_SECONDS
-        apart); returns them as last seen, in order.
+        """Wait until every task has started (EXECUTING; see the module's docstring for a task
+        first seen so by a poll an update woke); returns them as last seen, in order.
 
         Raises TaskFailedError as soon as one ends (any terminal status, with the exit code
         and the platform's error text), WaitTimeoutError after ``timeout_seconds``, and
@@ -112,6 +114,8 @@ class WaitOps(WorkOps):
         groups.update(self._task_groups[task_id] for task_id in ids if task_id in self._task_groups)
         operation = "wait for task to execute"
 
+        woken = _Remembered()
+
         def check() -> tuple[bool, str | None]:
             pending = [task_id for task_id in ids if task_id not in executing]
             seen = self._poll_tasks(pending, groups)
@@ -124,7 +128,9 @@ class WaitOps(WorkOps):
                 if info.task_group_id:
                     groups.add(info.task_group_id)
                 if info.status == TaskStatus.EXECUTING.name:
-                    if now - first_seen_executing.setdefault(task_id, now) >= STARTED_AFTER_SECONDS:
+                    if task_id not in first_seen_executing and not woken.last:
+                        executing.add(task_id)  # found on the poll's own schedule
+                    elif now - first_seen_executing.setdefault(task_id, now) >= STARTED_AFTER_SECONDS:
                         executing.add(task_id)
                 elif info.finished:
                     raise TaskFailedError(task_id, info.status or "UNKNOWN", info.exit_code,
@@ -153,7 +159,8 @@ class WaitOps(WorkOps):
             object_id = ids[0] if len(ids) == 1 else f"{ids[0]} (+{len(ids) - 1} more)"
             with (self._updates_of(wr_id, watched) if wr_id else nullcontext()) as wake:
                 poll_until(f"waiting for {len(ids)} task(s) to execute", object_id, check,
-                           timeout_seconds, stop_event, operation=operation, wake=wake, recheck_in=recheck_in)
+                           timeout_seconds, stop_event, operation=operation, wake=woken.following(wake),
+                           recheck_in=recheck_in)
         return [latest[task_id] for task_id in ids]
 
     def wait_until_ended(self, task_ids: Sequence[str], timeout_seconds: float,
@@ -262,6 +269,22 @@ class WaitOps(WorkOps):
                 task = self._call("read task", task_id, lambda: self._sdk.work_client.get_task_by_id(task_id))
                 found[task_id] = _task_info(task)
         return found
+
+
+class _Remembered:
+    """A subscription's pauses, remembering whether the last one ended by an event."""
+
+    def __init__(self) -> None:
+        self.subscription: Subscription | None = None
+        self.last = False
+
+    def following(self, subscription: Subscription | None) -> "_Remembered | None":
+        self.subscription = subscription
+        return self if subscription is not None else None
+
+    def wait(self, seconds: float, stop_event: threading.Event | None = None) -> bool:
+        self.last = bool(self.subscription.wait(seconds, stop_event))
+        return self.last
 
 
 def _raise_if_stopped(stop_event: threading.Event | None, operation: str, object_id: str) -> None:
