@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -112,6 +113,7 @@ class Server:
     def __init__(self, socket_path: str, lock_path: str, lock: int, terraform: int, serve: Callable[[], None],
                  idle: float = launcher.IDLE_SECONDS) -> None:
         self.socket_path = socket_path
+        self.command_dir = f"{socket_path[:-len('.sock')]}.d"  # command_state's directory
         self.lock_path = lock_path
         self.lock = lock
         self.terraform = terraform
@@ -227,6 +229,7 @@ class Server:
         os.chmod(staging, 0o600)
         self.socket_inode = os.stat(staging).st_ino
         listener.listen(64)
+        os.makedirs(self.command_dir, mode=0o700, exist_ok=True)
         os.replace(staging, self.socket_path)  # appears ready: launches connect only now
         return listener
 
@@ -237,6 +240,7 @@ class Server:
         try:
             if os.stat(self.socket_path).st_ino == self.socket_inode:
                 os.unlink(self.socket_path)
+                shutil.rmtree(self.command_dir, ignore_errors=True)
                 os.unlink(self.lock_path)  # still held: a launcher that opened it just now starts a new server
         except OSError:
             pass
@@ -320,6 +324,9 @@ class Server:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             _watch_launcher(conn)
             launcher.forked_from = os.getppid()
+            from raydog import command_state
+
+            command_state.directory = self.command_dir
             self.serve()
             code = 0
         finally:

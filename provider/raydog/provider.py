@@ -13,7 +13,7 @@ from tf.schema import Schema
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from raydog import redaction
+from raydog import command_state, redaction
 from raydog import settings as settings_module
 from raydog.config import rules
 from raydog.config.fields import STRING, Field, Table
@@ -134,8 +134,11 @@ class RaydogProvider(Provider):
         try:
             # Terraform shows nothing of a provider while it configures; the progress goes to
             # its log (TF_LOG_PROVIDER=WARN), and the error below says how long it tried.
-            check_credentials(settings.api_url, settings.key_id, settings.key_secret,
-                              progress=logging.getLogger("raydog").warning)
+            # Checked once per command: the apply's launch finds the plan's check (command_state).
+            if not command_state.credentials_checked(settings.api_url, settings.key_id, settings.key_secret):
+                check_credentials(settings.api_url, settings.key_id, settings.key_secret,
+                                  progress=logging.getLogger("raydog").warning)
+                command_state.remember_credentials(settings.api_url, settings.key_id, settings.key_secret)
         except NotAuthorisedError as exc:
             diags.add_error(
                 "YellowDog refused the application key",

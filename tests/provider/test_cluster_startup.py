@@ -158,3 +158,15 @@ def test_an_applys_later_launches_fork_from_the_commands_warm_copy_which_leaves_
     wait_until(lambda: fork_servers_of(proc.pid), "the command's fork server exits after it",
                until=lambda pids: pids == [])
     terraform.destroy()
+
+
+def test_an_apply_checks_the_application_key_once(terraform, sandbox):
+    """The plan's launch checks the key (one GET /work/requirements); the apply's launch, forked
+    from the same command's fork server, finds that check recorded (raydog.command_state)."""
+    terraform.write(config())
+    terraform.init()
+    sandbox.reset_requests()
+    terraform.apply()
+    checks = [route for _, route in sandbox.requests()["timeline"] if route == "GET /work/requirements"]
+    assert len(checks) == 1, sandbox.requests()["routes"]
+    terraform.destroy()
