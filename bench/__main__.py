@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import platform
 import subprocess
 import sys
@@ -216,10 +215,12 @@ def run(args: argparse.Namespace, root: Path) -> tuple[dict, list[str]]:
 
 
 def choose_terraform(which: str) -> str:
-    """Point the harness (RAYDOG_TERRAFORM) at the Terraform ``--terraform`` names; what it runs."""
+    """Point the harness (RAYDOG_TERRAFORM) at the Terraform ``--terraform`` names; what it runs.
+    ``path`` is ``raydog terraform``'s own choice (raydog.terraform.terraform_on_path)."""
     if which == "path":
-        found = shutil.which("terraform")
-        which = found if found else "embedded"
+        from raydog.terraform import terraform_on_path
+
+        which = terraform_on_path() or "embedded"
     os.environ["RAYDOG_TERRAFORM"] = which
     return which
 

@@ -24,6 +24,7 @@ from typing import Self
 
 import psutil
 from harness.terraform import Terraform, terraform_command, write_cli_config
+from raydog.launcher import FLAG as FORK_SERVER_FLAG
 
 from bench import REPO
 
@@ -207,11 +208,10 @@ class SandboxProcess:
         self.stop()
 
 
-# raydog.launcher.FLAG: the provider's fork server, which later launches fork from. It and its
-# children leave Terraform's process tree (it is started in a session of its own), so the bench
-# process is made a child subreaper: they become its children when their parent exits, and
-# it reaps them (their CPU then counts in RUSAGE_CHILDREN) after each run.
-FORK_SERVER_FLAG = "--raydog-fork-server"
+# The provider's fork server (raydog.launcher), which later launches fork from, and its children
+# leave Terraform's process tree (it is started in a session of its own), so the bench process
+# is made a child subreaper: they become its children when their parent exits, and it reaps
+# them (their CPU then counts in RUSAGE_CHILDREN) after each run.
 PR_SET_CHILD_SUBREAPER = 36
 
 

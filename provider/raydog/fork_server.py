@@ -34,7 +34,7 @@ MAX_REQUEST_BYTES = 4 << 20  # an environment and arguments; larger is refused
 # first two forks are the validation and the plan, which a plan of new resources serves
 # without the SDK; the third is the apply, whose first request needs it.
 FORKS_BEFORE_WAITING = 2
-# The provider's packages a create, read or delete uses: loaded once the first child is forked.
+# The provider's packages a create, read or delete uses: loaded by the warmer.
 WARMED_PACKAGES = ("raydog.yellowdog", "raydog.lifecycle", "raydog.resources", "raydog.config",
                    "raydog.data_sources", "raydog.node_scripts")
 
@@ -82,20 +82,17 @@ def warm_provider() -> None:
 def warm_platform() -> None:
     """What an apply or a refresh adds: the SDK (~0.25 s), the provider's modules that use it,
     and the built-in node scripts rendered."""
-    import gc
     import importlib
     import pkgutil
 
     import raydog
+    from raydog.provider import collector_paused
 
-    gc.disable()  # as RaydogProvider.client does: the import makes no garbage worth collecting
-    try:
+    with collector_paused():  # as RaydogProvider.client imports the SDK
         for package in WARMED_PACKAGES:
             path = os.path.join(os.path.dirname(raydog.__file__), package.split(".", 1)[1])
             for module in pkgutil.iter_modules([path]):
                 importlib.import_module(f"{package}.{module.name}")
-    finally:
-        gc.enable()
     from raydog.lifecycle import scripts
 
     for template in scripts.NODE_DEFAULT_TEMPLATES:
@@ -355,13 +352,10 @@ def _receive(conn: socket.socket) -> tuple[Request, list]:
     size = int.from_bytes(header, "big")
     if size > MAX_REQUEST_BYTES:
         raise ValueError("a request too large")
-    body = bytearray()
-    while len(body) < size:
-        chunk = conn.recv(min(size - len(body), 1 << 20))
-        if not chunk:
-            raise ValueError("a request cut short")
-        body += chunk
-    fields = bytes(body).split(b"\0")
+    body = launcher.read_exactly(conn, size)
+    if body is None:
+        raise ValueError("a request cut short")
+    fields = body.split(b"\0")
     if fields[0] != launcher.PROTOCOL:
         raise ValueError("another protocol")
     count = int(fields[2])

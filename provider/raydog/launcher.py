@@ -80,7 +80,7 @@ def launch(argv: list) -> "int | None":
         return None  # nothing was forked for a request not sent whole
     try:
         conn.settimeout(FORK_ANSWER_TIMEOUT)
-        answer = _read_exactly(conn, 5)
+        answer = read_exactly(conn, 5)
     except OSError:  # no answer in time: a child may still come, so this launch must not serve too
         sys.stderr.write(f"[ERROR] raydog: the provider's fork server did not answer in {FORK_ANSWER_TIMEOUT:g} s; "
                          f"{SWITCH}=0 turns it off\n")
@@ -152,14 +152,16 @@ def _send_request(conn, argv) -> None:
     conn.sendall(body)
 
 
-def _read_exactly(conn, size: int):
-    data = b""
+def read_exactly(conn, size: int):
+    """``size`` bytes from the socket, or None if it closes first (the fork server reads
+    requests with it too)."""
+    data = bytearray()
     while len(data) < size:
-        chunk = conn.recv(size - len(data))
+        chunk = conn.recv(min(size - len(data), 1 << 20))
         if not chunk:
             return None
         data += chunk
-    return data
+    return bytes(data)
 
 
 def _relay(conn, child: int, terraform: int) -> int:
@@ -186,7 +188,7 @@ def _relay(conn, child: int, terraform: int) -> int:
         readable, _, _ = select.select([conn] + ([watched] if watched is not None else []), [], [],
                                        None if watched is not None else 0.05)
         if conn in readable:
-            answer = _read_exactly(conn, 5)
+            answer = read_exactly(conn, 5)
             if answer is None or answer[:1] != b"X":
                 return 1  # the fork server is gone: nothing left to say
             return _exit_code(int.from_bytes(answer[1:], "big", signed=True))

@@ -6,6 +6,8 @@ import gc
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Optional
 
 from tf.iface import Config, Provider
@@ -35,6 +37,20 @@ TABLE = Table(fields=(
     Field("application_key_secret", STRING, "YellowDog application key secret. Env `YD_API_KEY_SECRET`.",
           optional=True, sensitive=True, check=rules.application_key),
 ))
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a block that imports the SDK: its import (~0.3 s,
+    hundreds of model classes) allocates no garbage worth collecting, and the collector would
+    run ~50 times during it."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 class RaydogProvider(Provider):
@@ -185,15 +201,8 @@ class RaydogProvider(Provider):
         with self._lock:
             if self._client is None:
                 settings = self._configured_settings()
-                # The SDK's import (~0.3 s, hundreds of model classes) allocates no garbage
-                # worth collecting; the cyclic collector would run ~50 times during it.
-                collecting = gc.isenabled()
-                gc.disable()
-                try:
+                with collector_paused():
                     from raydog.yellowdog import YellowDogClient
-                finally:
-                    if collecting:
-                        gc.enable()
 
                 self._client = YellowDogClient.connect(settings.api_url, settings.key_id, settings.key_secret)
             return self._client

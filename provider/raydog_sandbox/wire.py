@@ -73,13 +73,20 @@ def event_stream(read: Callable[[], Any], is_final: Callable[[Any], bool], chang
     the entity may have changed (the models' lock count): the entity is read again only then."""
     from starlette.responses import StreamingResponse
 
+    def look() -> tuple[Any, int]:
+        """The entity, and the lock count it is as of: one more than before the read when
+        only the read let the lock go; else the count before, so that the next check looks
+        again (another holder let it go meanwhile and may have changed the entity)."""
+        before = changes()
+        current = read()
+        return current, before + 1 if changes() == before + 1 else before
+
     async def events():
         import asyncio
         import time
 
-        seen = changes()
-        last = json.dumps(read(), separators=(",", ":"))
-        seen = seen + 1 if changes() == seen + 1 else seen  # only this read let the lock go
+        current, seen = look()
+        last = json.dumps(current, separators=(",", ":"))
         quiet_since = time.monotonic()
         pause = UPDATE_CHECK_SECONDS
         while True:
@@ -89,15 +96,13 @@ def event_stream(read: Callable[[], Any], is_final: Callable[[Any], bool], chang
                     quiet_since = time.monotonic()
                     yield ":\n\n"
                 continue
-            before, reading = changes(), time.monotonic()
+            reading = time.monotonic()
             try:
-                current = read()
+                current, seen = look()
             except SandboxError:
                 return  # the entity is gone
             # A large entity on a busy sandbox: at most a fifth of a CPU on reading it again.
             pause = max(UPDATE_CHECK_SECONDS, UPDATE_READ_SHARE * (time.monotonic() - reading))
-            # Another holder let the lock go during this read too: look again next time.
-            seen = before + 1 if changes() == before + 1 else before
             text = json.dumps(current, separators=(",", ":"))
             if text != last:
                 last, quiet_since = text, time.monotonic()

@@ -6,13 +6,12 @@ tasks from the platform; a new head re-tasks the workers in place.
 
 from __future__ import annotations
 
-import os
 
 import pytest
-from raydog import launcher
 
 from harness.config import Expr, cluster, head, observability, output, provider, worker_pool
 from harness.platform_view import view
+from harness.processes import fork_servers, served_terraform
 from harness.terraform import changes
 from harness.waits import wait_until
 
@@ -126,16 +125,7 @@ def test_a_plan_of_new_resources_checks_the_platform_without_the_sdk(terraform, 
 
 def fork_servers_of(terraform_pid: int) -> list[int]:
     """The provider's fork servers serving the Terraform process ``terraform_pid``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as file:
-                argv = file.read().split(b"\0")
-        except OSError:
-            continue
-        if launcher.FLAG.encode() in argv and argv[argv.index(launcher.FLAG.encode()) + 1] == str(terraform_pid).encode():
-            found.append(int(entry))
-    return found
+    return [pid for pid, argv in fork_servers().items() if served_terraform(argv) == terraform_pid]
 
 
 def test_an_applys_later_launches_fork_from_the_commands_warm_copy_which_leaves_with_terraform(

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import fork_servers
 from harness.waits import wait_until
 from raydog import launcher
 
@@ -99,18 +100,7 @@ class Terraform:
 
     def fork_servers(self):
         """Pids of the fork servers of this test (their command line names its runtime directory)."""
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as file:
-                    cmdline = file.read().split(b"\0")
-            except OSError:
-                continue
-            if launcher.FLAG.encode() in cmdline and any(str(self.run_dir).encode() in a for a in cmdline):
-                found.append(int(entry))
-        return found
+        return [pid for pid, argv in fork_servers().items() if any(str(self.run_dir) in a for a in argv)]
 
     def close(self):
         if self.proc.poll() is None:
@@ -134,7 +124,10 @@ def terraform(tmp_path):
         if stand_in.proc.poll() is None:
             stand_in.proc.kill()
         for pid in stand_in.fork_servers():
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # it left on its own, after its Terraform
     shutil.rmtree(run_dir, ignore_errors=True)
 
 

@@ -88,13 +88,15 @@ class UpdateStreams:
 
 
 class Subscription:
-    """One wait's view of a stream: ``wait`` returns early when its key changed."""
+    """One wait's view of a stream: ``wait`` returns early when its key changed, and
+    ``woken`` says whether the last ``wait`` ended that way."""
 
     def __init__(self, stream: _Stream | None, key: Callable[[dict], Hashable]) -> None:
         self._stream = stream
         self._key = key
         self._seen_version = stream.version if stream is not None else 0
         self._seen_key: Hashable = None
+        self.woken = False
 
     @property
     def streaming(self) -> bool:
@@ -109,6 +111,10 @@ class Subscription:
     def wait(self, seconds: float, stop_event: threading.Event | None = None) -> bool:
         """Pause up to ``seconds``; True as soon as an event changed the key (or the stop event
         is set), False when the time ran out."""
+        self.woken = self._wait(seconds, stop_event)
+        return self.woken
+
+    def _wait(self, seconds: float, stop_event: threading.Event | None) -> bool:
         deadline = time.monotonic() + seconds
         self.start()
         stream = self._stream

@@ -54,7 +54,7 @@ def poll_interval(waited: float) -> float:
 
 def poll_until(what: str, object_id: str, check: Callable[[], tuple[bool, str | None]],
                timeout_seconds: float, stop_event: threading.Event | None = None,
-               operation: str = "wait", wake: "Subscription | _Remembered | None" = None,
+               operation: str = "wait", wake: Subscription | None = None,
                recheck_in: Callable[[], float | None] | None = None) -> None:
     """Call ``check`` (returning (done, status)) until done, the timeout, or a stop. A pause
     ends early when ``wake`` (an update stream's subscription, updates.py) says what the
@@ -113,8 +113,7 @@ class WaitOps(WorkOps):
         groups: set[str] = {task_group_id} if task_group_id else set()
         groups.update(self._task_groups[task_id] for task_id in ids if task_id in self._task_groups)
         operation = "wait for task to execute"
-
-        woken = _Remembered()
+        wake: Subscription | None = None  # the update stream's subscription, while the wait follows one
 
         def check() -> tuple[bool, str | None]:
             pending = [task_id for task_id in ids if task_id not in executing]
@@ -128,7 +127,7 @@ class WaitOps(WorkOps):
                 if info.task_group_id:
                     groups.add(info.task_group_id)
                 if info.status == TaskStatus.EXECUTING.name:
-                    if task_id not in first_seen_executing and not woken.last:
+                    if task_id not in first_seen_executing and not (wake is not None and wake.woken):
                         executing.add(task_id)  # found on the poll's own schedule
                     elif now - first_seen_executing.setdefault(task_id, now) >= STARTED_AFTER_SECONDS:
                         executing.add(task_id)
@@ -159,8 +158,7 @@ class WaitOps(WorkOps):
             object_id = ids[0] if len(ids) == 1 else f"{ids[0]} (+{len(ids) - 1} more)"
             with (self._updates_of(wr_id, watched) if wr_id else nullcontext()) as wake:
                 poll_until(f"waiting for {len(ids)} task(s) to execute", object_id, check,
-                           timeout_seconds, stop_event, operation=operation, wake=woken.following(wake),
-                           recheck_in=recheck_in)
+                           timeout_seconds, stop_event, operation=operation, wake=wake, recheck_in=recheck_in)
         return [latest[task_id] for task_id in ids]
 
     def wait_until_ended(self, task_ids: Sequence[str], timeout_seconds: float,
@@ -269,22 +267,6 @@ class WaitOps(WorkOps):
                 task = self._call("read task", task_id, lambda: self._sdk.work_client.get_task_by_id(task_id))
                 found[task_id] = _task_info(task)
         return found
-
-
-class _Remembered:
-    """A subscription's pauses, remembering whether the last one ended by an event."""
-
-    def __init__(self) -> None:
-        self.subscription: Subscription | None = None
-        self.last = False
-
-    def following(self, subscription: Subscription | None) -> "_Remembered | None":
-        self.subscription = subscription
-        return self if subscription is not None else None
-
-    def wait(self, seconds: float, stop_event: threading.Event | None = None) -> bool:
-        self.last = bool(self.subscription.wait(seconds, stop_event))
-        return self.last
 
 
 def _raise_if_stopped(stop_event: threading.Event | None, operation: str, object_id: str) -> None:
