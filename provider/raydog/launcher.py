@@ -31,6 +31,7 @@ beyond built-in modules; the fork server's side imports what it needs.
 from __future__ import annotations
 
 import os
+import stat  # os has loaded it already
 import sys
 
 SWITCH = "RAYDOG_PROVIDER_FORK_SERVER"
@@ -110,7 +111,7 @@ def _place(argv):
         cwd = os.getcwd()
     except OSError:
         return None
-    if info.st_uid != uid or info.st_mode & 0o077 or not (info.st_mode & 0o040000):
+    if info.st_uid != uid or info.st_mode & 0o077 or not stat.S_ISDIR(info.st_mode):
         return None  # someone else's, or open to others: never trust a socket in it
     terraform = os.getppid()
     started = _process_start(terraform)
