@@ -33,19 +33,7 @@ FORK_SERVER_SWITCH = "RAYDOG_PROVIDER_FORK_SERVER"
 FORK_SERVER_READY_SECONDS = 2.0  # its load and its warmer's, on a quiet machine ~0.5 s
 
 
-def _validate_cluster(channel) -> None:
-    """ValidateResourceConfig of a raydog_cluster, the first call of Terraform's validation launch."""
-    from tf.gen import tfplugin_pb2 as pb
-    from tf.utils import to_dynamic_value
-
-    config = {"id": None, "name": "bench", "namespace": "bench", "tag": None, "status": None, "timeouts": None}
-    request = pb.ValidateResourceConfig.Request(type_name="raydog_cluster", config=to_dynamic_value(config))
-    response = smoke.provider_stub(channel).ValidateResourceConfig(request, timeout=30)
-    if list(response.diagnostics):
-        raise RuntimeError(f"the provider found a valid raydog_cluster invalid: {list(response.diagnostics)}")
-
-
-CALLS = {"schema": smoke.get_provider_schema, "validate": _validate_cluster}
+CALLS = {"schema": smoke.get_provider_schema, "validate": smoke.validate_cluster}
 
 
 def launch_once(env: BenchEnv, call: str | None = "schema", timeout: float = 30.0, cold: bool = True) -> dict:

@@ -30,6 +30,9 @@ from typing import Callable, NamedTuple, Optional
 from raydog import launcher
 
 MAX_REQUEST_BYTES = 4 << 20  # an environment and arguments; larger is refused
+# A fork server's files whose lock nobody has held for this long are a killed server's
+# (SIGKILL, the OOM killer): removed by the next fork server of the user (remove_leftovers).
+LEFTOVER_AGE_SECONDS = 60.0
 # Launches forked before the warmer is ready; later ones wait for it. In `terraform apply` the
 # first two forks are the validation and the plan, which a plan of new resources serves
 # without the SDK; the third is the apply, whose first request needs it.
@@ -77,6 +80,51 @@ def warm_provider() -> None:
         kind.get_schema()
     import raydog.lifecycle.planning  # noqa: F401 - every plan
     import raydog.yellowdog.rest  # noqa: F401
+
+
+def between_launches() -> list:
+    """What the server does after it binds, one step at a time while no launch waits: the
+    built-in node scripts rendered (Jinja's import and three renders, ~45 ms), which every
+    plan of a node resource needs, so the plan's launch does not render them itself."""
+    from raydog.lifecycle import scripts
+
+    return [lambda template=template: scripts.default_script(template) for template in scripts.NODE_DEFAULT_TEMPLATES]
+
+
+def remove_leftovers(directory: str, own_lock: str, age: float = LEFTOVER_AGE_SECONDS) -> None:
+    """Remove what killed fork servers left in ``directory``: the socket, the lock and the
+    command's directory of every key whose lock no process holds and was made ``age``
+    seconds ago or more (a server that is starting takes its lock well within that)."""
+    import fcntl
+    import glob
+    import time
+
+    for lock_path in glob.glob(os.path.join(glob.escape(directory), "*.lock")):
+        if lock_path == own_lock:
+            continue
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            if time.time() - os.fstat(fd).st_mtime < age:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # its server is alive
+            key = lock_path[:-len(".lock")]
+            for path in (f"{key}.sock", *glob.glob(f"{glob.escape(key)}.sock.*")):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            shutil.rmtree(f"{key}.d", ignore_errors=True)
+            os.unlink(lock_path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def warm_platform() -> None:
@@ -131,9 +179,14 @@ class Server:
         self.listener = self._bind()
         self._watch()
         self._start_warmer()
+        steps = [*between_launches(),
+                 lambda: remove_leftovers(os.path.dirname(self.socket_path), self.lock_path)]
         try:
             while self.accepting or self.children:
-                events = self.selector.select(self.idle)
+                events = self.selector.select(0 if steps else self.idle)
+                if not events and steps:
+                    steps.pop(0)()
+                    continue
                 if not events and not self.children:
                     break  # idle
                 for key, _ in events:

@@ -13,6 +13,11 @@ Modules that are imported but never used here, ``asyncio`` and ``grpc.aio`` (by 
 ~25 ms) and protobuf's pure-Python message implementation (by the generated ``_pb2``
 modules, ~12 ms), are loaded only if something reads them (``defer_imports``).
 
+A frozen provider holds its own GetProviderSchema answer, recorded by the build
+(``prebuilt_schema``). It answers that call at once, and loads the provider's code only
+when another call needs it: the first launch of every Terraform command only reads the
+schema, so it exits without loading any (~70 ms sooner, and CPU left to the fork server).
+
 Also here: a server that takes 256 MB messages, like Terraform's own providers, with
 SERVER_THREADS threads; the framework's cached TLS certificate read without
 ``cryptography`` (``server_certificate``); a shutdown that does not cancel in-flight calls
@@ -50,6 +55,11 @@ SERVER_THREADS = 128
 DEFERRED_MODULES = ("asyncio", "grpc.aio", "google.protobuf.internal.python_message")
 
 SHUTDOWN = "/plugin.GRPCController/Shutdown"
+SCHEMA = "/tfplugin6.Provider/GetProviderSchema"
+STDIO = "/plugin.GRPCStdio/StreamStdio"
+# The provider's GetProviderSchema answer, serialized, which the build writes into the frozen
+# provider next to this module (raydog.packaging.build).
+PREBUILT_SCHEMA = "provider_schema.pb"
 
 # Set in a child of the fork server (raydog.fork_server) when its launcher says Terraform is
 # gone: the child's parent is the fork server, not Terraform.
@@ -178,9 +188,11 @@ class _Deferred:
     """The server's one interceptor, there from the start: each call waits until the
     provider is loaded, then goes through the loaded interceptors to the loaded handlers."""
 
-    def __init__(self, stopper: GracefulShutdownInterceptor) -> None:
+    def __init__(self, stopper: GracefulShutdownInterceptor, schema: Optional[bytes] = None) -> None:
         self.ready = threading.Event()
+        self.wanted = threading.Event()  # a call needs the provider's code, or Terraform shuts it down
         self.stopper = stopper
+        self.schema = schema
         self.interceptors: list = []
         self.handlers: list = []
         self.failure: Optional[str] = None
@@ -206,6 +218,10 @@ class _Deferred:
         return None
 
     def intercept_service(self, continuation, handler_call_details):
+        early = self._before_loading(handler_call_details)
+        if early is not None:
+            return early
+        self.wanted.set()
         self.ready.wait()
 
         def through(index, details):
@@ -214,6 +230,39 @@ class _Deferred:
             return self.interceptors[index].intercept_service(lambda d: through(index + 1, d), details)
 
         return through(0, handler_call_details)
+
+
+    def _before_loading(self, details):
+        """The calls answered without the provider's code, given a prebuilt schema: the schema
+        itself (the only call of the first launch of every Terraform command), and while the
+        code is not loaded, go-plugin's stdio stream and Shutdown."""
+        import grpc
+
+        if self.schema is None:
+            return None
+        if details.method == SCHEMA:
+            schema = self.schema
+            return grpc.unary_unary_rpc_method_handler(lambda request, context: schema)
+        if self.ready.is_set():
+            return None
+        if details.method == STDIO:
+            return grpc.unary_stream_rpc_method_handler(lambda request, context: iter(()))
+        if details.method == SHUTDOWN:
+            handler = self.stopper.intercept_service(lambda d: _failing_handler(SHUTDOWN, ""), details)
+            self.wanted.set()  # the main thread wakes, finds the server stopped and exits
+            return handler
+        return None
+
+
+def prebuilt_schema() -> Optional[bytes]:
+    """The build's recorded GetProviderSchema answer, in a frozen provider; else None."""
+    if not getattr(sys, "frozen", False):
+        return None  # a source tree: the schema is whatever its code says now
+    try:
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), PREBUILT_SCHEMA), "rb") as file:
+            return file.read()
+    except OSError:
+        return None
 
 
 def _failing_handler(method: str, message: str):
@@ -255,16 +304,22 @@ def _socket_directory() -> str:
     return tempfile.mkdtemp()
 
 
-def serve(load: Callable[[], Loaded], argv: Optional[list] = None) -> None:
+def serve(load: Callable[[], Loaded], argv: Optional[list] = None, schema: Optional[bytes] = None) -> None:
     """Start the server, print the go-plugin handshake line, then ``load`` the provider, and
-    serve until Terraform shuts the provider down (or is gone)."""
+    serve until Terraform shuts the provider down (or is gone).
+
+    Given ``schema`` (the serialized GetProviderSchema answer, ``prebuilt_schema``), the
+    server answers that call itself and loads the provider only when another call needs it:
+    the first launch of a Terraform command only reads the schema, and then exits without
+    ever loading the provider's code.
+    """
     defer_imports()
     argv = sys.argv if argv is None else argv
     # Ctrl-C in a terminal reaches the whole process group. Like go-plugin providers, ignore
     # it: Terraform itself asks us to stop (StopProvider) and then to exit (Shutdown).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stopper = GracefulShutdownInterceptor()
-    deferred = _Deferred(stopper)
+    deferred = _Deferred(stopper, schema)
     server = make_server([deferred])
     stopper.server = server
     if "--dev" in argv:
@@ -278,7 +333,11 @@ def serve(load: Callable[[], Loaded], argv: Optional[list] = None) -> None:
         server.start()
         sys.stdout.write(f"1|6|unix|{socket_path}|grpc|{base64.b64encode(chain).decode().rstrip('=')}\n")
         sys.stdout.flush()
-        _load(deferred, load)
+        if schema is not None:
+            while not deferred.wanted.wait(0.05) and not stopper.stopped:
+                pass
+        if not stopper.stopped:
+            _load(deferred, load)
         while server.wait_for_termination(0.05):
             if stopper.stopped:
                 break

@@ -29,7 +29,7 @@ def serve_here() -> None:
     """Serve Terraform from this process until it shuts the provider down; then exit."""
     from raydog import go_plugin
 
-    go_plugin.serve(_load)
+    go_plugin.serve(_load, schema=go_plugin.prebuilt_schema())
     # The server has stopped: Terraform asked us to shut down and is waiting for this process
     # to exit before it goes on (it starts the provider 3-5 times per command). The
     # interpreter's own teardown (joining gRPC's threads, freeing every module) takes ~70 ms

@@ -286,3 +286,71 @@ def test_a_command_of_one_launch_leaves_nothing_behind(terraform):
     tf.close()
     wait_until(lambda: (tf.fork_servers(), tf.files()), "the fork server, its warmer and their files are gone",
                until=lambda seen: seen == ([], []))
+
+
+def test_a_fork_server_removes_what_killed_ones_left_and_nothing_else(terraform):
+    """A fork server killed with SIGKILL leaves its socket, lock and command directory; the
+    next fork server of the user removes them, but not the files of a live server (its lock
+    is held) or of one that is starting (its lock is new)."""
+    import fcntl
+    import time
+
+    from raydog import fork_server
+
+    tf = terraform()
+    directory = tf.run_dir / f"raydog-provider-{os.getuid()}"
+    directory.mkdir(mode=0o700)
+    old = time.time() - fork_server.LEFTOVER_AGE_SECONDS - 10
+    for key in ("killed", "alive", "starting"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(str(directory / f"{key}.sock"))
+        (directory / f"{key}.lock").touch()
+        (directory / f"{key}.d").mkdir()
+        (directory / f"{key}.d" / "credentials-0123").touch()
+        if key != "starting":
+            os.utime(directory / f"{key}.lock", (old, old))
+    (directory / "killed.sock.4242").touch()  # a socket the killed server was binding
+    held = os.open(directory / "alive.lock", os.O_RDWR)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        tf.launch_and_call("schema")
+        wait_until(lambda: sorted(p.name for p in directory.glob("killed*")), "the killed server's files are gone",
+                   until=lambda left: left == [])
+        left = {p.name for p in directory.iterdir()}
+        assert {"alive.sock", "alive.lock", "alive.d", "starting.sock", "starting.lock", "starting.d"} <= left
+    finally:
+        os.close(held)
+
+
+def test_the_server_renders_the_node_scripts_between_launches_each_once(monkeypatch):
+    """After it binds, the fork server renders the built-in node scripts one step at a time
+    (a plan of node resources needs them); a process renders each once, however many node
+    resources plan at once."""
+    import threading
+    import time
+
+    from raydog import fork_server, node_scripts
+    from raydog.lifecycle import scripts
+
+    calls = []
+
+    def render(template, values):
+        calls.append(template)
+        time.sleep(0.05)  # long enough for every thread below to ask meanwhile
+        return f"#!/bin/bash\n# {template}\n"
+
+    monkeypatch.setattr(node_scripts, "render_builtin", render)
+    monkeypatch.setattr(scripts, "_rendered", {})
+    threads = [threading.Thread(target=scripts.default_script, args=("worker",)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == ["worker"]
+
+    steps = fork_server.between_launches()
+    assert len(steps) == len(scripts.NODE_DEFAULT_TEMPLATES)
+    for step in steps:
+        step()
+    assert sorted(calls) == sorted(scripts.NODE_DEFAULT_TEMPLATES)  # each once: worker was rendered already
+    assert scripts.default_script("head") == "#!/bin/bash\n# head\n"

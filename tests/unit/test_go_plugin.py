@@ -15,6 +15,7 @@ from raydog import go_plugin
 from raydog.packaging import smoke
 
 SERVE = """
+import os
 import sys
 from raydog import go_plugin, plugin
 
@@ -25,7 +26,8 @@ def load():
     sys.stderr.flush()
     {body}
 
-go_plugin.serve(load)
+schema_file = os.environ.get("TEST_PREBUILT_SCHEMA")
+go_plugin.serve(load, schema=open(schema_file, "rb").read() if schema_file else None)
 """
 
 
@@ -55,6 +57,58 @@ def test_the_handshake_comes_before_the_provider_code_which_then_answers(tmp_pat
     stderr = finish(proc)
     assert proc.returncode == 0
     assert "at load: imported [], deferred ['asyncio', 'grpc.aio', 'google.protobuf.internal.python_message']" in stderr
+
+
+def _schema_with_marker(tmp_path):
+    """The provider's real schema answer with a marker in raydog_cluster's description, as
+    the build would record it, in a file."""
+    from raydog.provider import RaydogProvider
+    from tf.provider import ProviderServicer
+
+    response = ProviderServicer(RaydogProvider()).GetProviderSchema(None, None)
+    response.resource_schemas["raydog_cluster"].block.description = "recorded by the build"
+    path = tmp_path / "provider_schema.pb"
+    path.write_bytes(response.SerializeToString(deterministic=True))
+    return path
+
+
+def test_a_prebuilt_schema_is_answered_without_loading_the_provider(tmp_path, monkeypatch):
+    """The first launch of every Terraform command only reads the schema and is shut down."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    go_plugin.server_certificate()
+    proc = start(tmp_path, "return plugin._load()", TEST_PREBUILT_SCHEMA=str(_schema_with_marker(tmp_path)))
+    line = proc.stdout.readline()
+    with smoke.connected(line) as channel:
+        response = smoke.get_provider_schema(channel)
+        assert response.resource_schemas["raydog_cluster"].block.description == "recorded by the build"
+        stdio = channel.unary_stream(go_plugin.STDIO, request_serializer=None, response_deserializer=None)
+        assert list(stdio(b"", timeout=10)) == []  # go-plugin's stdio stream: ends at once
+    stderr = finish(proc)
+    assert proc.returncode == 0
+    assert "at load" not in stderr  # the provider's code was never loaded
+
+
+def test_with_a_prebuilt_schema_the_first_call_that_needs_the_provider_loads_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    go_plugin.server_certificate()
+    proc = start(tmp_path, "return plugin._load()", TEST_PREBUILT_SCHEMA=str(_schema_with_marker(tmp_path)))
+    line = proc.stdout.readline()
+    with smoke.connected(line) as channel:
+        smoke.validate_cluster(channel)
+        assert smoke.get_provider_schema(channel).resource_schemas["raydog_cluster"].block.description == \
+            "recorded by the build"  # still the recorded answer once the provider is loaded
+    stderr = finish(proc)
+    assert proc.returncode == 0 and "at load: imported []" in stderr
+
+
+def test_the_prebuilt_schema_is_read_only_by_a_frozen_provider(monkeypatch, tmp_path):
+    monkeypatch.delattr(sys, "frozen", raising=False)
+    assert go_plugin.prebuilt_schema() is None  # a source tree's code says what its schema is
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(go_plugin, "__file__", str(tmp_path / "go_plugin.pyc"))
+    assert go_plugin.prebuilt_schema() is None  # a build without one
+    (tmp_path / go_plugin.PREBUILT_SCHEMA).write_bytes(b"recorded")
+    assert go_plugin.prebuilt_schema() == b"recorded"
 
 
 def test_a_provider_that_fails_to_load_says_why_in_every_call_and_still_shuts_down(tmp_path):

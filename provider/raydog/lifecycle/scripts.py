@@ -6,7 +6,7 @@ An unset script attribute means the built-in template; state keeps it null and r
 
 from __future__ import annotations
 
-import functools
+import threading
 from typing import Optional
 
 # The built-in templates that are the node resources' default scripts (observability, head,
@@ -14,12 +14,22 @@ from typing import Optional
 NODE_DEFAULT_TEMPLATES = ("observability", "head", "worker")
 
 
-@functools.lru_cache(maxsize=None)
-def default_script(template: str) -> str:
-    """The built-in ``template`` (head, worker, observability) rendered with its defaults."""
-    from raydog import node_scripts as scripts  # Jinja: only launches that plan or create need it
+_rendered: dict[str, str] = {}
+_rendering = threading.Lock()
 
-    return scripts.render_builtin(template, {})
+
+def default_script(template: str) -> str:
+    """The built-in ``template`` (head, worker, observability) rendered with its defaults, once
+    per process: the many node resources of one plan, planned at once, wait for one render."""
+    script = _rendered.get(template)
+    if script is None:
+        with _rendering:
+            script = _rendered.get(template)
+            if script is None:
+                from raydog import node_scripts as scripts  # Jinja: only launches that plan or create need it
+
+                script = _rendered[template] = scripts.render_builtin(template, {})
+    return script
 
 
 def warm_default_scripts() -> None:
@@ -27,8 +37,6 @@ def warm_default_scripts() -> None:
     resources plan right after it is created, and each plan shows its script's SHA-256. Jinja's
     import and the first renders (~0.05-0.1 s) then happen while Terraform records the cluster,
     instead of before the first node's plan can send its first request."""
-    import threading
-
     threading.Thread(target=lambda: [default_script(name) for name in NODE_DEFAULT_TEMPLATES],
                      name="raydog-default-scripts", daemon=True).start()
 

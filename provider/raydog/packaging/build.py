@@ -39,7 +39,7 @@ CACHE_ENV = "RAYDOG_BUILD_CACHE"
 DEFAULT_EPOCH = 315532800  # 1980-01-01T00:00:00Z
 KEEP_CACHED = 4  # builds kept in the cache, newest first
 # Bump when the way of building changes, so that cached builds are not reused.
-RECIPE = "pyinstaller-onedir-noarchive-strip/2"
+RECIPE = "pyinstaller-onedir-noarchive-strip-schema/3"
 DISTRIBUTION = "terraform-provider-raydog"
 TEMPLATE_GLOB = "*.sh.j2"
 # Python files the provider reads as data (shipped to nodes), so the bundle holds them as files.
@@ -149,14 +149,25 @@ def freeze(stage: Path, workdir: Path) -> Path:
     if result.returncode != 0 or not (tree / name).is_file():
         lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
         raise BuildError(f"PyInstaller failed: {lines[-1] if lines else f'exit status {result.returncode}'}")
-    check_handshake(tree / name, workdir / "home")
+    record_schema(tree, name, workdir / "home")
     return tree
 
 
-def check_handshake(executable: Path, home: Path, timeout: float = 60) -> None:
+def record_schema(tree: Path, name: str, home: Path) -> None:
+    """Ask the built provider for its schema (its code answers: ``check_handshake``) and write
+    the answer into the tree, where the provider answers GetProviderSchema from it without
+    loading its code (``raydog.go_plugin.prebuilt_schema``)."""
+    from raydog import go_plugin
+
+    schema = check_handshake(tree / name, home)
+    (tree / "_internal" / "raydog" / go_plugin.PREBUILT_SCHEMA).write_bytes(schema)
+
+
+def check_handshake(executable: Path, home: Path, timeout: float = 60) -> bytes:
     """Start the built provider as Terraform does, wait for its go-plugin handshake line and ask
     for its schema: a module that PyInstaller missed fails here, not in a user's ``terraform
-    plan`` (the provider's code, resources included, loads after the handshake)."""
+    plan`` (the provider's code, resources included, loads after the handshake). Returns the
+    schema, serialized deterministically."""
     from raydog.packaging import smoke
 
     home.mkdir(parents=True, exist_ok=True)
@@ -166,7 +177,7 @@ def check_handshake(executable: Path, home: Path, timeout: float = 60) -> None:
     try:
         line = proc.stdout.readline() if _readable(proc.stdout, timeout) else b""
         with smoke.connected(line) as channel:
-            smoke.get_provider_schema(channel, timeout=timeout)
+            schema = smoke.provider_schema_bytes(channel, timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - reported below with the provider's own last words
         problem = exc
     finally:
@@ -177,6 +188,7 @@ def check_handshake(executable: Path, home: Path, timeout: float = 60) -> None:
                  and not text.startswith("[PYI-")]  # the bootloader's own "failed to execute" line
         details = getattr(problem, "details", None)  # a gRPC error: the provider's own message
         raise BuildError(f"the built provider did not start: {lines[-1] if lines else (details() if details else problem)}")
+    return schema
 
 
 def _readable(stream, timeout: float) -> bool:

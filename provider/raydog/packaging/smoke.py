@@ -62,3 +62,31 @@ def get_provider_schema(channel, timeout: float = 30):
     if errors or not response.resource_schemas:
         raise RuntimeError(f"the provider answered GetProviderSchema without resource schemas: {errors}")
     return response
+
+
+def provider_schema_bytes(channel, timeout: float = 30) -> bytes:
+    """GetProviderSchema's answer as the provider sent it, re-serialized deterministically (map
+    entries sorted), so equal schemas give equal bytes; raises as get_provider_schema does."""
+    from tf.gen import tfplugin_pb2 as pb
+
+    call = channel.unary_unary("/tfplugin6.Provider/GetProviderSchema", request_serializer=None,
+                               response_deserializer=None)
+    response = pb.GetProviderSchema.Response.FromString(call(pb.GetProviderSchema.Request().SerializeToString(),
+                                                             timeout=timeout))
+    errors = [d.summary for d in response.diagnostics if d.severity == d.ERROR]
+    if errors or not response.resource_schemas:
+        raise RuntimeError(f"the provider answered GetProviderSchema without resource schemas: {errors}")
+    return response.SerializeToString(deterministic=True)
+
+
+def validate_cluster(channel, timeout: float = 30) -> None:
+    """ValidateResourceConfig of a valid raydog_cluster (the first call of Terraform's
+    validation launch: one that needs the provider's code); raises if it is found invalid."""
+    from tf.gen import tfplugin_pb2 as pb
+    from tf.utils import to_dynamic_value
+
+    config = {"id": None, "name": "smoke", "namespace": "smoke", "tag": None, "status": None, "timeouts": None}
+    request = pb.ValidateResourceConfig.Request(type_name="raydog_cluster", config=to_dynamic_value(config))
+    response = provider_stub(channel).ValidateResourceConfig(request, timeout=timeout)
+    if list(response.diagnostics):
+        raise RuntimeError(f"the provider found a valid raydog_cluster invalid: {list(response.diagnostics)}")
