@@ -128,8 +128,10 @@ def remove_leftovers(directory: str, own_lock: str, age: float = LEFTOVER_AGE_SE
 
 
 def warm_platform() -> None:
-    """What an apply or a refresh adds: the SDK (~0.25 s), the provider's modules that use it,
-    and the built-in node scripts rendered."""
+    """What an apply or a refresh adds: the SDK (~0.3 s) and the provider's modules that use
+    it. Not the node scripts: the warmer renders them once it serves (``between_launches``),
+    as the apply's launch, already waiting for it, needs them only after its cluster's create
+    (which renders them in the background meanwhile, ``scripts.warm_default_scripts``)."""
     import importlib
     import pkgutil
 
@@ -141,10 +143,6 @@ def warm_platform() -> None:
             path = os.path.join(os.path.dirname(raydog.__file__), package.split(".", 1)[1])
             for module in pkgutil.iter_modules([path]):
                 importlib.import_module(f"{package}.{module.name}")
-    from raydog.lifecycle import scripts
-
-    for template in scripts.NODE_DEFAULT_TEMPLATES:
-        scripts.default_script(template)
 
 
 class Server:

@@ -20,6 +20,9 @@ Scope and safety:
   with nothing to do.
 - Its socket is in a directory only the user can open (checked, or no fork server), and
   it serves only peers of the same uid (SO_PEERCRED).
+- Only for the Terraform commands that start the provider three times or more (plan, apply,
+  destroy, refresh, import, test): ``show``, ``output``, ``validate`` and the like
+  (BRIEF_COMMANDS) start none.
 - Linux only (pidfd, SCM_RIGHTS). ``RAYDOG_PROVIDER_FORK_SERVER=0`` turns it off. Whatever
   fails before a child exists (no server yet, a server still loading, a refused fork) the
   launch serves Terraform itself, as before.
@@ -47,6 +50,11 @@ FORK_ANSWER_TIMEOUT = 60.0
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with its NUL
 STAGING_SUFFIX_BYTES = 8  # the fork server binds "<socket>.<pid>" first
 FORWARDED_SIGNALS = ("SIGTERM", "SIGHUP", "SIGQUIT")
+# Terraform commands that start the provider once or twice (its schema, a validation) and
+# never configure it: a fork server would load the provider and the SDK for nothing.
+BRIEF_COMMANDS = frozenset({"show", "output", "state", "providers", "validate", "console", "graph", "fmt",
+                            "version", "init", "get", "workspace", "taint", "untaint", "force-unlock",
+                            "login", "logout", "metadata", "modules"})
 
 # In a child of the fork server: the fork server's pid (the provider logs where it came from).
 forked_from = None
@@ -72,7 +80,8 @@ def launch(argv: list) -> "int | None":
         conn.connect(socket_path)
     except OSError:
         conn.close()
-        _start_server(lock_path, socket_path, terraform)
+        if terraform_command(terraform) not in BRIEF_COMMANDS:
+            _start_server(lock_path, socket_path, terraform)
         return None
     try:
         _send_request(conn, argv)
@@ -125,6 +134,21 @@ def _place(argv):
     if len(os.fsencode(socket_path)) + STAGING_SUFFIX_BYTES > SOCKET_PATH_MAX:
         return None  # too deep a directory for a unix socket's address
     return socket_path, os.path.join(directory, f"{key}.lock"), terraform
+
+
+def terraform_command(pid: int):
+    """The Terraform subcommand process ``pid`` runs (``terraform [-chdir=DIR] show -json``:
+    "show"), or None when it is not a ``terraform`` executable (the embedded Terraform runs
+    in a Python process) or says none."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            args = file.read().split(b"\0")
+    except OSError:
+        return None
+    if not os.path.basename(args[0]).startswith(b"terraform"):
+        return None
+    command = next((arg for arg in args[1:] if arg and not arg.startswith(b"-")), None)
+    return command.decode(errors="replace") if command is not None else None
 
 
 def _process_start(pid: int):

@@ -60,13 +60,25 @@ RESOURCES = ["raydog_cluster", "raydog_head", "raydog_observability", "raydog_wo
 class Terraform:
     """The stand-in for Terraform: one process whose launches share its fork server."""
 
-    def __init__(self, tmp_path, run_dir, **environ):
+    def __init__(self, tmp_path, run_dir, command=None, **environ):
         self.run_dir = run_dir
         inherited = {k: v for k, v in os.environ.items() if k != launcher.SWITCH}
         self.environ = {**inherited, "XDG_RUNTIME_DIR": str(self.run_dir), "TF_LOG": "debug",
                         "GRPC_VERBOSITY": "ERROR", "HOME": str(tmp_path), **environ}
-        self.proc = subprocess.Popen([sys.executable, "-c", DRIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     env=self.environ, text=True)
+        if command is None:
+            argv, cwd = [sys.executable, "-c", DRIVER], None
+        else:  # seen as `terraform <command>`: Python, named terraform, runs the driver saved as <command>
+            cwd = tmp_path / f"terraform-{command}"
+            cwd.mkdir(exist_ok=True)
+            (cwd / command).write_text(DRIVER)
+            (cwd / "terraform").symlink_to(sys.executable)
+            import raydog  # an editable install: its path comes from a .pth file, which PYTHONPATH skips
+
+            source = os.path.dirname(os.path.dirname(raydog.__file__))
+            self.environ["PYTHONPATH"] = os.pathsep.join([source, *(p for p in sys.path if p)])
+            argv = [str(cwd / "terraform"), command]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self.environ,
+                                     text=True, cwd=cwd)
 
     def _ask(self, **command):
         self.proc.stdin.write(json.dumps(command) + "\n")
@@ -115,8 +127,8 @@ def terraform(tmp_path):
     run_dir = Path(tempfile.mkdtemp(prefix="fs-", dir="/tmp"))
     made = []
 
-    def make(**environ):
-        made.append(Terraform(tmp_path, run_dir, **environ))
+    def make(command=None, **environ):
+        made.append(Terraform(tmp_path, run_dir, command, **environ))
         return made[-1]
 
     yield make
@@ -286,6 +298,20 @@ def test_a_command_of_one_launch_leaves_nothing_behind(terraform):
     tf.close()
     wait_until(lambda: (tf.fork_servers(), tf.files()), "the fork server, its warmer and their files are gone",
                until=lambda seen: seen == ([], []))
+
+
+def test_terraform_commands_that_start_the_provider_once_or_twice_start_no_fork_server(terraform):
+    assert launcher.terraform_command(os.getpid()) is None  # not a terraform executable
+    shown = terraform(command="show")
+    assert launcher.terraform_command(shown.proc.pid) == "show"
+    assert shown.launch_and_call("schema")["warm"] is False
+    assert shown.launch_and_call("again")["warm"] is False
+    assert shown.fork_servers() == [] and shown.files() == []
+    shown.close()
+    applied = terraform(command="apply")
+    applied.launch_and_call("schema")
+    wait_until(applied.sockets, "the apply's fork server listens")
+    assert applied.launch_and_call("validate")["warm"] is True
 
 
 def test_a_fork_server_removes_what_killed_ones_left_and_nothing_else(terraform):
