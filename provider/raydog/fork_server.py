@@ -4,9 +4,9 @@ It loads what a launch needs (the framework, protobuf, gRPC, the provider's modu
 its socket, and then for each launch that connects forks a child. The child takes over the
 launch's stdin, stdout and stderr, environment, directory and arguments and runs
 ``raydog.plugin``'s server as a fresh launch would. Right after binding, the server forks a
-warmer that also loads the YellowDog SDK and renders the node scripts, and hands the socket
-to it when ready (``Server``); the command's third forked launch (the apply's) waits for it,
-so the apply's first request does not wait for the SDK's import. The children share a
+warmer that also loads the YellowDog SDK, and hands the socket to it when ready (``Server``); the command's third forked launch (the apply's) waits for it,
+so the apply's first request does not wait for the SDK's import, and so does the second (the
+plan's) where the local state holds resources the plan refreshes. The children share a
 private directory (``command_state``).
 
 The server is single-threaded (a fork with other threads running could copy a held lock),
@@ -35,8 +35,12 @@ MAX_REQUEST_BYTES = 4 << 20  # an environment and arguments; larger is refused
 LEFTOVER_AGE_SECONDS = 60.0
 # Launches forked before the warmer is ready; later ones wait for it. In `terraform apply` the
 # first two forks are the validation and the plan, which a plan of new resources serves
-# without the SDK; the third is the apply, whose first request needs it.
+# without the SDK; the third is the apply, whose first request needs it. A plan that
+# refreshes resources reads them with the SDK: where the working directory's local state
+# holds resources, the plan's fork (the second) waits too (REFRESHING_FORKS_BEFORE_WAITING).
 FORKS_BEFORE_WAITING = 2
+REFRESHING_FORKS_BEFORE_WAITING = 1
+STATE_READ_BYTES = 1 << 20  # read in chunks of this size, looking for a managed resource
 # The provider's packages a create, read or delete uses: loaded by the warmer.
 WARMED_PACKAGES = ("raydog.yellowdog", "raydog.lifecycle", "raydog.resources", "raydog.config",
                    "raydog.data_sources", "raydog.node_scripts")
@@ -89,6 +93,35 @@ def between_launches() -> list:
     from raydog.lifecycle import scripts
 
     return [lambda template=template: scripts.default_script(template) for template in scripts.NODE_DEFAULT_TEMPLATES]
+
+
+def local_state_has_resources(cwd: str, environ: dict) -> bool:
+    """Whether Terraform's local state in ``cwd`` (of the workspace ``environ`` selects)
+    holds a managed resource, which the command's plan then refreshes. False when the
+    state is elsewhere (a backend is configured: ``.terraform/terraform.tfstate``), missing
+    or unreadable: the fork server then does what it does for a plan of new resources."""
+    terraform_dir = os.path.join(cwd, ".terraform")
+    if os.path.exists(os.path.join(terraform_dir, "terraform.tfstate")):
+        return False
+    workspace = environ.get("TF_WORKSPACE")
+    if not workspace:
+        try:
+            with open(os.path.join(terraform_dir, "environment")) as file:
+                workspace = file.read().strip()
+        except OSError:
+            workspace = ""
+    path = (os.path.join(cwd, "terraform.tfstate") if workspace in ("", "default")
+            else os.path.join(cwd, "terraform.tfstate.d", workspace, "terraform.tfstate"))
+    marker, tail = b'"mode": "managed"', b""
+    try:
+        with open(path, "rb") as file:
+            while chunk := file.read(STATE_READ_BYTES):
+                if marker in tail + chunk:
+                    return True
+                tail = chunk[-len(marker):]
+    except OSError:
+        pass
+    return False
 
 
 def remove_leftovers(directory: str, own_lock: str, age: float = LEFTOVER_AGE_SECONDS) -> None:
@@ -149,7 +182,7 @@ class Server:
     """The accept-fork-reap loop.
 
     Right after it binds its socket the server forks a *warmer*: a copy that loads the SDK
-    and the rest of the provider (``warm_platform``, ~0.3 s) while this one already serves
+    and the rest of the provider (``warm_platform``, ~0.35 s) while this one already serves
     launches (validation and plans need none of it). When the warmer is ready it says so on
     a pipe, this server stops accepting and only waits for its children, and the warmer
     serves from the same socket from then on.
@@ -172,6 +205,7 @@ class Server:
         self.warmer: Optional[int] = None  # the pipe the warmer says "ready" on
         self.warmer_pid = 0
         self.forks = 0
+        self.forks_before_waiting = FORKS_BEFORE_WAITING
 
     def run(self) -> int:
         self.listener = self._bind()
@@ -335,7 +369,9 @@ class Server:
         self.children[pidfd] = (pid, conn)
         self.selector.register(pidfd, selectors.EVENT_READ, "child")
         self.forks += 1
-        if self.warmer is not None and self.forks >= FORKS_BEFORE_WAITING:
+        if self.forks == 1 and local_state_has_resources(request.cwd, request.environ):
+            self.forks_before_waiting = REFRESHING_FORKS_BEFORE_WAITING  # the plan refreshes: it waits for the SDK
+        if self.warmer is not None and self.forks >= self.forks_before_waiting:
             self._accept_launches(False)  # the next launches wait in the backlog for the warmer
 
     def _reap(self, pidfd: int) -> None:

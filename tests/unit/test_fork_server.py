@@ -60,13 +60,13 @@ RESOURCES = ["raydog_cluster", "raydog_head", "raydog_observability", "raydog_wo
 class Terraform:
     """The stand-in for Terraform: one process whose launches share its fork server."""
 
-    def __init__(self, tmp_path, run_dir, command=None, **environ):
+    def __init__(self, tmp_path, run_dir, command=None, cwd=None, **environ):
         self.run_dir = run_dir
         inherited = {k: v for k, v in os.environ.items() if k != launcher.SWITCH}
         self.environ = {**inherited, "XDG_RUNTIME_DIR": str(self.run_dir), "TF_LOG": "debug",
                         "GRPC_VERBOSITY": "ERROR", "HOME": str(tmp_path), **environ}
         if command is None:
-            argv, cwd = [sys.executable, "-c", DRIVER], None
+            argv = [sys.executable, "-c", DRIVER]
         else:  # seen as `terraform <command>`: Python, named terraform, runs the driver saved as <command>
             cwd = tmp_path / f"terraform-{command}"
             cwd.mkdir(exist_ok=True)
@@ -127,8 +127,8 @@ def terraform(tmp_path):
     run_dir = Path(tempfile.mkdtemp(prefix="fs-", dir="/tmp"))
     made = []
 
-    def make(command=None, **environ):
-        made.append(Terraform(tmp_path, run_dir, command, **environ))
+    def make(command=None, cwd=None, **environ):
+        made.append(Terraform(tmp_path, run_dir, command, cwd, **environ))
         return made[-1]
 
     yield make
@@ -303,7 +303,8 @@ def test_a_command_of_one_launch_leaves_nothing_behind(terraform):
 def test_terraform_commands_that_start_the_provider_once_or_twice_start_no_fork_server(terraform):
     assert launcher.terraform_command(os.getpid()) is None  # not a terraform executable
     shown = terraform(command="show")
-    assert launcher.terraform_command(shown.proc.pid) == "show"
+    wait_until(lambda: launcher.terraform_command(shown.proc.pid), "the stand-in runs as `terraform show`",
+               until=lambda command: command == "show")  # its command line is the new one once exec is done
     assert shown.launch_and_call("schema")["warm"] is False
     assert shown.launch_and_call("again")["warm"] is False
     assert shown.fork_servers() == [] and shown.files() == []
@@ -312,6 +313,42 @@ def test_terraform_commands_that_start_the_provider_once_or_twice_start_no_fork_
     applied.launch_and_call("schema")
     wait_until(applied.sockets, "the apply's fork server listens")
     assert applied.launch_and_call("validate")["warm"] is True
+
+
+MANAGED_STATE = json.dumps({"version": 4, "resources": [
+    {"mode": "managed", "type": "raydog_cluster", "name": "c", "instances": []}]}, indent=2)
+
+
+def test_a_plan_that_refreshes_resources_waits_for_the_sdk(terraform, tmp_path):
+    """With resources in the local state, the plan's launch (the second fork) reads them with
+    the SDK, so it is forked from the warmer, as the apply's launch is."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "terraform.tfstate").write_text(MANAGED_STATE)
+    tf = terraform(cwd=workdir)
+    tf.launch_and_call("schema")
+    wait_until(tf.sockets, "the fork server listens")
+    assert tf.launch_and_call("validate")["warm"] is True
+    assert tf.launch_and_call("plan") == {"rc": 0, "resources": RESOURCES, "warm": True, "sdk": True}
+
+
+def test_local_state_has_resources_reads_the_workspace_s_local_state_only(tmp_path):
+    from raydog.fork_server import local_state_has_resources
+
+    assert local_state_has_resources(str(tmp_path), {}) is False  # no state yet
+    (tmp_path / "terraform.tfstate").write_text(json.dumps({"version": 4, "resources": []}, indent=2))
+    assert local_state_has_resources(str(tmp_path), {}) is False
+    (tmp_path / "terraform.tfstate").write_text(MANAGED_STATE)
+    assert local_state_has_resources(str(tmp_path), {}) is True
+    assert local_state_has_resources(str(tmp_path), {"TF_WORKSPACE": "staging"}) is False
+    (tmp_path / ".terraform").mkdir()
+    (tmp_path / ".terraform" / "environment").write_text("staging")
+    assert local_state_has_resources(str(tmp_path), {}) is False
+    (tmp_path / "terraform.tfstate.d" / "staging").mkdir(parents=True)
+    (tmp_path / "terraform.tfstate.d" / "staging" / "terraform.tfstate").write_text(MANAGED_STATE)
+    assert local_state_has_resources(str(tmp_path), {}) is True
+    (tmp_path / ".terraform" / "terraform.tfstate").write_text('{"backend": {"type": "s3"}}')
+    assert local_state_has_resources(str(tmp_path), {}) is False  # the state is the backend's
 
 
 def test_a_fork_server_removes_what_killed_ones_left_and_nothing_else(terraform):
