@@ -72,12 +72,16 @@ def _schema_with_marker(tmp_path):
     return path
 
 
+def _start_with_prebuilt_schema(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    go_plugin.server_certificate()  # cached, as after a first launch
+    proc = start(tmp_path, "return plugin._load()", TEST_PREBUILT_SCHEMA=str(_schema_with_marker(tmp_path)))
+    return proc, proc.stdout.readline()
+
+
 def test_a_prebuilt_schema_is_answered_without_loading_the_provider(tmp_path, monkeypatch):
     """The first launch of every Terraform command only reads the schema and is shut down."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    go_plugin.server_certificate()
-    proc = start(tmp_path, "return plugin._load()", TEST_PREBUILT_SCHEMA=str(_schema_with_marker(tmp_path)))
-    line = proc.stdout.readline()
+    proc, line = _start_with_prebuilt_schema(tmp_path, monkeypatch)
     with smoke.connected(line) as channel:
         response = smoke.get_provider_schema(channel)
         assert response.resource_schemas["raydog_cluster"].block.description == "recorded by the build"
@@ -89,10 +93,7 @@ def test_a_prebuilt_schema_is_answered_without_loading_the_provider(tmp_path, mo
 
 
 def test_with_a_prebuilt_schema_the_first_call_that_needs_the_provider_loads_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
-    go_plugin.server_certificate()
-    proc = start(tmp_path, "return plugin._load()", TEST_PREBUILT_SCHEMA=str(_schema_with_marker(tmp_path)))
-    line = proc.stdout.readline()
+    proc, line = _start_with_prebuilt_schema(tmp_path, monkeypatch)
     with smoke.connected(line) as channel:
         smoke.validate_cluster(channel)
         assert smoke.get_provider_schema(channel).resource_schemas["raydog_cluster"].block.description == \
