@@ -4,10 +4,12 @@ It loads what a launch needs (the framework, protobuf, gRPC, the provider's modu
 its socket, and then for each launch that connects forks a child. The child takes over the
 launch's stdin, stdout and stderr, environment, directory and arguments and runs
 ``raydog.plugin``'s server as a fresh launch would. Right after binding, the server forks a
-warmer that also loads the YellowDog SDK, and hands the socket to it when ready (``Server``); the command's third forked launch (the apply's) waits for it,
-so the apply's first request does not wait for the SDK's import, and so does the second (the
-plan's) where the local state holds resources the plan refreshes. The children share a
-private directory (``command_state``).
+warmer that also loads the YellowDog SDK, and hands the socket to it when ready
+(``Server``). The command's third forked launch (the apply's) waits for it, so the apply's
+first request does not wait for the SDK's import, and so does the second (the plan's) where
+the local state holds resources the plan refreshes. Between launches the server renders the
+node scripts and removes what killed fork servers left. The children share a private
+directory (``command_state``).
 
 The server is single-threaded (a fork with other threads running could copy a held lock),
 tells each launcher its child's pid and then the child's wait status, and keeps no state
