@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Self
 
 import psutil
+from harness.processes import served_terraform
 from harness.terraform import Terraform, terraform_command, write_cli_config
-from raydog.launcher import FLAG as FORK_SERVER_FLAG
 
 from bench import REPO
 
@@ -225,15 +225,12 @@ def become_subreaper() -> None:
 
 
 def _fork_server_of(process: psutil.Process) -> int | None:
-    """The Terraform pid a fork server serves (its argument after the flag), or None if the
-    process is not a fork server (or is gone)."""
+    """The Terraform pid a fork server serves, or None if the process is not a fork server
+    (or is gone)."""
     try:
-        argv = process.cmdline()
+        return served_terraform(process.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
-    if FORK_SERVER_FLAG not in argv or argv.index(FORK_SERVER_FLAG) + 1 >= len(argv):
-        return None
-    return int(argv[argv.index(FORK_SERVER_FLAG) + 1])
 
 
 def _is_fork_server(process: psutil.Process) -> bool:

@@ -123,3 +123,14 @@ def raydog(venv: Path, *args: str, env: dict[str, str], check: bool = True) -> s
     """The ``raydog`` command of ``venv``."""
     command = [str(venv / "bin" / "raydog"), *args]
     return run(command, env=env) if check else subprocess.run(command, env=env, capture_output=True, text=True)
+
+
+def launch_provider(executable: Path, env: dict[str, str], timeout: float = 60) -> tuple[subprocess.Popen, bytes]:
+    """Start a built provider as Terraform does: the process and its handshake line (b"" if it
+    printed none within ``timeout``)."""
+    proc = subprocess.Popen([executable], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    line: dict[str, bytes] = {}
+    reader = threading.Thread(target=lambda: line.setdefault("text", proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return proc, line.get("text", b"")

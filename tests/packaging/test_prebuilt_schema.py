@@ -3,28 +3,17 @@ launch of every command from that record without loading its code."""
 
 from __future__ import annotations
 
-import subprocess
-import threading
-
 from raydog import go_plugin, tfcompat
 from raydog.packaging import archive, layout, smoke
 from raydog.provider import RaydogProvider
 from tf.gen import tfplugin_pb2 as pb
 
+from packaging_helpers import launch_provider
+
 
 def _this_code_schema() -> bytes:
     servicer = tfcompat._make_servicer_class()(RaydogProvider())
     return servicer.GetProviderSchema(pb.GetProviderSchema.Request(), None).SerializeToString(deterministic=True)
-
-
-def _launch(executable, home):
-    proc = subprocess.Popen([executable], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={"HOME": str(home), "PATH": "/usr/bin:/bin", "RAYDOG_PROVIDER_FORK_SERVER": "0"})
-    line = {}
-    reader = threading.Thread(target=lambda: line.setdefault("text", proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(60)
-    return proc, line.get("text", b"")
 
 
 def test_the_release_records_this_code_s_schema_and_the_provider_answers_from_it(release, tmp_path):
@@ -40,7 +29,8 @@ def test_the_release_records_this_code_s_schema_and_the_provider_answers_from_it
     recorded.write_bytes(response.SerializeToString(deterministic=True))
     home = tmp_path / "home"
     home.mkdir()
-    proc, line = _launch(tree / layout.executable_name(), home)
+    proc, line = launch_provider(tree / layout.executable_name(), {
+        "HOME": str(home), "PATH": "/usr/bin:/bin", "RAYDOG_PROVIDER_FORK_SERVER": "0"})
     try:
         with smoke.connected(line) as channel:
             schema = smoke.get_provider_schema(channel)

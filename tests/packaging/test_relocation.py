@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import threading
 
 from harness.terraform import REPO, changes, write_cli_config
 from raydog.packaging import archive, layout
 
-from packaging_helpers import raydog, with_sandbox, workdir
+from packaging_helpers import launch_provider, raydog, with_sandbox, workdir
 
 CLUSTER = """
 provider "raydog" {}
@@ -64,13 +62,9 @@ def test_the_provider_starts_without_python_and_maps_nothing_of_the_build(releas
     home = tmp_path / "home"
     home.mkdir()
     env = {"HOME": str(home), "PATH": str(tmp_path / "no-such-bin")}  # no python to be found
-    proc = subprocess.Popen([executable], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc, line = launch_provider(executable, env)
     try:
-        line = {}
-        reader = threading.Thread(target=lambda: line.setdefault("text", proc.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(60)
-        assert line.get("text", b"").split(b"|")[:2] == [b"1", b"6"], (line, proc.poll())
+        assert line.split(b"|")[:2] == [b"1", b"6"], (line, proc.poll())
         with open(f"/proc/{proc.pid}/maps") as maps:
             mapped = {fields[-1] for fields in (row.split() for row in maps) if len(fields) == 6}
     finally:

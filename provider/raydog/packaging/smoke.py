@@ -65,18 +65,9 @@ def get_provider_schema(channel, timeout: float = 30):
 
 
 def provider_schema_bytes(channel, timeout: float = 30) -> bytes:
-    """GetProviderSchema's answer as the provider sent it, re-serialized deterministically (map
-    entries sorted), so equal schemas give equal bytes; raises as get_provider_schema does."""
-    from tf.gen import tfplugin_pb2 as pb
-
-    call = channel.unary_unary("/tfplugin6.Provider/GetProviderSchema", request_serializer=None,
-                               response_deserializer=None)
-    response = pb.GetProviderSchema.Response.FromString(call(pb.GetProviderSchema.Request().SerializeToString(),
-                                                             timeout=timeout))
-    errors = [d.summary for d in response.diagnostics if d.severity == d.ERROR]
-    if errors or not response.resource_schemas:
-        raise RuntimeError(f"the provider answered GetProviderSchema without resource schemas: {errors}")
-    return response.SerializeToString(deterministic=True)
+    """GetProviderSchema's answer (checked as get_provider_schema checks it), serialized
+    deterministically (map entries sorted), so equal schemas give equal bytes."""
+    return get_provider_schema(channel, timeout=timeout).SerializeToString(deterministic=True)
 
 
 def validate_cluster(channel, timeout: float = 30) -> None:
